@@ -1,0 +1,230 @@
+//! JSONL file replay: one event per line, read as fast as the dataflow takes it.
+//!
+//! With several workers the file is cut into equal byte ranges, one per worker,
+//! each extended to whole lines (a line belongs to the range its first byte is
+//! in), so every line is read exactly once. Each range has its own watermark,
+//! like a Kafka partition: the frontier is the slowest range's watermark.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use pulse_core::dead_letter::Position;
+use pulse_core::{DeadLetter, Event};
+
+use crate::source::{EventReader, ReadBatch, ReadStatus};
+
+const CHUNK: usize = 1 << 20;
+
+/// Reads one worker's share of a JSONL file.
+pub struct JsonlFileReader {
+    component: String,
+    path: PathBuf,
+    file: File,
+    /// Offset of `buffer[0]` in the file.
+    buffer_offset: u64,
+    buffer: Vec<u8>,
+    /// Lines starting at or after this offset belong to the next worker.
+    end: u64,
+    /// Lines read so far in this range, to number dead letters.
+    lines_in_range: u64,
+    /// Lines before this range, counted only when a dead letter needs it.
+    lines_before_range: Option<u64>,
+    range_start: u64,
+    eof: bool,
+}
+
+impl JsonlFileReader {
+    /// Opens worker `worker` of `peers`'s share of the file at `path`.
+    pub fn open(component: &str, path: &Path, worker: usize, peers: usize) -> io::Result<Self> {
+        let mut file = File::open(path)?;
+        let len = file.metadata()?.len();
+        let share = |i: usize| (u128::from(len) * i as u128 / peers as u128) as u64;
+        let (mut start, end) = (share(worker), share(worker + 1));
+        if start > 0 {
+            // Skip the line that began in the previous range.
+            file.seek(SeekFrom::Start(start - 1))?;
+            let mut skipped = Vec::new();
+            let mut byte = [0u8; 1];
+            loop {
+                if file.read(&mut byte)? == 0 {
+                    start = len;
+                    break;
+                }
+                if byte[0] == b'\n' {
+                    start = start - 1 + skipped.len() as u64 + 1;
+                    break;
+                }
+                skipped.push(byte[0]);
+            }
+        }
+        file.seek(SeekFrom::Start(start))?;
+        Ok(Self {
+            component: component.to_owned(),
+            path: path.to_owned(),
+            file,
+            buffer_offset: start,
+            buffer: Vec::with_capacity(CHUNK * 2),
+            end,
+            lines_in_range: 0,
+            lines_before_range: (start == 0).then_some(0),
+            range_start: start,
+            eof: start >= end,
+        })
+    }
+
+    fn lines_before_range(&mut self) -> u64 {
+        if let Some(lines) = self.lines_before_range {
+            return lines;
+        }
+        let counted = File::open(&self.path).and_then(|file| {
+            let mut prefix = Vec::new();
+            file.take(self.range_start).read_to_end(&mut prefix)?;
+            Ok(memchr::memchr_iter(b'\n', &prefix).count() as u64)
+        });
+        let lines = counted.unwrap_or(0);
+        self.lines_before_range = Some(lines);
+        lines
+    }
+
+    fn dead_letter(&mut self, line: &[u8], offset: u64, reason: String) -> DeadLetter {
+        let line_number = self.lines_before_range() + self.lines_in_range;
+        DeadLetter {
+            component: self.component.clone(),
+            reason,
+            position: Position::File {
+                path: self.path.display().to_string(),
+                line: line_number,
+                offset,
+            },
+            raw: String::from_utf8_lossy(line).into_owned(),
+        }
+    }
+}
+
+impl EventReader for JsonlFileReader {
+    fn read(&mut self, batch: &mut ReadBatch) -> ReadStatus {
+        if self.eof {
+            return ReadStatus::Finished;
+        }
+        let kept = self.buffer.len();
+        self.buffer.resize(kept + CHUNK, 0);
+        let read = match self.file.read(&mut self.buffer[kept..]) {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::error!(component = %self.component, path = %self.path.display(), %error, "reading failed; ending this source");
+                0
+            }
+        };
+        self.buffer.truncate(kept + read);
+        let at_eof = read == 0;
+
+        let mut consumed = 0;
+        let buffer = std::mem::take(&mut self.buffer);
+        loop {
+            let line_offset = self.buffer_offset + consumed as u64;
+            if line_offset >= self.end {
+                self.eof = true;
+                break;
+            }
+            let rest = &buffer[consumed..];
+            let (line, next) = match memchr::memchr(b'\n', rest) {
+                Some(newline) => (&rest[..newline], consumed + newline + 1),
+                None if at_eof && !rest.is_empty() => (rest, buffer.len()),
+                None => break,
+            };
+            consumed = next;
+            self.lines_in_range += 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match Event::from_json(line) {
+                Ok(event) => batch.events.push(event),
+                Err(error) => {
+                    let letter = self.dead_letter(line, line_offset, error.to_string());
+                    batch.dead_letters.push(letter);
+                }
+            }
+        }
+        self.buffer = buffer;
+        self.buffer.drain(..consumed);
+        self.buffer_offset += consumed as u64;
+        if at_eof {
+            self.eof = true;
+        }
+        if self.eof {
+            ReadStatus::Finished
+        } else {
+            ReadStatus::More
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn metric(ts: u64) -> String {
+        format!(r#"{{"ts":{ts},"tenant":"t","source":"s","kind":"metric","metric":"cpu","value":1}}"#)
+    }
+
+    fn read_all(path: &Path, worker: usize, peers: usize) -> ReadBatch {
+        let mut reader = JsonlFileReader::open("file", path, worker, peers).unwrap();
+        let mut batch = ReadBatch::default();
+        while reader.read(&mut batch) != ReadStatus::Finished {}
+        batch
+    }
+
+    #[test]
+    fn every_line_is_read_once_whatever_the_split() {
+        let dir = std::env::temp_dir().join(format!("pulse-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        let mut file = File::create(&path).unwrap();
+        for ts in 0..1000 {
+            writeln!(file, "{}", metric(ts)).unwrap();
+        }
+        write!(file, "{}", metric(1000)).unwrap(); // no trailing newline
+        drop(file);
+        for peers in [1, 2, 3, 7] {
+            let mut seen: Vec<u64> = (0..peers)
+                .flat_map(|w| read_all(&path, w, peers).events)
+                .map(|e| e.ts)
+                .collect();
+            seen.sort();
+            assert_eq!(seen, (0..=1000).collect::<Vec<_>>(), "peers={peers}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_lines_become_dead_letters_with_their_line_number() {
+        let dir = std::env::temp_dir().join(format!("pulse-file-dl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        let lines = [
+            metric(1),
+            "{broken".to_owned(),
+            String::new(),
+            metric(2),
+            r#"{"ts":3}"#.to_owned(),
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let mut letters: Vec<DeadLetter> = (0..2).flat_map(|w| read_all(&path, w, 2).dead_letters).collect();
+        letters.sort_by_key(|l| l.raw.clone());
+        assert_eq!(letters.len(), 2);
+        assert_eq!(letters[0].raw, r#"{"ts":3}"#);
+        assert!(
+            matches!(letters[0].position, Position::File { line: 5, .. }),
+            "{:?}",
+            letters[0].position
+        );
+        assert!(letters[0].reason.contains("missing field"), "{}", letters[0].reason);
+        assert!(
+            matches!(letters[1].position, Position::File { line: 2, offset, .. } if offset == metric(1).len() as u64 + 1)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

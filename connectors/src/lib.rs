@@ -1,0 +1,16 @@
+//! Sources of pulse: where events come from.
+//!
+//! Every source is an [`EventReader`] run by the shared [`event_source`]
+//! operator, which turns event times into progress (the watermark), splits off
+//! late events and dead letters, and never stops on bad input.
+//!
+//! - [`generator`]: synthetic sensors, paced to a rate or as fast as possible.
+//! - [`file`]: JSONL file replay, split across workers by byte range.
+
+pub mod file;
+pub mod generator;
+pub mod source;
+pub mod watermark;
+
+pub use source::{EventReader, ReadBatch, ReadStatus, SourceSettings, SourceStreams, event_source};
+pub use watermark::Watermark;

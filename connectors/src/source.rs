@@ -1,0 +1,184 @@
+//! The timely operator every source shares: watermarks, late data, dead letters.
+//!
+//! A source is an [`EventReader`] (reads batches of events from somewhere) run
+//! by [`event_source`], which sends each event at its event time coarsened to
+//! the granule and holds its capability at the reader's [`Watermark`], so the
+//! dataflow frontier is the watermark. Events behind the watermark go to the
+//! `late` output and undecodable input to the `dead_letter` output; both are
+//! counted, neither stops the source.
+
+use std::time::Duration;
+
+use pulse_core::time::coarsen;
+use pulse_core::{DeadLetter, Event, EventTime, Shutdown};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::{Scope, Stream};
+
+use crate::watermark::Watermark;
+
+/// What a reader produced in one call.
+#[derive(Debug, Default)]
+pub struct ReadBatch {
+    /// Decoded events, in the order read.
+    pub events: Vec<Event>,
+    /// Records that did not decode.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// Whether a reader has more to give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// Call again right away.
+    More,
+    /// Nothing now; call again after this long.
+    Idle(Duration),
+    /// The input is exhausted (a bounded source reached its end).
+    Finished,
+}
+
+/// Reads events from one partition of a source's input.
+pub trait EventReader: 'static {
+    /// Appends what is available now to `batch`.
+    fn read(&mut self, batch: &mut ReadBatch) -> ReadStatus;
+}
+
+/// How a source turns event times into progress.
+#[derive(Clone, Debug)]
+pub struct SourceSettings {
+    /// Component name, for logs and metrics.
+    pub name: String,
+    /// How far behind the newest event an event may be before it is late.
+    pub max_out_of_orderness_ms: u64,
+    /// The engine's time granule in ms.
+    pub granule_ms: u64,
+    /// Stops the source when triggered.
+    pub shutdown: Shutdown,
+}
+
+/// The three outputs of a source.
+pub struct SourceStreams<'scope> {
+    /// Events on time, at their (coarsened) event time.
+    pub events: Stream<'scope, EventTime, Vec<Event>>,
+    /// Events that arrived behind the watermark.
+    pub late: Stream<'scope, EventTime, Vec<Event>>,
+    /// Input that did not decode.
+    pub dead_letters: Stream<'scope, EventTime, Vec<DeadLetter>>,
+}
+
+/// Builds the source operator for this worker around `reader`.
+pub fn event_source<'scope, R: EventReader>(
+    scope: Scope<'scope, EventTime>,
+    settings: SourceSettings,
+    mut reader: R,
+) -> SourceStreams<'scope> {
+    let mut builder = OperatorBuilder::new(settings.name.clone(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let (events_out, events) = builder.new_output();
+    let (late_out, late) = builder.new_output();
+    let (dead_out, dead_letters) = builder.new_output();
+    let mut events_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Event>>>::from(events_out);
+    let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Event>>>::from(late_out);
+    let mut dead_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
+
+    let labels = [("component", settings.name.clone())];
+    let sent = metrics::counter!("pulse_component_sent_events_total", &labels);
+    let late_count = metrics::counter!("pulse_late_events_total", &labels);
+    let dead_count = metrics::counter!("pulse_dead_letters_total", &labels);
+    let watermark_gauge = metrics::gauge!("pulse_source_watermark_ms", &labels);
+    let granule = settings.granule_ms;
+
+    builder.build(move |capabilities| {
+        let mut capabilities = Some(capabilities);
+        let mut watermark = Watermark::new(settings.max_out_of_orderness_ms);
+        let mut batch = ReadBatch::default();
+        let mut buckets = TimeBuckets::default();
+        let mut late_events = Vec::new();
+        move |_frontiers| {
+            let Some(caps) = capabilities.as_mut() else { return };
+            if settings.shutdown.is_triggered() {
+                capabilities = None;
+                return;
+            }
+            let status = reader.read(&mut batch);
+
+            for event in batch.events.drain(..) {
+                if watermark.is_late(event.ts) {
+                    late_events.push(event);
+                } else {
+                    watermark.observe(event.ts);
+                    buckets.push(coarsen(event.ts, granule), event);
+                }
+            }
+            let mut events_handle = events_out.activate();
+            let mut on_time = 0;
+            for (time, bucket) in buckets.drain() {
+                on_time += bucket.len();
+                events_handle.session(&caps[0].delayed(&time)).give_container(bucket);
+            }
+            sent.increment(on_time as u64);
+            if !late_events.is_empty() {
+                late_count.increment(late_events.len() as u64);
+                late_out.activate().session(&caps[1]).give_container(&mut late_events);
+                late_events.clear();
+            }
+            if !batch.dead_letters.is_empty() {
+                dead_count.increment(batch.dead_letters.len() as u64);
+                dead_out
+                    .activate()
+                    .session(&caps[2])
+                    .give_container(&mut batch.dead_letters);
+                batch.dead_letters.clear();
+            }
+
+            let progress = coarsen(watermark.current(), granule);
+            if *caps[0].time() < progress {
+                watermark_gauge.set(watermark.current() as f64);
+                caps.iter_mut().for_each(|cap| cap.downgrade(&progress));
+            }
+            match status {
+                ReadStatus::More => activator.activate(),
+                ReadStatus::Idle(delay) => activator.activate_after(delay),
+                ReadStatus::Finished => capabilities = None,
+            }
+        }
+    });
+    SourceStreams {
+        events,
+        late,
+        dead_letters,
+    }
+}
+
+/// Events of one read grouped by timestamp, so each time is sent as one message.
+#[derive(Default)]
+struct TimeBuckets {
+    buckets: Vec<(EventTime, Vec<Event>)>,
+    used: usize,
+}
+
+impl TimeBuckets {
+    #[inline]
+    fn push(&mut self, time: EventTime, event: Event) {
+        // Reads are nearly in time order: the bucket used last is almost always right.
+        let index = match self.buckets[..self.used].iter().rposition(|(t, _)| *t == time) {
+            Some(index) => index,
+            None => {
+                if self.used == self.buckets.len() {
+                    self.buckets.push((time, Vec::new()));
+                }
+                self.buckets[self.used].0 = time;
+                self.buckets[self.used].1.clear();
+                self.used += 1;
+                self.used - 1
+            }
+        };
+        self.buckets[index].1.push(event);
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = (EventTime, &mut Vec<Event>)> {
+        let used = std::mem::take(&mut self.used);
+        self.buckets[..used].iter_mut().map(|(time, events)| (*time, events))
+    }
+}

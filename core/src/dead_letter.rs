@@ -1,0 +1,39 @@
+//! Records that could not be decoded, kept with the reason and where they came from.
+
+use serde::{Deserialize, Serialize};
+
+/// An input record that did not decode into an [`Event`](crate::Event).
+///
+/// It is never dropped silently: sources emit it on their `dead_letter` output,
+/// which a sink consumes (by default a JSONL file), and count it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The pipeline component that read the record.
+    pub component: String,
+    /// Why it was rejected, e.g. `missing field "ts" at line 1 column 40`.
+    pub reason: String,
+    /// Where it was read: a file and line, a topic/partition/offset.
+    pub position: Position,
+    /// The raw text (lossily decoded when it was not UTF-8).
+    pub raw: String,
+}
+
+/// Where a record was read from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Position {
+    /// A line of a file: 1-based line number and the byte offset of its start.
+    File {
+        /// The file's path as configured.
+        path: String,
+        /// 1-based line number.
+        line: u64,
+        /// Byte offset of the line's first byte.
+        offset: u64,
+    },
+    /// A generated record (the generator never produces bad records, but tests may).
+    Generated {
+        /// Sequence number of the record.
+        sequence: u64,
+    },
+}

@@ -1,0 +1,186 @@
+//! Errors in pipeline files, rendered with the file, line, column and a fix.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// One problem in a pipeline file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Byte range in the (interpolated) text, when known.
+    pub span: Option<Range<usize>>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A problem at `span`.
+    pub fn new(span: Option<Range<usize>>, message: impl Into<String>, help: Option<String>) -> Self {
+        Self {
+            span,
+            message: message.into(),
+            help,
+        }
+    }
+}
+
+/// A problem placed in its file: line and column are 1-based.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// What is wrong and how to fix it.
+    pub diagnostic: Diagnostic,
+    /// Line, column (in characters) and the line's text, when the span is known.
+    pub place: Option<(usize, usize, String, usize)>,
+}
+
+/// Everything wrong with one pipeline file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// Its problems, in file order.
+    pub problems: Vec<Located>,
+}
+
+impl ConfigError {
+    /// Places `diagnostics` in `text`, read from `path`.
+    pub fn new(path: &Path, text: &str, mut diagnostics: Vec<Diagnostic>) -> Self {
+        diagnostics.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+        let problems = diagnostics
+            .into_iter()
+            .map(|diagnostic| {
+                let place = diagnostic.span.as_ref().map(|span| place(text, span));
+                Located { diagnostic, place }
+            })
+            .collect();
+        Self {
+            path: path.to_owned(),
+            problems,
+        }
+    }
+
+    /// The file could not be read at all.
+    pub fn unreadable(path: &Path, error: &std::io::Error) -> Self {
+        let diagnostic = Diagnostic::new(
+            None,
+            format!("cannot read the pipeline file: {error}"),
+            Some("check the path; pipelines live in pipelines/, e.g. pipelines/demo.toml".into()),
+        );
+        Self {
+            path: path.to_owned(),
+            problems: vec![Located {
+                diagnostic,
+                place: None,
+            }],
+        }
+    }
+}
+
+/// Line, column, the line's text and the width of the marker for `span`.
+fn place(text: &str, span: &Range<usize>) -> (usize, usize, String, usize) {
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let width = text[start..span.end.clamp(start, line_end)].chars().count().max(1);
+    (line, column, text[line_start..line_end].to_owned(), width)
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            let d = &problem.diagnostic;
+            writeln!(f, "error: {}", d.message)?;
+            match &problem.place {
+                Some((line, column, text, width)) => {
+                    let gutter = " ".repeat(line.to_string().len());
+                    writeln!(f, "{gutter}--> {path}:{line}:{column}")?;
+                    writeln!(f, "{gutter} |")?;
+                    writeln!(f, "{line} | {text}")?;
+                    writeln!(f, "{gutter} | {}{}", " ".repeat(column - 1), "^".repeat(*width))?;
+                    if let Some(help) = &d.help {
+                        writeln!(f, "{gutter} = help: {help}")?;
+                    }
+                }
+                None => {
+                    writeln!(f, "  --> {path}")?;
+                    if let Some(help) = &d.help {
+                        writeln!(f, "   = help: {help}")?;
+                    }
+                }
+            }
+        }
+        let n = self.problems.len();
+        write!(f, "{path}: {n} error{}", if n == 1 { "" } else { "s" })
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Turns a TOML/serde error into a diagnostic, pointing at the offending key
+/// when the error names one (serde reports unknown keys against their table).
+pub fn from_toml(text: &str, error: &toml::de::Error) -> Diagnostic {
+    let message = error.message().trim().to_owned();
+    let mut span = error.span();
+    let backticked = |prefix: &str| -> Option<String> {
+        let rest = message.strip_prefix(prefix)?;
+        let rest = rest.strip_prefix('`')?;
+        Some(rest[..rest.find('`')?].to_owned())
+    };
+    let help = if let Some(key) = backticked("unknown field ") {
+        span = span.map(|s| find_key(text, s.clone(), &key).unwrap_or(s));
+        Some(match key.as_str() {
+            "allowed_lateness" | "max_lateness" => {
+                "lateness is decided where events enter: set `max_out_of_orderness = \"2s\"` on the source".to_owned()
+            }
+            _ => format!("remove `{key}`, or correct it to one of the keys listed"),
+        })
+    } else if let Some(variant) = backticked("unknown variant ") {
+        span = span.map(|s| find_value(text, s.clone(), &variant).unwrap_or(s));
+        Some(format!(
+            "`{variant}` is not one of the choices listed; see the pipeline reference in README.md"
+        ))
+    } else if let Some(field) = backticked("missing field ") {
+        Some(format!("add `{field} = ...` to this table"))
+    } else if message.contains("malformed duration") {
+        None
+    } else {
+        Some("see the pipeline reference in README.md".to_owned())
+    };
+    Diagnostic::new(span, message, help)
+}
+
+/// The span of `key = ` within `within`.
+fn find_key(text: &str, within: Range<usize>, key: &str) -> Option<Range<usize>> {
+    let region = text.get(within.clone())?;
+    let mut offset = 0;
+    while let Some(found) = region[offset..].find(key) {
+        let start = offset + found;
+        let before_ok = region[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        let after = region[start + key.len()..].trim_start_matches([' ', '\t', '"']);
+        if before_ok && after.starts_with('=') {
+            return Some(within.start + start..within.start + start + key.len());
+        }
+        offset = start + key.len();
+    }
+    None
+}
+
+/// The span of the string value `"value"` within `within`.
+fn find_value(text: &str, within: Range<usize>, value: &str) -> Option<Range<usize>> {
+    let region = text.get(within.clone())?;
+    let quoted = format!("\"{value}\"");
+    region
+        .find(&quoted)
+        .map(|i| within.start + i..within.start + i + quoted.len())
+}

@@ -1,0 +1,219 @@
+//! Pipeline files: what a user writes, read with serde and checked before anything runs.
+//!
+//! A pipeline has named `sources`, `operators` and `sinks`, each with a `type`
+//! (closed sets: a typo is an error naming the key) and, for operators and
+//! sinks, the `inputs` they read. An input is a component name, or a source's
+//! side output: `name.late` (events behind the watermark) or `name.dead_letter`
+//! (input that did not decode). Loading runs in three steps: `${VAR}`
+//! interpolation ([`interpolate`]), parsing ([`PipelineConfig`]) and checking
+//! the graph ([`validate`]); every error carries the file, line and column.
+
+pub mod diagnostic;
+pub mod interpolate;
+pub mod spans;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use pulse_connectors::generator::SensorsConfig;
+use pulse_core::{DurationSpec, EventKind};
+use pulse_operators::Aggregate;
+use pulse_operators::window::{KeyField, WindowSpec};
+use pulse_sinks::StdoutFormat;
+use serde::Deserialize;
+
+pub use diagnostic::{ConfigError, Diagnostic};
+
+/// A whole pipeline file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Engine settings.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// Where events come from, by name.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// What is computed, by name.
+    #[serde(default)]
+    pub operators: BTreeMap<String, OperatorConfig>,
+    /// Where results go, by name.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkConfig>,
+}
+
+/// The `[engine]` table.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Timely worker threads in this process (default: the number of CPU cores).
+    pub workers: usize,
+    /// Event times are rounded down to this for progress tracking (default 100ms);
+    /// window sizes and slides must be multiples of it.
+    pub granule: DurationSpec,
+    /// Where dead letters that no sink consumes are written (default `dead-letter.jsonl`).
+    pub dead_letter_path: PathBuf,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
+            granule: DurationSpec::from_millis(100),
+            dead_letter_path: PathBuf::from("dead-letter.jsonl"),
+        }
+    }
+}
+
+/// A source: where events come from.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Synthetic events from a deterministic model.
+    Generator {
+        /// The model: `sensors`.
+        #[serde(default)]
+        profile: GeneratorProfile,
+        /// Events per second over all workers; 0 = as fast as possible (default 10000).
+        #[serde(default = "default_rate")]
+        rate: u64,
+        /// Stop after this many events (default: run until stopped).
+        #[serde(default)]
+        events: Option<u64>,
+        /// Event time of the first event, epoch ms (default: now).
+        #[serde(default)]
+        start: Option<u64>,
+        /// Allowed disorder before an event is late (default 0s).
+        #[serde(default)]
+        max_out_of_orderness: DurationSpec,
+        /// Settings of the `sensors` profile.
+        #[serde(default)]
+        sensors: SensorsConfig,
+    },
+    /// Replays a JSONL file as fast as possible, then ends.
+    File {
+        /// The file to read.
+        path: PathBuf,
+        /// Allowed disorder before an event is late (default 0s).
+        #[serde(default)]
+        max_out_of_orderness: DurationSpec,
+        /// The event kinds the file holds (default: all), for checking aggregates.
+        #[serde(default = "all_kinds")]
+        kinds: Vec<EventKind>,
+    },
+}
+
+/// The generator's models.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeneratorProfile {
+    /// Hosts of several tenants reporting cpu, mem, disk, net and temp.
+    #[default]
+    Sensors,
+}
+
+/// An operator: what is computed.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OperatorConfig {
+    /// Event-time windows with aggregates per key.
+    Window {
+        /// Streams of events to read.
+        inputs: Vec<String>,
+        /// `{ tumbling = "10s" }`, `{ hopping = "1m", slide = "10s" }` or `{ session = "30s" }`.
+        window: WindowSpec,
+        /// Fields to group by (default: none, one group).
+        #[serde(default)]
+        key: Vec<KeyField>,
+        /// Aggregates per (window, key) (default `["count"]`).
+        #[serde(default = "default_aggregates")]
+        aggregates: Vec<Aggregate>,
+    },
+}
+
+/// A sink: where results go.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// Standard output.
+    Stdout {
+        /// Streams to write.
+        inputs: Vec<String>,
+        /// `json` (default) or `table`.
+        #[serde(default)]
+        format: StdoutFormat,
+    },
+    /// A JSONL file.
+    File {
+        /// Streams to write.
+        inputs: Vec<String>,
+        /// The file to write.
+        path: PathBuf,
+        /// Keep existing content (default false: the file is rewritten).
+        #[serde(default)]
+        append: bool,
+    },
+}
+
+fn default_rate() -> u64 {
+    10_000
+}
+
+fn all_kinds() -> Vec<EventKind> {
+    EventKind::ALL.to_vec()
+}
+
+fn default_aggregates() -> Vec<Aggregate> {
+    vec![Aggregate::Count]
+}
+
+impl OperatorConfig {
+    /// The streams the operator reads.
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            OperatorConfig::Window { inputs, .. } => inputs,
+        }
+    }
+}
+
+impl SinkConfig {
+    /// The streams the sink writes.
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            SinkConfig::Stdout { inputs, .. } | SinkConfig::File { inputs, .. } => inputs,
+        }
+    }
+}
+
+/// A pipeline file read, interpolated, parsed and checked.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The parsed configuration.
+    pub config: PipelineConfig,
+}
+
+impl Pipeline {
+    /// Reads and checks the pipeline at `path`, with `env` for `${VAR}` interpolation.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::unreadable(path, &error))?;
+        Self::parse(path, &text, env)
+    }
+
+    /// Checks pipeline text as if read from `path`.
+    pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigError> {
+        let text = interpolate::interpolate(text, env).map_err(|errors| ConfigError::new(path, text, errors))?;
+        let config: PipelineConfig = toml::from_str(&text)
+            .map_err(|error| ConfigError::new(path, &text, vec![diagnostic::from_toml(&text, &error)]))?;
+        let problems = validate::validate(&config);
+        if !problems.is_empty() {
+            return Err(ConfigError::new(path, &text, spans::locate_all(&text, problems)));
+        }
+        Ok(Pipeline {
+            path: path.to_owned(),
+            config,
+        })
+    }
+}

@@ -1,0 +1,14 @@
+//! The pulse engine: pipeline files, the planner that turns them into a timely
+//! dataflow, and running it.
+//!
+//! The `pulse` binary is a thin shell over [`cli::main`]; everything else is a
+//! library so that tests drive it directly.
+
+pub mod cli;
+pub mod config;
+pub mod plan;
+pub mod run;
+pub mod telemetry;
+
+pub use config::{ConfigError, Pipeline, PipelineConfig};
+pub use run::{RunOptions, RunReport, run};

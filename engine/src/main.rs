@@ -1,0 +1,5 @@
+//! The `pulse` binary.
+
+fn main() -> std::process::ExitCode {
+    pulse::cli::main()
+}

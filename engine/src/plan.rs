@@ -1,0 +1,280 @@
+//! The planner: turns a checked pipeline into a timely dataflow on each worker.
+//!
+//! Everything that can fail for reasons outside the dataflow (files that do
+//! not open, outputs that cannot be created) is done once, up front, by
+//! [`Resources::prepare`], so that a worker never fails halfway through
+//! building its part of the dataflow while the others wait for it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use pulse_connectors::file::JsonlFileReader;
+use pulse_connectors::generator::{GeneratorReader, GeneratorSettings};
+use pulse_connectors::{SourceSettings, event_source};
+use pulse_core::{DeadLetter, Event, EventTime, Shutdown};
+use pulse_operators::window::{WindowConfig, WindowExt, WindowRow};
+use pulse_sinks::{JsonlFile, LineSink, Stdout, to_json_lines, write_lines};
+use timely::dataflow::operators::Concatenate;
+use timely::dataflow::{Scope, Stream};
+
+use crate::config::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig};
+
+/// Why a pipeline cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A file source's file does not open.
+    #[error("source `{source_name}` cannot open {path}: {error}")]
+    SourceFile {
+        /// The source.
+        source_name: String,
+        /// Its file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A sink's destination cannot be created.
+    #[error("sink `{sink}` cannot open its output: {error}")]
+    Sink {
+        /// The sink.
+        sink: String,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// A sink opened before the dataflow starts, handed to worker 0.
+type SinkSlot = Mutex<Option<Box<dyn LineSink + Send>>>;
+
+/// What the dataflow needs from outside, prepared once for all workers.
+pub struct Resources {
+    config: Arc<PipelineConfig>,
+    sinks: BTreeMap<String, SinkSlot>,
+    /// Dead-letter streams no sink reads; they go to the engine's dead-letter file.
+    unread_dead_letters: Vec<String>,
+    default_dead_letters: SinkSlot,
+    shutdown: Shutdown,
+    /// Wall-clock start, the event time of generators without a `start`.
+    started_ms: EventTime,
+}
+
+impl Resources {
+    /// Opens every sink and checks every source file.
+    pub fn prepare(config: Arc<PipelineConfig>, shutdown: Shutdown) -> Result<Self, PlanError> {
+        for (name, source) in &config.sources {
+            if let SourceConfig::File { path, .. } = source {
+                File::open(path).map_err(|error| PlanError::SourceFile {
+                    source_name: name.clone(),
+                    path: path.clone(),
+                    error,
+                })?;
+            }
+        }
+        let mut sinks = BTreeMap::new();
+        for (name, sink) in &config.sinks {
+            let opened: Box<dyn LineSink + Send> = match sink {
+                SinkConfig::Stdout { format, .. } => Box::new(Stdout::new(name, *format)),
+                SinkConfig::File { path, append, .. } => {
+                    Box::new(JsonlFile::create(path, *append).map_err(|error| PlanError::Sink {
+                        sink: name.clone(),
+                        error,
+                    })?)
+                }
+            };
+            sinks.insert(name.clone(), Mutex::new(Some(opened)));
+        }
+        let read: Vec<&String> = config.sinks.values().flat_map(|s| s.inputs()).collect();
+        let unread_dead_letters = config
+            .sources
+            .keys()
+            .map(|name| format!("{name}.dead_letter"))
+            .filter(|stream| !read.contains(&stream))
+            .collect();
+        let default_dead_letters: Box<dyn LineSink + Send> = Box::new(LazyFile {
+            path: config.engine.dead_letter_path.clone(),
+            file: None,
+        });
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as EventTime);
+        Ok(Self {
+            config,
+            sinks,
+            unread_dead_letters,
+            default_dead_letters: Mutex::new(Some(default_dead_letters)),
+            shutdown,
+            started_ms,
+        })
+    }
+
+    /// The pipeline being run.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+}
+
+/// A JSONL file created only when the first line arrives.
+struct LazyFile {
+    path: PathBuf,
+    file: Option<JsonlFile>,
+}
+
+impl LineSink for LazyFile {
+    fn write_batch(&mut self, lines: &[String]) -> std::io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            tracing::warn!(path = %self.path.display(), "undecodable input: writing dead letters");
+            self.file = Some(JsonlFile::create(&self.path, true)?);
+        }
+        self.file.as_mut().map_or(Ok(()), |f| f.write_batch(lines))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), LineSink::flush)
+    }
+}
+
+/// A built stream, by what it carries.
+#[derive(Clone)]
+enum Built<'scope> {
+    Events(Stream<'scope, EventTime, Vec<Event>>),
+    Rows(Stream<'scope, EventTime, Vec<WindowRow>>),
+    DeadLetters(Stream<'scope, EventTime, Vec<DeadLetter>>),
+}
+
+impl<'scope> Built<'scope> {
+    fn json_lines(self) -> Stream<'scope, EventTime, Vec<String>> {
+        match self {
+            Built::Events(s) => to_json_lines(s),
+            Built::Rows(s) => to_json_lines(s),
+            Built::DeadLetters(s) => to_json_lines(s),
+        }
+    }
+}
+
+/// Builds this worker's part of the dataflow.
+pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
+    let config = &resources.config;
+    let granule_ms = config.engine.granule.as_millis();
+    let (worker, peers) = (scope.index(), scope.peers());
+    let mut streams: BTreeMap<String, Built<'scope>> = BTreeMap::new();
+
+    for (name, source) in &config.sources {
+        let settings = |max_out_of_orderness_ms| SourceSettings {
+            name: name.clone(),
+            max_out_of_orderness_ms,
+            granule_ms,
+            shutdown: resources.shutdown.clone(),
+        };
+        let outputs = match source {
+            SourceConfig::Generator {
+                rate,
+                events,
+                start,
+                max_out_of_orderness,
+                sensors,
+                ..
+            } => {
+                let generator = GeneratorSettings {
+                    sensors: sensors.clone(),
+                    rate: *rate,
+                    events: *events,
+                    start: start.unwrap_or(resources.started_ms),
+                };
+                let reader = GeneratorReader::new(generator, worker, peers);
+                event_source(scope, settings(max_out_of_orderness.as_millis()), reader)
+            }
+            SourceConfig::File {
+                path,
+                max_out_of_orderness,
+                ..
+            } => {
+                let reader = JsonlFileReader::open(name, path, worker, peers).unwrap_or_else(|error| {
+                    panic!("source `{name}`: {} opened before but not now: {error}", path.display())
+                });
+                event_source(scope, settings(max_out_of_orderness.as_millis()), reader)
+            }
+        };
+        streams.insert(name.clone(), Built::Events(outputs.events));
+        streams.insert(format!("{name}.late"), Built::Events(outputs.late));
+        streams.insert(format!("{name}.dead_letter"), Built::DeadLetters(outputs.dead_letters));
+    }
+
+    for name in operator_order(config) {
+        let OperatorConfig::Window {
+            inputs,
+            window,
+            key,
+            aggregates,
+        } = &config.operators[&name];
+        let events: Vec<_> = inputs
+            .iter()
+            .filter_map(|input| match streams.get(input) {
+                Some(Built::Events(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        let window_config = WindowConfig {
+            spec: *window,
+            key: key.clone(),
+            aggregates: aggregates.clone(),
+            granule_ms,
+        };
+        let rows = scope
+            .concatenate(events)
+            .window(&name, &window_config, &resources.shutdown);
+        streams.insert(name, Built::Rows(rows));
+    }
+
+    for (name, sink) in &config.sinks {
+        let lines: Vec<_> = sink
+            .inputs()
+            .iter()
+            .map(|input| streams[input].clone().json_lines())
+            .collect();
+        let slot = &resources.sinks[name];
+        write_lines(scope.concatenate(lines), name, || Ok(take(slot))).expect("sinks are opened up front");
+    }
+    if !resources.unread_dead_letters.is_empty() {
+        let lines: Vec<_> = resources
+            .unread_dead_letters
+            .iter()
+            .map(|stream| streams[stream].clone().json_lines())
+            .collect();
+        write_lines(scope.concatenate(lines), "dead_letter", || {
+            Ok(take(&resources.default_dead_letters))
+        })
+        .expect("the dead-letter file opens lazily");
+    }
+}
+
+fn take(slot: &SinkSlot) -> Box<dyn LineSink> {
+    let sink = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    sink.expect("only worker 0 takes a sink, once")
+}
+
+/// Operators ordered so that each comes after the operators it reads
+/// (validation has ruled out cycles).
+fn operator_order(config: &PipelineConfig) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    while order.len() < config.operators.len() {
+        let before = order.len();
+        for (name, operator) in &config.operators {
+            let ready = operator
+                .inputs()
+                .iter()
+                .all(|i| !config.operators.contains_key(i) || order.contains(i));
+            if !order.contains(name) && ready {
+                order.push(name.clone());
+            }
+        }
+        assert!(
+            order.len() > before,
+            "operator graph has a cycle; validation should have refused it"
+        );
+    }
+    order
+}

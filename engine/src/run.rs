@@ -1,0 +1,95 @@
+//! Running a pipeline: workers, signals, and the report at the end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pulse_core::Shutdown;
+
+use crate::config::Pipeline;
+use crate::plan::{self, PlanError, Resources};
+use crate::telemetry;
+
+/// Options of one run that are not in the pipeline file.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Overrides `[engine] workers`.
+    pub workers: Option<usize>,
+    /// Whether SIGINT/SIGTERM stop the run (the binary: yes; tests: no).
+    pub handle_signals: bool,
+    /// Stops the run when triggered (also fired by signals).
+    pub shutdown: Shutdown,
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Worker threads used.
+    pub workers: usize,
+    /// Wall time from start to the last flush.
+    pub elapsed: Duration,
+    /// Whether it ended because it was asked to stop.
+    pub interrupted: bool,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The pipeline could not start.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The timely runtime failed (a worker panicked, or workers could not start).
+    #[error("the dataflow failed: {0}")]
+    Dataflow(String),
+}
+
+/// Runs `pipeline` until its sources end or it is stopped, then drains it.
+pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunError> {
+    let workers = options.workers.unwrap_or(pipeline.config.engine.workers).max(1);
+    let shutdown = options.shutdown.clone();
+    if options.handle_signals {
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // A second signal while draining exits at once.
+            signal_hook::flag::register_conditional_shutdown(signal, 130, shutdown.flag())
+                .map_err(RunError::Signals)?;
+            signal_hook::flag::register(signal, shutdown.flag()).map_err(RunError::Signals)?;
+        }
+    }
+    let resources = Arc::new(Resources::prepare(Arc::new(pipeline.config.clone()), shutdown.clone())?);
+    tracing::info!(pipeline = %pipeline.path.display(), workers, "starting");
+    let started = Instant::now();
+    let worker_resources = Arc::clone(&resources);
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        worker.dataflow::<pulse_core::EventTime, _, _>(|scope| plan::build(scope, &worker_resources));
+    })
+    .map_err(RunError::Dataflow)?;
+    for result in guards.join() {
+        result.map_err(RunError::Dataflow)?;
+    }
+    let report = RunReport {
+        workers,
+        elapsed: started.elapsed(),
+        interrupted: shutdown.is_triggered(),
+    };
+    log_summary(&report);
+    Ok(report)
+}
+
+fn log_summary(report: &RunReport) {
+    let totals = telemetry::counter_totals();
+    let total = |name: &str| totals.get(name).copied().unwrap_or(0);
+    let late = total("pulse_late_events_total");
+    let dead = total("pulse_dead_letters_total");
+    let discarded = total("pulse_window_discarded_windows_total");
+    tracing::info!(
+        elapsed_s = format!("{:.3}", report.elapsed.as_secs_f64()),
+        late_events = late,
+        dead_letters = dead,
+        discarded_windows = discarded,
+        sink_errors = total("pulse_sink_errors_total"),
+        interrupted = report.interrupted,
+        "finished"
+    );
+}

@@ -1,0 +1,12 @@
+//! Dataflow operators of pulse, each an extension trait on a timely `Stream`.
+//!
+//! - [`window`]: event-time tumbling, hopping and session windows ([`WindowExt`]).
+//! - [`aggregate`]: the aggregate functions windows compute, and their state.
+//! - [`sketch`]: the mergeable quantile sketch behind `p50`/`p95`/`p99`.
+
+pub mod aggregate;
+pub mod sketch;
+pub mod window;
+
+pub use aggregate::{Accumulator, Aggregate, AggregateValue};
+pub use window::{WindowConfig, WindowExt, WindowRow, WindowSpec};

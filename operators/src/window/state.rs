@@ -1,0 +1,221 @@
+//! Window state without the dataflow around it: insert events, close windows.
+//!
+//! [`WindowState`] is what the window operator keeps per worker. It is plain
+//! data so that it can be tested against a brute-force reference directly.
+//! State lives only as long as its window is open: closing a window removes it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use pulse_core::{Event, EventTime};
+
+use crate::aggregate::{Accumulator, Aggregate};
+use crate::window::key::{KeySpec, KeyValues};
+use crate::window::row::{RowSchema, WindowRow};
+use crate::window::spec::WindowSpec;
+
+/// Open windows of one operator on one worker.
+#[derive(Debug)]
+pub struct WindowState {
+    spec: WindowSpec,
+    key: KeySpec,
+    schema: Arc<RowSchema>,
+    with_sketch: bool,
+    /// Tumbling and hopping windows by end.
+    aligned: BTreeMap<EventTime, HashTable<Entry<Accumulator>>>,
+    /// Session windows by key, each key's sessions sorted by start.
+    sessions: HashTable<Entry<Vec<Session>>>,
+    /// No session ends before this.
+    earliest_session_end: EventTime,
+    open_sessions: usize,
+}
+
+#[derive(Debug)]
+struct Entry<S> {
+    hash: u64,
+    key: KeyValues,
+    state: S,
+}
+
+#[derive(Debug)]
+struct Session {
+    start: EventTime,
+    last: EventTime,
+    acc: Accumulator,
+}
+
+impl WindowState {
+    /// Empty state for windows of shape `spec` grouped by `key`, computing `aggregates`.
+    pub fn new(spec: WindowSpec, key: KeySpec, aggregates: Vec<Aggregate>) -> Self {
+        let with_sketch = aggregates.iter().any(|a| matches!(a, Aggregate::Quantile(_)));
+        let schema = Arc::new(RowSchema::new(
+            key.fields().iter().map(|f| f.to_string()).collect(),
+            aggregates,
+        ));
+        Self {
+            spec,
+            key,
+            schema,
+            with_sketch,
+            aligned: BTreeMap::new(),
+            sessions: HashTable::new(),
+            earliest_session_end: EventTime::MAX,
+            open_sessions: 0,
+        }
+    }
+
+    /// The grouping key.
+    pub fn key_spec(&self) -> &KeySpec {
+        &self.key
+    }
+
+    /// Adds `event` to every window it belongs to, and calls `touched(end)` with
+    /// the end of each of those windows (after merging, for sessions).
+    #[inline]
+    pub fn insert(&mut self, event: &Event, mut touched: impl FnMut(EventTime)) {
+        let hash = self.key.hash_event(event);
+        let value = event.value();
+        let ts = event.ts;
+        if let WindowSpec::Session { gap } = self.spec {
+            let end = self.insert_session(hash, event, gap.as_millis());
+            touched(end);
+            return;
+        }
+        let (key, aligned, with_sketch) = (&self.key, &mut self.aligned, self.with_sketch);
+        self.spec.for_each_aligned(ts, |_start, end| {
+            let table = aligned.entry(end).or_default();
+            let entry = match table.find_mut(hash, |e| key.matches(event, &e.key)) {
+                Some(entry) => entry,
+                None => {
+                    let fresh = Entry {
+                        hash,
+                        key: key.extract(event),
+                        state: Accumulator::new(with_sketch),
+                    };
+                    table.insert_unique(hash, fresh, |e| e.hash).into_mut()
+                }
+            };
+            entry.state.add(value);
+            touched(end);
+        });
+    }
+
+    fn insert_session(&mut self, hash: u64, event: &Event, gap: u64) -> EventTime {
+        let (ts, value) = (event.ts, event.value());
+        let key = &self.key;
+        let entry = match self.sessions.find_mut(hash, |e| key.matches(event, &e.key)) {
+            Some(entry) => entry,
+            None => {
+                let fresh = Entry {
+                    hash,
+                    key: key.extract(event),
+                    state: Vec::new(),
+                };
+                self.sessions.insert_unique(hash, fresh, |e| e.hash).into_mut()
+            }
+        };
+        let sessions = &mut entry.state;
+        // Sessions this event touches: those with start - gap < ts < last + gap.
+        let first = sessions.partition_point(|s| s.last + gap <= ts);
+        let mut touching = first..first;
+        while touching.end < sessions.len() && sessions[touching.end].start < ts + gap {
+            touching.end += 1;
+        }
+        let before = sessions.len();
+        let mut merged = Session {
+            start: ts,
+            last: ts,
+            acc: Accumulator::new(self.with_sketch),
+        };
+        for session in sessions.drain(touching.clone()) {
+            merged.start = merged.start.min(session.start);
+            merged.last = merged.last.max(session.last);
+            merged.acc.merge(&session.acc);
+        }
+        merged.acc.add(value);
+        let end = merged.last + gap;
+        sessions.insert(touching.start, merged);
+        self.open_sessions = self.open_sessions + sessions.len() - before;
+        self.earliest_session_end = self.earliest_session_end.min(end);
+        end
+    }
+
+    /// Removes every window that ends at or before `frontier` and returns its
+    /// rows, ordered by window end.
+    pub fn close(&mut self, frontier: EventTime) -> Vec<WindowRow> {
+        let mut rows = Vec::new();
+        let still_open = match frontier.checked_add(1) {
+            Some(next) => self.aligned.split_off(&next),
+            None => BTreeMap::new(),
+        };
+        for (end, table) in std::mem::replace(&mut self.aligned, still_open) {
+            let start = self.start_of(end);
+            rows.extend(table.into_iter().map(|e| self.row(start, end, e.key, &e.state)));
+        }
+        if frontier >= self.earliest_session_end {
+            rows.extend(self.close_sessions(frontier));
+        }
+        rows
+    }
+
+    fn close_sessions(&mut self, frontier: EventTime) -> Vec<WindowRow> {
+        let WindowSpec::Session { gap } = self.spec else {
+            return Vec::new();
+        };
+        let gap = gap.as_millis();
+        let mut closed = Vec::new();
+        let mut earliest = EventTime::MAX;
+        self.sessions.retain(|entry| {
+            entry.state.retain(|s| {
+                if s.last + gap <= frontier {
+                    closed.push((s.last + gap, s.start, entry.key.clone(), s.acc.clone()));
+                    false
+                } else {
+                    earliest = earliest.min(s.last + gap);
+                    true
+                }
+            });
+            !entry.state.is_empty()
+        });
+        self.earliest_session_end = earliest;
+        self.open_sessions -= closed.len();
+        closed.sort_by_key(|(end, start, _, _)| (*end, *start));
+        closed
+            .into_iter()
+            .map(|(end, start, key, acc)| self.row(start, end, key, &acc))
+            .collect()
+    }
+
+    /// Drops every open window without emitting it; returns how many there were.
+    pub fn discard(&mut self) -> usize {
+        let open = self.open_windows();
+        self.aligned.clear();
+        self.sessions.clear();
+        self.open_sessions = 0;
+        self.earliest_session_end = EventTime::MAX;
+        open
+    }
+
+    /// Number of open (window, key) pairs: the size of the state.
+    pub fn open_windows(&self) -> usize {
+        self.aligned.values().map(HashTable::len).sum::<usize>() + self.open_sessions
+    }
+
+    fn start_of(&self, end: EventTime) -> EventTime {
+        match self.spec {
+            WindowSpec::Tumbling { size } | WindowSpec::Hopping { size, .. } => end - size.as_millis(),
+            WindowSpec::Session { .. } => unreachable!("session windows are not aligned"),
+        }
+    }
+
+    fn row(&self, start: EventTime, end: EventTime, key: KeyValues, acc: &Accumulator) -> WindowRow {
+        WindowRow {
+            schema: Arc::clone(&self.schema),
+            window_start: start,
+            window_end: end,
+            key,
+            values: self.schema.aggregates.iter().map(|a| acc.finish(*a)).collect(),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Sinks of pulse: where results go.
+//!
+//! Every sink here writes lines of JSON through [`write_lines`], which gathers
+//! them on worker 0 and writes each completed timestamp's lines sorted, so the
+//! output does not depend on the number of workers.
+//!
+//! - [`file`]: JSONL files.
+//! - [`stdout`]: standard output, as JSON lines or a table.
+
+pub mod file;
+pub mod stdout;
+pub mod writer;
+
+pub use file::JsonlFile;
+pub use stdout::{Stdout, StdoutFormat};
+pub use writer::{LineSink, to_json_lines, write_lines};
