@@ -23,7 +23,9 @@ pub struct JsonlFileReader {
     file: File,
     /// Offset of `buffer[0]` in the file.
     buffer_offset: u64,
+    /// Read-ahead; `buffer[..filled]` holds file bytes not yet parsed.
     buffer: Vec<u8>,
+    filled: usize,
     /// Lines starting at or after this offset belong to the next worker.
     end: u64,
     /// Lines read so far in this range, to number dead letters.
@@ -64,7 +66,8 @@ impl JsonlFileReader {
             path: path.to_owned(),
             file,
             buffer_offset: start,
-            buffer: Vec::with_capacity(CHUNK * 2),
+            buffer: vec![0; CHUNK * 2],
+            filled: 0,
             end,
             lines_in_range: 0,
             lines_before_range: (start == 0).then_some(0),
@@ -107,30 +110,33 @@ impl EventReader for JsonlFileReader {
         if self.eof {
             return ReadStatus::Finished;
         }
-        let kept = self.buffer.len();
-        self.buffer.resize(kept + CHUNK, 0);
-        let read = match self.file.read(&mut self.buffer[kept..]) {
+        if self.buffer.len() - self.filled < CHUNK {
+            // A line longer than the read-ahead: make room for it.
+            self.buffer.resize(self.buffer.len() * 2, 0);
+        }
+        let read = match self.file.read(&mut self.buffer[self.filled..]) {
             Ok(read) => read,
             Err(error) => {
                 tracing::error!(component = %self.component, path = %self.path.display(), %error, "reading failed; ending this source");
                 0
             }
         };
-        self.buffer.truncate(kept + read);
+        self.filled += read;
         let at_eof = read == 0;
 
         let mut consumed = 0;
         let buffer = std::mem::take(&mut self.buffer);
+        let filled = self.filled;
         loop {
             let line_offset = self.buffer_offset + consumed as u64;
             if line_offset >= self.end {
                 self.eof = true;
                 break;
             }
-            let rest = &buffer[consumed..];
+            let rest = &buffer[consumed..filled];
             let (line, next) = match memchr::memchr(b'\n', rest) {
                 Some(newline) => (&rest[..newline], consumed + newline + 1),
-                None if at_eof && !rest.is_empty() => (rest, buffer.len()),
+                None if at_eof && !rest.is_empty() => (rest, filled),
                 None => break,
             };
             consumed = next;
@@ -148,7 +154,8 @@ impl EventReader for JsonlFileReader {
             }
         }
         self.buffer = buffer;
-        self.buffer.drain(..consumed);
+        self.buffer.copy_within(consumed..filled, 0);
+        self.filled = filled - consumed;
         self.buffer_offset += consumed as u64;
         if at_eof {
             self.eof = true;

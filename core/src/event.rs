@@ -37,12 +37,13 @@ pub struct Event {
 pub enum EventBody {
     /// A numeric sample.
     Metric(Metric),
-    /// A Kubernetes event.
-    K8sEvent(K8sEvent),
+    /// A Kubernetes event (boxed, like the other non-metric bodies, so that the
+    /// common metric event stays small to move).
+    K8sEvent(Box<K8sEvent>),
     /// A change in the resource graph.
-    Topology(TopologyChange),
+    Topology(Box<TopologyChange>),
     /// A log line.
-    Log(LogRecord),
+    Log(Box<LogRecord>),
 }
 
 /// The `kind` of an event, without its body.
@@ -358,23 +359,23 @@ impl<'de> Deserialize<'de> for Event {
                             labels: f.labels.unwrap_or_default(),
                         })
                     }
-                    EventKind::K8sEvent => EventBody::K8sEvent(K8sEvent {
+                    EventKind::K8sEvent => EventBody::K8sEvent(Box::new(K8sEvent {
                         resource: required(f.resource, "resource")?,
                         reason: required(f.reason, "reason")?,
                         severity: required(f.severity, "severity")?,
                         message: f.message.unwrap_or_default(),
-                    }),
-                    EventKind::Topology => EventBody::Topology(TopologyChange {
+                    })),
+                    EventKind::Topology => EventBody::Topology(Box::new(TopologyChange {
                         from: required(f.from, "from")?,
                         to: required(f.to, "to")?,
                         relation: required(f.relation, "relation")?,
                         op: f.op.unwrap_or(TopologyOp::Upsert),
-                    }),
-                    EventKind::Log => EventBody::Log(LogRecord {
+                    })),
+                    EventKind::Log => EventBody::Log(Box::new(LogRecord {
                         resource: required(f.resource, "resource")?,
                         level: required(f.level, "level")?,
                         message: required(f.message, "message")?,
-                    }),
+                    })),
                 };
                 Ok(Event {
                     ts: required(f.ts, "ts")?,

@@ -128,7 +128,9 @@ impl std::error::Error for ConfigError {}
 /// when the error names one (serde reports unknown keys against their table).
 pub fn from_toml(text: &str, error: &toml::de::Error) -> Diagnostic {
     let message = error.message().trim().to_owned();
-    let mut span = error.span();
+    // A component table is read whole (it is an enum tagged by `type`), so the
+    // error carries the span of its `[header]`: look for the culprit in the body.
+    let mut span = error.span().map(|s| table_body(text, s));
     let backticked = |prefix: &str| -> Option<String> {
         let rest = message.strip_prefix(prefix)?;
         let rest = rest.strip_prefix('`')?;
@@ -149,12 +151,41 @@ pub fn from_toml(text: &str, error: &toml::de::Error) -> Diagnostic {
         ))
     } else if let Some(field) = backticked("missing field ") {
         Some(format!("add `{field} = ...` to this table"))
-    } else if message.contains("malformed duration") {
-        None
     } else {
-        Some("see the pipeline reference in README.md".to_owned())
+        // Value errors quote the value: "malformed duration \"10x\"", "unknown aggregate \"median\"".
+        if let Some(value) = message.split('"').nth(1) {
+            span = span.map(|s| find_value(text, s.clone(), value).unwrap_or(s));
+        }
+        (!message.contains("malformed duration")).then(|| "see the pipeline reference in README.md".to_owned())
     };
+    let span = span.map(|s| {
+        if s.len() > 1 && text[s.clone()].starts_with('[') {
+            s.start..line_end(text, s.start)
+        } else {
+            s
+        }
+    });
     Diagnostic::new(span, message, help)
+}
+
+/// For the span of a `[header]` line, the header and the table's body up to
+/// the next header; any other span unchanged.
+fn table_body(text: &str, span: Range<usize>) -> Range<usize> {
+    let Some(header) = text.get(span.clone()) else {
+        return span;
+    };
+    if !header.trim_start().starts_with('[') || header.contains('=') {
+        return span;
+    }
+    let body_start = line_end(text, span.start);
+    let end = text[body_start..]
+        .find("\n[")
+        .map_or(text.len(), |i| body_start + i + 1);
+    span.start..end
+}
+
+fn line_end(text: &str, from: usize) -> usize {
+    text[from..].find('\n').map_or(text.len(), |i| from + i)
 }
 
 /// The span of `key = ` within `within`.

@@ -1,7 +1,12 @@
 //! Event-time windows: tumbling, hopping and session windows with aggregates.
 //!
-//! The operator exchanges events by key hash, so every event of a key reaches
-//! the same worker whatever the number of workers, and keeps a [`WindowState`].
+//! Every (window, key) is finished on the worker its key hashes to, whatever
+//! the number of workers. Tumbling and hopping windows are pre-aggregated where
+//! the events are read (a combiner, as Flink's local aggregation): each worker
+//! folds its own events into partial [`Accumulator`](crate::Accumulator)s and
+//! only those partials are exchanged by key when the window closes, instead of
+//! every event. Session windows exchange the events themselves, since a session's
+//! extent depends on all of its key's events.
 //! The timely timestamp of an event is its event time coarsened to the engine
 //! granule, and the input frontier is the sources' watermark: a window closes,
 //! emitting one [`WindowRow`] per key, as soon as the frontier reaches its end.
@@ -15,19 +20,23 @@ pub mod state;
 
 use std::collections::BTreeMap;
 
+use metrics::{Counter, Gauge};
 use pulse_core::time::coarsen;
 use pulse_core::{Event, EventTime, Shutdown};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::channels::pact::ParallelizationContract;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::{Capability, InputCapability};
 
 use crate::aggregate::Aggregate;
 pub use key::{KeyField, KeySpec, KeyValues};
 pub use row::{RowSchema, WindowRow};
 pub use spec::WindowSpec;
-pub use state::WindowState;
+pub use state::{WindowPartial, WindowState};
 
 /// What a window operator computes.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,76 +103,152 @@ impl<'scope> WindowExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
         shutdown: &Shutdown,
     ) -> Stream<'scope, EventTime, Vec<WindowRow>> {
         let key = KeySpec::new(config.key.clone());
-        let route = key.clone();
-        let granule = config.granule_ms;
-        let shutdown = shutdown.clone();
-        let mut state = WindowState::new(config.spec, key, config.aggregates.clone());
+        let new_state = || WindowState::new(config.spec, key.clone(), config.aggregates.clone());
         let labels = [("component", name.to_owned())];
         let received = metrics::counter!("pulse_component_received_events_total", &labels);
         let sent = metrics::counter!("pulse_component_sent_events_total", &labels);
-        let discarded = metrics::counter!("pulse_window_discarded_windows_total", &labels);
-        let open_gauge = metrics::gauge!("pulse_window_open_windows", &labels);
-        let name = name.to_owned();
-        // The time a window's rows are sent at: the last granule before its end.
-        let output_time = move |end: EventTime| coarsen(end - 1, granule);
+        let stage = |stage: &str| Stage {
+            name: name.to_owned(),
+            granule_ms: config.granule_ms,
+            shutdown: shutdown.clone(),
+            discarded: metrics::counter!("pulse_window_discarded_windows_total", &labels),
+            open_windows: metrics::gauge!("pulse_window_open_windows", "component" => name.to_owned(), "stage" => stage.to_owned()),
+        };
 
-        self.unary_frontier::<CapacityContainerBuilder<Vec<WindowRow>>, _, _, _>(
-            Exchange::new(move |event: &Event| route.hash_event(event)),
-            &name.clone(),
-            move |_capability, _info| {
-                let mut capabilities: BTreeMap<EventTime, Capability<EventTime>> = BTreeMap::new();
-                let mut closed_up_to: Option<EventTime> = None;
-                move |(input, frontier), output| {
-                    let mut count = 0u64;
-                    input.for_each_stamp(|capability, batches| {
-                        let mut last_time = None;
-                        for batch in batches {
-                            count += batch.len() as u64;
-                            for event in batch.iter() {
-                                state.insert(event, |end| {
-                                    let time = output_time(end);
-                                    if last_time != Some(time) {
-                                        last_time = Some(time);
-                                        capabilities.entry(time).or_insert_with(|| capability.delayed(&time, 0));
-                                    }
-                                });
-                            }
-                        }
-                    });
-                    received.increment(count);
+        if matches!(config.spec, WindowSpec::Session { .. }) {
+            let route = key.clone();
+            return stage("session").run(
+                self,
+                Exchange::new(move |event: &Event| route.hash_event(event)),
+                new_state(),
+                move |state, events, hold| {
+                    received.increment(events.len() as u64);
+                    events.iter().for_each(|event| state.insert(event, &mut *hold));
+                },
+                move |state, frontier| {
+                    let rows = state.close(frontier);
+                    sent.increment(rows.len() as u64);
+                    rows.into_iter().map(|row| (row.window_end, row)).collect()
+                },
+            );
+        }
 
-                    let (close_to, interrupted) = match frontier.frontier().first() {
-                        Some(time) => (*time, false),
-                        None => (EventTime::MAX, shutdown.is_triggered()),
-                    };
-                    if closed_up_to.is_some_and(|done| done >= close_to) {
-                        return;
-                    }
-                    closed_up_to = Some(close_to);
-                    if interrupted {
-                        let open = state.discard();
-                        if open > 0 {
-                            tracing::info!(component = %name, windows = open, "discarded incomplete windows at shutdown");
-                        }
-                        discarded.increment(open as u64);
-                    } else {
-                        let rows = state.close(close_to);
-                        sent.increment(rows.len() as u64);
-                        let mut rows = rows.into_iter().peekable();
-                        while let Some(row) = rows.next() {
-                            let time = output_time(row.window_end);
-                            let capability = &capabilities[&time];
-                            let mut session = output.session(capability);
-                            session.give(row);
-                            while let Some(next) = rows.next_if(|r| output_time(r.window_end) == time) {
-                                session.give(next);
-                            }
-                        }
-                    }
-                    capabilities.retain(|time, _| *time >= close_to && close_to != EventTime::MAX);
-                    open_gauge.set(state.open_windows() as f64);
+        let partials = stage("combine").run(
+            self,
+            Pipeline,
+            new_state(),
+            move |state, events, hold| {
+                received.increment(events.len() as u64);
+                events.iter().for_each(|event| state.insert(event, &mut *hold));
+            },
+            |state, frontier| state.close_partials(frontier).into_iter().map(|p| (p.end, p)).collect(),
+        );
+        stage("merge").run(
+            partials,
+            Exchange::new(|partial: &WindowPartial| partial.hash),
+            new_state(),
+            |state, partials, hold| {
+                for partial in partials.drain(..) {
+                    hold(partial.end);
+                    state.merge(partial);
                 }
             },
+            move |state, frontier| {
+                let rows = state.close(frontier);
+                sent.increment(rows.len() as u64);
+                rows.into_iter().map(|row| (row.window_end, row)).collect()
+            },
         )
+    }
+}
+
+/// One windowed operator: absorbs records into a [`WindowState`], holds a
+/// capability for each open window's output time, and closes windows as the
+/// input frontier passes their ends.
+struct Stage {
+    name: String,
+    granule_ms: u64,
+    shutdown: Shutdown,
+    discarded: Counter,
+    open_windows: Gauge,
+}
+
+impl Stage {
+    /// Builds the operator. `absorb` folds a batch into the state and calls
+    /// `hold(end)` for each window end it touches; `close` removes the windows
+    /// ending at or before the frontier and returns their output with its end.
+    fn run<'scope, In, Out, P>(
+        self,
+        input: Stream<'scope, EventTime, Vec<In>>,
+        pact: P,
+        mut state: WindowState,
+        mut absorb: impl FnMut(&mut WindowState, &mut Vec<In>, &mut dyn FnMut(EventTime)) + 'static,
+        mut close: impl FnMut(&mut WindowState, EventTime) -> Vec<(EventTime, Out)> + 'static,
+    ) -> Stream<'scope, EventTime, Vec<Out>>
+    where
+        In: Clone + Serialize + DeserializeOwned + 'static,
+        Out: Clone + 'static,
+        P: ParallelizationContract<EventTime, Vec<In>>,
+    {
+        let Stage {
+            name,
+            granule_ms,
+            shutdown,
+            discarded,
+            open_windows,
+        } = self;
+        // Output for a window is sent at the last granule before its end: at or
+        // after the time of every record in it, and complete downstream as soon
+        // as the frontier reaches the end.
+        let output_time = move |end: EventTime| coarsen(end - 1, granule_ms);
+        input.unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(pact, &name.clone(), move |_, _| {
+            let mut capabilities: BTreeMap<EventTime, Capability<EventTime>> = BTreeMap::new();
+            let mut closed_up_to: Option<EventTime> = None;
+            move |(input, frontier), output| {
+                input.for_each_stamp(|capability: InputCapability<EventTime>, batches| {
+                    let mut last_time = None;
+                    let mut hold = |end: EventTime| {
+                        let time = output_time(end);
+                        if last_time != Some(time) {
+                            last_time = Some(time);
+                            capabilities.entry(time).or_insert_with(|| capability.delayed(&time, 0));
+                        }
+                    };
+                    for batch in batches {
+                        absorb(&mut state, batch, &mut hold);
+                    }
+                });
+
+                let (close_to, interrupted) = match frontier.frontier().first() {
+                    Some(time) => (*time, false),
+                    None => (EventTime::MAX, shutdown.is_triggered()),
+                };
+                if closed_up_to.is_some_and(|done| done >= close_to) {
+                    return;
+                }
+                closed_up_to = Some(close_to);
+                if interrupted {
+                    let open = state.discard();
+                    if open > 0 {
+                        tracing::debug!(component = %name, windows = open, "discarded incomplete windows at shutdown");
+                    }
+                    discarded.increment(open as u64);
+                } else {
+                    let mut closed = close(&mut state, close_to).into_iter().peekable();
+                    while let Some((end, record)) = closed.next() {
+                        let time = output_time(end);
+                        let mut session = output.session(&capabilities[&time]);
+                        session.give(record);
+                        while let Some((_, next)) = closed.next_if(|(e, _)| output_time(*e) == time) {
+                            session.give(next);
+                        }
+                    }
+                }
+                // Every window still open ends after the frontier, so it needs no
+                // capability earlier than the frontier.
+                capabilities.retain(|time, _| close_to != EventTime::MAX && *time >= close_to);
+                open_windows.set(state.open_windows() as f64);
+            }
+        })
     }
 }

@@ -31,6 +31,20 @@ pub struct WindowState {
     open_sessions: usize,
 }
 
+/// The partial aggregate of one (window, key) from one worker, exchanged by key
+/// so that the worker owning the key can merge the partials into the row.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WindowPartial {
+    /// Exclusive window end, epoch ms.
+    pub end: EventTime,
+    /// Hash of the key, for routing.
+    pub hash: u64,
+    /// The key.
+    pub key: KeyValues,
+    /// What this worker saw of the window.
+    pub acc: Accumulator,
+}
+
 #[derive(Debug)]
 struct Entry<S> {
     hash: u64,
@@ -101,6 +115,53 @@ impl WindowState {
         });
     }
 
+    /// Merges a partial aggregate of an aligned window (from
+    /// [`WindowState::close_partials`] on some worker) into this state.
+    pub fn merge(&mut self, partial: WindowPartial) {
+        let table = self.aligned.entry(partial.end).or_default();
+        let key = &partial.key;
+        match table.find_mut(partial.hash, |e| e.key == *key) {
+            Some(entry) => entry.state.merge(&partial.acc),
+            None => {
+                let entry = Entry {
+                    hash: partial.hash,
+                    key: partial.key,
+                    state: partial.acc,
+                };
+                table.insert_unique(entry.hash, entry, |e| e.hash);
+            }
+        }
+    }
+
+    /// Like [`WindowState::close`] for aligned windows, but returns the
+    /// accumulators themselves, to be merged elsewhere.
+    pub fn close_partials(&mut self, frontier: EventTime) -> Vec<WindowPartial> {
+        self.split_closed(frontier)
+            .into_iter()
+            .flat_map(|(end, table)| {
+                table.into_iter().map(move |e| WindowPartial {
+                    end,
+                    hash: e.hash,
+                    key: e.key,
+                    acc: e.state,
+                })
+            })
+            .collect()
+    }
+
+    fn split_closed(&mut self, frontier: EventTime) -> BTreeMap<EventTime, HashTable<Entry<Accumulator>>> {
+        let still_open = match frontier.checked_add(1) {
+            Some(next) => self.aligned.split_off(&next),
+            None => BTreeMap::new(),
+        };
+        std::mem::replace(&mut self.aligned, still_open)
+    }
+
+    /// Whether this state holds session windows (which are not pre-aggregated).
+    pub fn is_session(&self) -> bool {
+        matches!(self.spec, WindowSpec::Session { .. })
+    }
+
     fn insert_session(&mut self, hash: u64, event: &Event, gap: u64) -> EventTime {
         let (ts, value) = (event.ts, event.value());
         let key = &self.key;
@@ -145,11 +206,7 @@ impl WindowState {
     /// rows, ordered by window end.
     pub fn close(&mut self, frontier: EventTime) -> Vec<WindowRow> {
         let mut rows = Vec::new();
-        let still_open = match frontier.checked_add(1) {
-            Some(next) => self.aligned.split_off(&next),
-            None => BTreeMap::new(),
-        };
-        for (end, table) in std::mem::replace(&mut self.aligned, still_open) {
+        for (end, table) in self.split_closed(frontier) {
             let start = self.start_of(end);
             rows.extend(table.into_iter().map(|e| self.row(start, end, e.key, &e.state)));
         }

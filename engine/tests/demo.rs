@@ -1,0 +1,104 @@
+//! The README's promises: its two commands, and the demo they start.
+//!
+//! The demo is run the way a newcomer runs it (the `pulse` binary with
+//! `run pipelines/demo.toml`): it must print a live table of window results,
+//! and on Ctrl-C (SIGINT) drain and exit 0.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+#[test]
+fn readme_gives_the_two_commands_first_and_ci_runs_the_test_command() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let first_block = readme.split("```").nth(1).expect("README has a code block");
+    assert!(
+        first_block.contains("cargo run --release -- run pipelines/demo.toml"),
+        "{first_block}"
+    );
+    assert!(first_block.contains("./scripts/test.sh"), "{first_block}");
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+    let commands: Vec<&str> = ci
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(commands.len(), 1, ".ci/run runs exactly one command: {commands:?}");
+    assert!(commands[0].contains("scripts/test.sh"), "{}", commands[0]);
+}
+
+#[test]
+fn demo_prints_live_windows_and_exits_0_on_ctrl_c() {
+    let out_dir = std::env::temp_dir().join(format!("pulse-demo-test-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pulse"))
+        .args(["run", "pipelines/demo.toml"])
+        .current_dir(repo())
+        .env("PULSE_OUT_DIR", &out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pulse starts");
+
+    // Read stdout on a thread so the test can time out instead of hanging.
+    let (lines_tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut table = Vec::new();
+    while Instant::now() < deadline && table.iter().filter(|l: &&String| l.contains(" cpu ")).count() < 3 {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+            table.push(line);
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = wait_with_timeout(&mut child, Duration::from_secs(30));
+    drop(lines);
+    reader.join().unwrap();
+
+    let header = table
+        .iter()
+        .find(|l| l.starts_with("── console ──"))
+        .unwrap_or_else(|| panic!("no table: {table:#?}"));
+    assert!(header.ends_with("rows"), "{header}");
+    let columns = table.iter().find(|l| l.contains("window_start")).expect("a header row");
+    for column in ["window_end", "tenant", "metric", "count", "avg", "min", "max", "p95"] {
+        assert!(columns.contains(column), "missing column {column}: {columns}");
+    }
+    for tenant in ["acme", "globex", "initech"] {
+        assert!(
+            table.iter().any(|l| l.contains(tenant)),
+            "no rows for {tenant}: {table:#?}"
+        );
+    }
+    assert_eq!(exit, Some(0), "pulse exits 0 after Ctrl-C");
+    let history = std::fs::read_to_string(out_dir.join("windows.jsonl")).unwrap();
+    assert!(history.lines().count() >= 3, "the history sink wrote rows");
+    std::fs::remove_dir_all(&out_dir).ok();
+}
+
+fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().ok();
+    None
+}

@@ -1,0 +1,584 @@
+//! Pipeline validation: every class of mistake in a pipeline file is refused
+//! with an error that names the file, the exact line and column, what is wrong
+//! and how to fix it — checked both on the structured error
+//! (`ConfigError.problems[i].place`) and on the rendered text a user sees.
+//! Also the `pulse validate` command, and that every shipped pipeline validates.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use pulse::config::diagnostic::Located;
+use pulse::config::{SinkConfig, SourceConfig};
+use pulse::{ConfigError, Pipeline};
+
+/// The name errors are reported against (the text is never read from disk).
+const FILE: &str = "pipelines/broken.toml";
+
+/// A valid pipeline that the tests below break one way each.
+const VALID: &str = r#"[sources.events]
+type = "file"
+path = "events.jsonl"
+max_out_of_orderness = "2s"
+
+[operators.cpu_10s]
+type = "window"
+inputs = ["events"]
+window = { tumbling = "10s" }
+key = ["tenant", "metric"]
+aggregates = ["count", "avg"]
+
+[sinks.out]
+type = "file"
+inputs = ["cpu_10s"]
+path = "out.jsonl"
+"#;
+
+/// `VALID` with the line `from` (exactly, once) replaced by `to` (may span lines).
+fn broken(from: &str, to: &str) -> String {
+    assert_eq!(VALID.matches(from).count(), 1, "{from:?} must occur once in VALID");
+    VALID.replacen(from, to, 1)
+}
+
+/// Parses `text` with `vars` as the environment, expecting it to be refused.
+fn refused_with(text: &str, vars: &[(&str, &str)]) -> ConfigError {
+    match Pipeline::parse(Path::new(FILE), text, &common::env_of(vars)) {
+        Ok(pipeline) => panic!("accepted a broken pipeline:\n{text}\nparsed as {:#?}", pipeline.config),
+        Err(error) => error,
+    }
+}
+
+fn refused(text: &str) -> ConfigError {
+    refused_with(text, &[])
+}
+
+/// What one reported problem must say, and where.
+struct Expected<'a> {
+    line: usize,
+    column: usize,
+    /// A part of the message that identifies the problem.
+    message: &'a str,
+    /// A part of the help (or of the message, for errors whose message says the fix).
+    help: &'a str,
+}
+
+/// Finds the problem whose message contains `expected.message` and checks its
+/// place, its help and its rendering; returns it for further checks.
+fn assert_reported<'e>(error: &'e ConfigError, text: &str, expected: Expected<'_>) -> &'e Located {
+    let rendered = error.to_string();
+    let Some(problem) = error
+        .problems
+        .iter()
+        .find(|p| p.diagnostic.message.contains(expected.message))
+    else {
+        panic!(
+            "no problem mentions {:?}; the errors were:\n{rendered}",
+            expected.message
+        );
+    };
+    let (line, column, line_text, _width) = problem
+        .place
+        .clone()
+        .unwrap_or_else(|| panic!("{:?} has no place in the file:\n{rendered}", problem.diagnostic.message));
+    assert_eq!(
+        (line, column),
+        (expected.line, expected.column),
+        "wrong place for {:?}:\n{rendered}",
+        problem.diagnostic.message
+    );
+    assert_eq!(
+        line_text,
+        text.lines().nth(line - 1).expect("the line exists"),
+        "the quoted line must be line {line} of the file"
+    );
+    let help = problem.diagnostic.help.as_deref().unwrap_or("");
+    assert!(
+        help.contains(expected.help) || problem.diagnostic.message.contains(expected.help),
+        "the fix {:?} is not in the message or help of:\n{rendered}",
+        expected.help
+    );
+
+    // The rendered block of this problem: from its `error:` line to the blank line after it.
+    let header = format!("error: {}", problem.diagnostic.message);
+    let block = rendered
+        .split("\n\n")
+        .find(|block| block.starts_with(&header))
+        .unwrap_or_else(|| panic!("no rendered block starts with {header:?}:\n{rendered}"));
+    let location = format!("--> {FILE}:{line}:{column}");
+    assert!(block.contains(&location), "the rendering lacks {location:?}:\n{block}");
+    assert!(
+        block.contains(&format!("{line} | {line_text}")),
+        "the rendering does not quote line {line}:\n{block}"
+    );
+    if !help.is_empty() {
+        assert!(
+            block.contains(&format!("= help: {help}")),
+            "the rendering lacks the help:\n{block}"
+        );
+    }
+    problem
+}
+
+#[test]
+fn the_valid_pipeline_is_accepted() {
+    let pipeline = Pipeline::parse(Path::new(FILE), VALID, &common::env_of(&[]))
+        .unwrap_or_else(|e| panic!("the baseline must be valid:\n{e}"));
+    assert_eq!(pipeline.config.operators.len(), 1);
+}
+
+#[test]
+
+fn unknown_key_in_a_source_points_at_the_key() {
+    let text = broken("max_out_of_orderness = \"2s\"\n", "max_out_of_order = \"2s\"\n");
+    let error = refused(&text);
+    let problem = assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 4,
+            column: 1,
+            message: "unknown field `max_out_of_order`",
+            help: "remove `max_out_of_order`, or correct it to one of the keys listed",
+        },
+    );
+    assert!(
+        problem.diagnostic.message.contains("max_out_of_orderness"),
+        "the message lists the keys allowed: {}",
+        problem.diagnostic.message
+    );
+    // The caret covers the key, not the table header.
+    assert_eq!(problem.place.as_ref().map(|p| p.3), Some("max_out_of_order".len()));
+}
+
+#[test]
+
+fn unknown_key_in_an_operator_points_at_the_key() {
+    // `allowed_lateness` is what the design sketch wrote; the help says where lateness is set.
+    let text = broken(
+        "key = [\"tenant\", \"metric\"]\n",
+        "key = [\"tenant\", \"metric\"]\nallowed_lateness = \"2s\"\n",
+    );
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 11,
+            column: 1,
+            message: "unknown field `allowed_lateness`",
+            help: "set `max_out_of_orderness = \"2s\"` on the source",
+        },
+    );
+}
+
+#[test]
+
+fn unknown_key_in_a_sink_points_at_the_key() {
+    let text = broken("path = \"out.jsonl\"\n", "path = \"out.jsonl\"\n  apend = true\n");
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 17,
+            column: 3,
+            message: "unknown field `apend`",
+            help: "remove `apend`, or correct it to one of the keys listed",
+        },
+    );
+}
+
+/// Mistakes inside a source, operator or sink table are refused, naming the
+/// offending key or value and the fix.
+#[test]
+fn mistakes_inside_component_tables_are_refused_with_what_is_wrong() {
+    let cases = [
+        (
+            broken("max_out_of_orderness = \"2s\"\n", "max_out_of_order = \"2s\"\n"),
+            "unknown field `max_out_of_order`",
+            "remove `max_out_of_order`",
+        ),
+        (
+            broken(
+                "key = [\"tenant\", \"metric\"]\n",
+                "key = [\"tenant\", \"metric\"]\nallowed_lateness = \"2s\"\n",
+            ),
+            "unknown field `allowed_lateness`",
+            "set `max_out_of_orderness = \"2s\"` on the source",
+        ),
+        (
+            broken("path = \"out.jsonl\"\n", "path = \"out.jsonl\"\napend = true\n"),
+            "unknown field `apend`, expected one of `inputs`, `path`, `append`",
+            "remove `apend`",
+        ),
+        (
+            broken("{ tumbling = \"10s\" }", "{ tumbling = \"10x\" }"),
+            "malformed duration \"10x\"",
+            "e.g. \"10s\"",
+        ),
+        (
+            broken("[\"count\", \"avg\"]", "[\"count\", \"median\"]"),
+            "unknown aggregate \"median\"",
+            "p1..p99",
+        ),
+    ];
+    for (text, message, fix) in cases {
+        let error = refused(&text);
+        let rendered = error.to_string();
+        assert_eq!(error.problems.len(), 1, "one mistake, one error:\n{rendered}");
+        assert!(
+            rendered.contains(&format!("--> {FILE}:")),
+            "the file is named:\n{rendered}"
+        );
+        assert!(
+            rendered.contains(&format!("error: {message}")),
+            "{message:?} is said:\n{rendered}"
+        );
+        assert!(rendered.contains(fix), "the fix {fix:?} is given:\n{rendered}");
+    }
+}
+
+#[test]
+fn unknown_key_in_the_engine_table_points_at_the_key() {
+    let text = format!("[engine]\ngranule = \"100ms\"\nworker = 2\n\n{VALID}");
+    let error = refused(&text);
+    let problem = assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 3,
+            column: 1,
+            message: "unknown field `worker`",
+            help: "remove `worker`, or correct it to one of the keys listed",
+        },
+    );
+    assert!(
+        problem.diagnostic.message.contains("`workers`"),
+        "the message lists the keys allowed: {}",
+        problem.diagnostic.message
+    );
+    // The whole rendering, caret included: it marks the key, not the table header.
+    let expected = "\
+error: unknown field `worker`, expected one of `workers`, `granule`, `dead_letter_path`
+ --> pipelines/broken.toml:3:1
+  |
+3 | worker = 2
+  | ^^^^^^
+  = help: remove `worker`, or correct it to one of the keys listed
+pipelines/broken.toml: 1 error";
+    assert_eq!(error.to_string(), expected);
+}
+
+#[test]
+fn malformed_duration_in_the_engine_table_points_at_the_value() {
+    let text = format!("[engine]\ngranule = \"10x\"\n\n{VALID}");
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 2,
+            column: 11,
+            message: "malformed duration \"10x\": unknown unit",
+            help: "write a number followed by a unit (ms, s, m, h, d), e.g. \"10s\"",
+        },
+    );
+}
+
+#[test]
+
+fn unknown_key_in_a_window_shape_points_at_the_key() {
+    let text = broken(
+        "window = { tumbling = \"10s\" }",
+        "window = { hopping = \"20s\", slid = \"10s\" }",
+    );
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 9,
+            column: 29,
+            message: "unknown field `slid`",
+            help: "remove `slid`, or correct it to one of the keys listed",
+        },
+    );
+}
+
+#[test]
+fn unknown_type_points_at_the_value() {
+    let text = broken("type = \"window\"", "type = \"windw\"");
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 7,
+            column: 8,
+            message: "unknown variant `windw`, expected `window`",
+            help: "`windw` is not one of the choices listed",
+        },
+    );
+}
+
+#[test]
+fn input_that_names_nothing_suggests_the_closest_name() {
+    let text = broken("inputs = [\"events\"]", "inputs = [\"event\"]");
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 8,
+            column: 11,
+            message: "input `event` names nothing in this pipeline",
+            help: "did you mean `events`?",
+        },
+    );
+    assert_eq!(error.problems.len(), 1, "one mistake, one error:\n{error}");
+}
+
+#[test]
+fn operators_reading_each_other_are_a_cycle() {
+    // A window reads events, so two windows reading each other are also a type
+    // error each; the cycle must be reported among those.
+    let text = r#"[sources.events]
+type = "file"
+path = "events.jsonl"
+
+[operators.a]
+type = "window"
+inputs = ["b"]
+window = { tumbling = "10s" }
+
+[operators.b]
+type = "window"
+inputs = ["a"]
+window = { tumbling = "10s" }
+
+[sinks.out]
+type = "stdout"
+inputs = ["a", "b"]
+"#;
+    let error = refused(text);
+    assert_reported(
+        &error,
+        text,
+        Expected {
+            line: 7,
+            column: 10,
+            message: "the operators form a cycle: a → b → a",
+            help: "break the loop: an operator cannot (indirectly) read its own output",
+        },
+    );
+    assert_reported(
+        &error,
+        text,
+        Expected {
+            line: 7,
+            column: 11,
+            message: "`b` produces window rows, but a window reads events",
+            help: "read a source",
+        },
+    );
+    assert_reported(
+        &error,
+        text,
+        Expected {
+            line: 12,
+            column: 11,
+            message: "`a` produces window rows, but a window reads events",
+            help: "read a source",
+        },
+    );
+    let cycles = error
+        .problems
+        .iter()
+        .filter(|p| p.diagnostic.message.contains("cycle"))
+        .count();
+    assert_eq!(cycles, 1, "a cycle is reported once:\n{error}");
+}
+
+#[test]
+
+fn malformed_duration_in_a_window_points_at_the_value() {
+    let text = broken("{ tumbling = \"10s\" }", "{ tumbling = \"10x\" }");
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 9,
+            column: 23,
+            message: "malformed duration \"10x\": unknown unit",
+            help: "write a number followed by a unit (ms, s, m, h, d), e.g. \"10s\"",
+        },
+    );
+}
+
+#[test]
+
+fn malformed_duration_in_a_source_points_at_the_value() {
+    let text = broken("max_out_of_orderness = \"2s\"", "max_out_of_orderness = \"10x\"");
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 4,
+            column: 24,
+            message: "malformed duration \"10x\": unknown unit",
+            help: "write a number followed by a unit (ms, s, m, h, d), e.g. \"10s\"",
+        },
+    );
+}
+
+#[test]
+fn aggregate_the_inputs_cannot_provide() {
+    let text = broken("max_out_of_orderness = \"2s\"\n", "kinds = [\"log\"]\n")
+        .replace("key = [\"tenant\", \"metric\"]", "key = [\"tenant\"]");
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 11,
+            column: 24,
+            message: "aggregate `avg` needs the numeric `value` of metric events, but the inputs of `cpu_10s` carry only log events",
+            help: "only `count` works without values",
+        },
+    );
+    assert_eq!(error.problems.len(), 1, "`count` is fine on logs:\n{error}");
+}
+
+#[test]
+
+fn unknown_aggregate_points_at_the_value() {
+    // p1..p99 are quantiles; `median` is not an aggregate name.
+    let text = broken("[\"count\", \"avg\"]", "[\"count\", \"p97\", \"median\"]");
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 11,
+            column: 31,
+            message: "unknown aggregate \"median\"",
+            help: "use one of count, sum, min, max, avg, stddev, or a quantile p1..p99",
+        },
+    );
+}
+
+#[test]
+fn unset_variable_is_named_where_it_is_used() {
+    let text = broken("path = \"events.jsonl\"", "path = \"${EVENTS_DIR}/events.jsonl\"");
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 3,
+            column: 9,
+            message: "environment variable `EVENTS_DIR` is not set",
+            help: "set it (`export EVENTS_DIR=...`) or give a default: `${EVENTS_DIR:-value}`",
+        },
+    );
+    assert_eq!(
+        error.problems[0].place.as_ref().map(|p| p.3),
+        Some("${EVENTS_DIR}".len())
+    );
+}
+
+#[test]
+fn variable_defaults_apply_only_when_unset() {
+    let text = broken(
+        "path = \"events.jsonl\"",
+        "path = \"${EVENTS_FILE:-data/events.jsonl}\"",
+    );
+    let source_path = |vars: &[(&str, &str)]| {
+        let pipeline = Pipeline::parse(Path::new(FILE), &text, &common::env_of(vars))
+            .unwrap_or_else(|e| panic!("a default makes the variable optional:\n{e}"));
+        match &pipeline.config.sources["events"] {
+            SourceConfig::File { path, .. } => path.display().to_string(),
+            other => panic!("expected a file source, got {other:?}"),
+        }
+    };
+    assert_eq!(source_path(&[]), "data/events.jsonl");
+    assert_eq!(source_path(&[("EVENTS_FILE", "/srv/in.jsonl")]), "/srv/in.jsonl");
+}
+
+#[test]
+fn cli_validate_refuses_a_broken_file_with_its_location() {
+    let dir = common::TempDir::new("validate-cli");
+    let path = dir.join("broken.toml");
+    std::fs::write(&path, broken("inputs = [\"events\"]", "inputs = [\"event\"]")).expect("write the pipeline");
+    let output = Command::new(common::pulse_bin())
+        .args(["validate", &path.display().to_string()])
+        .output()
+        .expect("run pulse validate");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a broken file must fail validation; stderr:\n{stderr}"
+    );
+    let location = format!("{}:8:11", path.display());
+    assert!(stderr.contains(&location), "stderr should name {location}:\n{stderr}");
+    assert!(
+        stderr.contains("did you mean `events`?"),
+        "stderr should carry the help:\n{stderr}"
+    );
+}
+
+#[test]
+fn cli_validate_accepts_the_demo() {
+    let demo = common::workspace_dir().join("pipelines/demo.toml");
+    let output = Command::new(common::pulse_bin())
+        .args(["validate", &demo.display().to_string()])
+        .output()
+        .expect("run pulse validate");
+    assert!(
+        output.status.success(),
+        "pulse validate {} failed:\n{}",
+        demo.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(": ok ("), "stdout: {stdout}");
+}
+
+#[test]
+fn every_shipped_pipeline_validates() {
+    let dir = common::workspace_dir().join("pipelines");
+    let out = common::TempDir::new("validate-pipelines");
+    let (input, output) = (
+        out.join("in.jsonl").display().to_string(),
+        out.join("out.jsonl").display().to_string(),
+    );
+    let vars = [("BENCH_INPUT", input.as_str()), ("BENCH_OUTPUT", output.as_str())];
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("pipelines/ exists") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let pipeline = common::load_pipeline(&path, &vars);
+            assert!(!pipeline.config.sinks.is_empty(), "{} has no sinks", path.display());
+            checked.push(path.file_name().expect("a file name").to_string_lossy().into_owned());
+        }
+    }
+    checked.sort();
+    for must in ["bench-window.toml", "demo.toml"] {
+        assert!(checked.iter().any(|c| c == must), "{must} not found among {checked:?}");
+    }
+    // The bench pipeline writes where BENCH_OUTPUT says.
+    let bench = common::load_pipeline(&dir.join("bench-window.toml"), &vars);
+    let paths: Vec<String> = bench
+        .config
+        .sinks
+        .values()
+        .filter_map(|s| match s {
+            SinkConfig::File { path, .. } => Some(path.display().to_string()),
+            SinkConfig::Stdout { .. } => None,
+        })
+        .collect();
+    assert_eq!(paths, vec![output], "bench-window.toml writes to ${{BENCH_OUTPUT}}");
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this and nothing else).
+#
+# Idempotent: installs only what is missing, starts only what is not running,
+# and stops what it started. Build output is cached outside the clone
+# (CARGO_TARGET_DIR, default ~/.cache/pulse/target) so repeated runs are fast.
+#
+# Environment:
+#   CI=true            a missing server or tool is a failure, never a skip
+#   PULSE_TEST_QUICK=1 skip fmt/clippy (local iteration)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pulse/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+command -v python3 >/dev/null || { echo "python3 is required (benchmark checker)"; exit 1; }
+
+if [ "${PULSE_TEST_QUICK:-0}" != 1 ]; then
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+  step "cargo clippy -D warnings"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+step "cargo test"
+cargo test --workspace --locked --no-fail-fast
