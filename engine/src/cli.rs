@@ -115,6 +115,13 @@ pub fn main() -> ExitCode {
                     ..RunOptions::default()
                 },
             ) {
+                Ok(report) if report.sink_errors > 0 => {
+                    eprintln!(
+                        "error: {} sink writes failed; output is incomplete (see the log above)",
+                        report.sink_errors
+                    );
+                    ExitCode::FAILURE
+                }
                 Ok(_) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error}");

@@ -29,6 +29,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     /// Whether it ended because it was asked to stop.
     pub interrupted: bool,
+    /// Failed sink writes (0 when no metrics recorder is installed).
+    pub sink_errors: u64,
 }
 
 /// Why a run failed.
@@ -68,28 +70,22 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
     for result in guards.join() {
         result.map_err(RunError::Dataflow)?;
     }
+    let totals = telemetry::counter_totals();
+    let total = |name: &str| totals.get(name).copied().unwrap_or(0);
     let report = RunReport {
         workers,
         elapsed: started.elapsed(),
         interrupted: shutdown.is_triggered(),
+        sink_errors: total("pulse_sink_errors_total"),
     };
-    log_summary(&report);
-    Ok(report)
-}
-
-fn log_summary(report: &RunReport) {
-    let totals = telemetry::counter_totals();
-    let total = |name: &str| totals.get(name).copied().unwrap_or(0);
-    let late = total("pulse_late_events_total");
-    let dead = total("pulse_dead_letters_total");
-    let discarded = total("pulse_window_discarded_windows_total");
     tracing::info!(
         elapsed_s = format!("{:.3}", report.elapsed.as_secs_f64()),
-        late_events = late,
-        dead_letters = dead,
-        discarded_windows = discarded,
-        sink_errors = total("pulse_sink_errors_total"),
+        late_events = total("pulse_late_events_total"),
+        dead_letters = total("pulse_dead_letters_total"),
+        discarded_windows = total("pulse_window_discarded_windows_total"),
+        sink_errors = report.sink_errors,
         interrupted = report.interrupted,
         "finished"
     );
+    Ok(report)
 }

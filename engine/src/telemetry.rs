@@ -1,9 +1,15 @@
 //! Logs (`tracing`) and metrics (`metrics`) for the process.
+//!
+//! The process-wide metrics recorder keeps every counter, gauge and histogram
+//! in a `metrics_util` registry of atomics, so the engine can read totals at
+//! any time (the run summary, tests) and an exporter can render them later.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_util::registry::{AtomicStorage, Registry};
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
@@ -15,35 +21,56 @@ pub fn init_logging() {
         .try_init();
 }
 
-static SNAPSHOTTER: OnceLock<Option<Snapshotter>> = OnceLock::new();
+/// A recorder whose values can be read back without resetting them.
+#[derive(Clone)]
+struct TotalsRecorder(Arc<Registry<Key, AtomicStorage>>);
 
-/// Installs the in-process metrics recorder, once per process. Returns false
-/// when another recorder was installed first (its values are then not readable here).
+impl Recorder for TotalsRecorder {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        self.0.get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        self.0.get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        self.0
+            .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
+    }
+}
+
+static RECORDER: OnceLock<Option<TotalsRecorder>> = OnceLock::new();
+
+/// Installs the process metrics recorder, once. Returns false when another
+/// recorder was installed first (its values are then not readable here).
 pub fn install_recorder() -> bool {
-    SNAPSHOTTER
+    RECORDER
         .get_or_init(|| {
-            let recorder = DebuggingRecorder::new();
-            let snapshotter = recorder.snapshotter();
-            recorder.install().ok().map(|()| snapshotter)
+            let recorder = TotalsRecorder(Arc::new(Registry::atomic()));
+            metrics::set_global_recorder(recorder.clone()).ok().map(|()| recorder)
         })
         .is_some()
 }
 
-/// Current totals of every `pulse_*` counter, summed over their labels, and
-/// per component (`name{component}`).
+/// Totals of every counter, summed over their labels (`name`), and per
+/// component (`name{component}`). Empty when the recorder is not installed.
 pub fn counter_totals() -> BTreeMap<String, u64> {
     let mut totals = BTreeMap::new();
-    let Some(Some(snapshotter)) = SNAPSHOTTER.get() else {
+    let Some(Some(recorder)) = RECORDER.get() else {
         return totals;
     };
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        if let DebugValue::Counter(n) = value {
-            let name = key.key().name().to_owned();
-            *totals.entry(name.clone()).or_default() += n;
-            for label in key.key().labels().filter(|l| l.key() == "component") {
-                *totals.entry(format!("{name}{{{}}}", label.value())).or_default() += n;
-            }
+    recorder.0.visit_counters(|key, counter| {
+        let value = counter.load(Ordering::Relaxed);
+        let name = key.name().to_owned();
+        *totals.entry(name.clone()).or_default() += value;
+        for label in key.labels().filter(|l| l.key() == "component") {
+            *totals.entry(format!("{name}{{{}}}", label.value())).or_default() += value;
         }
-    }
+    });
     totals
 }
