@@ -187,6 +187,20 @@ impl Accumulator {
 
     /// Folds `other` into `self`, as if every value of `other` had been added here.
     pub fn merge(&mut self, other: &Accumulator) {
+        if self.values == 0 && other.values > 0 {
+            // Nothing to combine with: take the other side as it is (Chan's
+            // formula would compute ∞·0 = NaN for means beyond ~1e154).
+            let (events, sketch) = (self.events, self.sketch.take());
+            *self = Accumulator {
+                events: events + other.events,
+                sketch,
+                ..other.clone()
+            };
+            if let (Some(mine), Some(theirs)) = (&mut self.sketch, &other.sketch) {
+                mine.merge(theirs);
+            }
+            return;
+        }
         if other.values > 0 {
             let n = (self.values + other.values) as f64;
             let delta = other.mean - self.mean;
@@ -232,6 +246,9 @@ impl Accumulator {
             Aggregate::Max => float(self.max),
             Aggregate::Avg => float(self.sum() / self.values as f64),
             Aggregate::Stddev if self.values < 2 => AggregateValue::Float(None),
+            // M2 is only ever ≥ 0 in exact arithmetic; overflow makes it ±∞ or NaN,
+            // and then the spread is unknown, not zero.
+            Aggregate::Stddev if !self.m2.is_finite() => AggregateValue::Float(None),
             Aggregate::Stddev => float((self.m2.max(0.0) / (self.values - 1) as f64).sqrt()),
             Aggregate::Quantile(per_mille) => AggregateValue::Float(
                 self.sketch

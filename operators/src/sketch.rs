@@ -38,7 +38,14 @@ fn bucket_of(magnitude: f64) -> i32 {
 
 fn midpoint_of(bucket: i32) -> f64 {
     let g = gamma();
-    2.0 * g.powi(bucket) / (g + 1.0)
+    let midpoint = 2.0 / (g + 1.0) * g.powi(bucket);
+    if midpoint.is_finite() {
+        return midpoint;
+    }
+    // The top bucket reaches past f64::MAX: answer the point of its representable
+    // part (lo, MAX] with the least relative error, 2·lo·MAX / (lo + MAX).
+    let lo = g.powi(bucket - 1);
+    lo * (2.0 / (1.0 + lo / f64::MAX))
 }
 
 impl QuantileSketch {

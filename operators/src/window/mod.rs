@@ -219,9 +219,13 @@ impl Stage {
                     }
                 });
 
-                let (close_to, interrupted) = match frontier.frontier().first() {
-                    Some(time) => (*time, false),
-                    None => (EventTime::MAX, shutdown.is_triggered()),
+                let interrupted = shutdown.is_triggered();
+                let close_to = match frontier.frontier().first() {
+                    // Once stopping, the frontier no longer means "complete": sources
+                    // drop their capabilities while records are still in flight.
+                    Some(_) if interrupted => return,
+                    Some(time) => *time,
+                    None => EventTime::MAX,
                 };
                 if closed_up_to.is_some_and(|done| done >= close_to) {
                     return;
