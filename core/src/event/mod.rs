@@ -10,6 +10,8 @@
 //! the derived form buffers every object before it can look at `kind`, which
 //! costs more than the rest of the pipeline on the replay hot path.
 
+mod flat;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -203,7 +205,10 @@ impl Event {
                 error.valid_up_to()
             ))
         })?;
-        serde_json::from_str(text)
+        match flat::decode(text) {
+            Some(event) => Ok(event),
+            None => serde_json::from_str(text),
+        }
     }
 
     /// Encodes the event as one line of JSON (no trailing newline).
