@@ -128,7 +128,6 @@ fn the_valid_pipeline_is_accepted() {
 }
 
 #[test]
-
 fn unknown_key_in_a_source_points_at_the_key() {
     let text = broken("max_out_of_orderness = \"2s\"\n", "max_out_of_order = \"2s\"\n");
     let error = refused(&text);
@@ -152,7 +151,6 @@ fn unknown_key_in_a_source_points_at_the_key() {
 }
 
 #[test]
-
 fn unknown_key_in_an_operator_points_at_the_key() {
     // `allowed_lateness` is what the design sketch wrote; the help says where lateness is set.
     let text = broken(
@@ -173,7 +171,6 @@ fn unknown_key_in_an_operator_points_at_the_key() {
 }
 
 #[test]
-
 fn unknown_key_in_a_sink_points_at_the_key() {
     let text = broken("path = \"out.jsonl\"\n", "path = \"out.jsonl\"\n  apend = true\n");
     let error = refused(&text);
@@ -287,7 +284,6 @@ fn malformed_duration_in_the_engine_table_points_at_the_value() {
 }
 
 #[test]
-
 fn unknown_key_in_a_window_shape_points_at_the_key() {
     let text = broken(
         "window = { tumbling = \"10s\" }",
@@ -401,7 +397,6 @@ inputs = ["a", "b"]
 }
 
 #[test]
-
 fn malformed_duration_in_a_window_points_at_the_value() {
     let text = broken("{ tumbling = \"10s\" }", "{ tumbling = \"10x\" }");
     let error = refused(&text);
@@ -418,7 +413,6 @@ fn malformed_duration_in_a_window_points_at_the_value() {
 }
 
 #[test]
-
 fn malformed_duration_in_a_source_points_at_the_value() {
     let text = broken("max_out_of_orderness = \"2s\"", "max_out_of_orderness = \"10x\"");
     let error = refused(&text);
@@ -453,7 +447,6 @@ fn aggregate_the_inputs_cannot_provide() {
 }
 
 #[test]
-
 fn unknown_aggregate_points_at_the_value() {
     // p1..p99 are quantiles; `median` is not an aggregate name.
     let text = broken("[\"count\", \"avg\"]", "[\"count\", \"p97\", \"median\"]");
