@@ -146,7 +146,7 @@ impl EventReader for JsonlFileReader {
                 continue;
             }
             match Event::from_json(line) {
-                Ok(event) => batch.events.push(event),
+                Ok(event) => batch.push(0, event),
                 Err(error) => {
                     let letter = self.dead_letter(line, line_offset, error.to_string());
                     batch.dead_letters.push(letter);
@@ -197,7 +197,7 @@ mod tests {
         drop(file);
         for peers in [1, 2, 3, 7] {
             let mut seen: Vec<u64> = (0..peers)
-                .flat_map(|w| read_all(&path, w, peers).events)
+                .flat_map(|w| read_all(&path, w, peers).take_events())
                 .map(|e| e.ts)
                 .collect();
             seen.sort();

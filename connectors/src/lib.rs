@@ -6,11 +6,13 @@
 //!
 //! - [`generator`]: synthetic sensors, paced to a rate or as fast as possible.
 //! - [`file`]: JSONL file replay, split across workers by byte range.
+//! - [`kafka`]: Kafka partitions, dealt to workers, a watermark each.
 
 pub mod file;
 pub mod generator;
+pub mod kafka;
 pub mod source;
 pub mod watermark;
 
 pub use source::{EventReader, ReadBatch, ReadStatus, SourceSettings, SourceStreams, event_source};
-pub use watermark::Watermark;
+pub use watermark::{Split, SplitWatermarks, Watermark};

@@ -2,12 +2,14 @@
 //!
 //! A source is an [`EventReader`] (reads batches of events from somewhere) run
 //! by [`event_source`], which sends each event at its event time coarsened to
-//! the granule and holds its capability at the reader's [`Watermark`], so the
-//! dataflow frontier is the watermark. Events behind the watermark go to the
-//! `late` output and undecodable input to the `dead_letter` output; both are
-//! counted, neither stops the source.
+//! the granule and holds its capability at the watermark, so the dataflow
+//! frontier is the watermark. A reader serves one or more *splits* (a file
+//! range, Kafka partitions) with a watermark each; the capability follows their
+//! minimum ([`SplitWatermarks`]). Events behind their split's watermark go to
+//! the `late` output and undecodable input to the `dead_letter` output; both
+//! are counted, neither stops the source.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pulse_core::time::coarsen;
 use pulse_core::{DeadLetter, Event, EventTime, Shutdown};
@@ -16,15 +18,33 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, Stream};
 
-use crate::watermark::Watermark;
+use crate::watermark::{Split, SplitWatermarks};
 
 /// What a reader produced in one call.
 #[derive(Debug, Default)]
 pub struct ReadBatch {
-    /// Decoded events, in the order read.
-    pub events: Vec<Event>,
+    /// Decoded events with their split, in the order read.
+    events: Vec<(Split, Event)>,
     /// Records that did not decode.
     pub dead_letters: Vec<DeadLetter>,
+}
+
+impl ReadBatch {
+    /// Adds an event read from `split`.
+    #[inline]
+    pub fn push(&mut self, split: Split, event: Event) {
+        self.events.push((split, event));
+    }
+
+    /// The events added so far, with their splits.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.events.iter().map(|(_, event)| event)
+    }
+
+    /// Removes and returns the events added so far.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.drain(..).map(|(_, event)| event).collect()
+    }
 }
 
 /// Whether a reader has more to give.
@@ -38,8 +58,14 @@ pub enum ReadStatus {
     Finished,
 }
 
-/// Reads events from one partition of a source's input.
+/// Reads events from this worker's share of a source's input.
 pub trait EventReader: 'static {
+    /// The splits this reader serves from the start; each holds the watermark
+    /// back until it has events (or, with an idle timeout, goes idle).
+    fn splits(&self) -> Vec<Split> {
+        vec![0]
+    }
+
     /// Appends what is available now to `batch`.
     fn read(&mut self, batch: &mut ReadBatch) -> ReadStatus;
 }
@@ -49,8 +75,10 @@ pub trait EventReader: 'static {
 pub struct SourceSettings {
     /// Component name, for logs and metrics.
     pub name: String,
-    /// How far behind the newest event an event may be before it is late.
+    /// How far behind the newest event of its split an event may be before it is late.
     pub max_out_of_orderness_ms: u64,
+    /// A split without events for this long stops holding the watermark back.
+    pub idle_timeout: Option<Duration>,
     /// The engine's time granule in ms.
     pub granule_ms: u64,
     /// Stops the source when triggered.
@@ -91,7 +119,12 @@ pub fn event_source<'scope, R: EventReader>(
 
     builder.build(move |capabilities| {
         let mut capabilities = Some(capabilities);
-        let mut watermark = Watermark::new(settings.max_out_of_orderness_ms);
+        let mut watermarks = SplitWatermarks::new(settings.max_out_of_orderness_ms, settings.idle_timeout);
+        let started = Instant::now();
+        reader
+            .splits()
+            .into_iter()
+            .for_each(|split| watermarks.add(split, started));
         let mut batch = ReadBatch::default();
         let mut buckets = TimeBuckets::default();
         let mut late_events = Vec::new();
@@ -102,12 +135,15 @@ pub fn event_source<'scope, R: EventReader>(
                 return;
             }
             let status = reader.read(&mut batch);
+            let now = Instant::now();
 
-            for event in batch.events.drain(..) {
-                if watermark.is_late(event.ts) {
+            for (split, event) in batch.events.drain(..) {
+                // Behind its split's watermark, or behind the source's progress
+                // (possible after an idle split let the watermark pass it).
+                if watermarks.is_late(split, event.ts) || coarsen(event.ts, granule) < *caps[0].time() {
                     late_events.push(event);
                 } else {
-                    watermark.observe(event.ts);
+                    watermarks.observe(split, event.ts, now);
                     buckets.push(coarsen(event.ts, granule), event);
                 }
             }
@@ -132,9 +168,10 @@ pub fn event_source<'scope, R: EventReader>(
                 batch.dead_letters.clear();
             }
 
-            let progress = coarsen(watermark.current(), granule);
+            let watermark = watermarks.current(now);
+            let progress = coarsen(watermark, granule);
             if *caps[0].time() < progress {
-                watermark_gauge.set(watermark.current() as f64);
+                watermark_gauge.set(watermark as f64);
                 caps.iter_mut().for_each(|cap| cap.downgrade(&progress));
             }
             match status {

@@ -1,9 +1,13 @@
-//! Bounded out-of-orderness watermarks.
+//! Bounded out-of-orderness watermarks, one per split, combined by minimum.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use pulse_core::EventTime;
 
-/// Tracks the watermark of one reader: the largest event time seen minus the
-/// allowed out-of-orderness. Events older than the watermark are late.
+/// Tracks the watermark of one split (a file range, a Kafka partition): the
+/// largest event time seen minus the allowed out-of-orderness. Events older
+/// than the watermark are late.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Watermark {
     max_seen: Option<EventTime>,
@@ -39,6 +43,74 @@ impl Watermark {
     }
 }
 
+/// Identifies a split of a source's input, e.g. a Kafka partition.
+pub type Split = u32;
+
+/// The watermarks of every split a reader serves, combined.
+///
+/// The combined watermark is the minimum over the active splits, so one slow
+/// split holds windows back instead of making its events late. A split that
+/// has had no event for `idle_timeout` stops holding it back until its next
+/// event; when every split is idle the combined watermark is the largest of
+/// theirs, so windows over the data already read can close.
+#[derive(Clone, Debug)]
+pub struct SplitWatermarks {
+    out_of_orderness: u64,
+    idle_timeout: Option<Duration>,
+    splits: BTreeMap<Split, (Watermark, Instant)>,
+}
+
+impl SplitWatermarks {
+    /// No splits yet.
+    pub fn new(out_of_orderness_ms: u64, idle_timeout: Option<Duration>) -> Self {
+        Self {
+            out_of_orderness: out_of_orderness_ms,
+            idle_timeout,
+            splits: BTreeMap::new(),
+        }
+    }
+
+    /// Registers a split that holds the watermark back (at 0) until it has
+    /// events or goes idle.
+    pub fn add(&mut self, split: Split, now: Instant) {
+        self.splits
+            .entry(split)
+            .or_insert((Watermark::new(self.out_of_orderness), now));
+    }
+
+    /// Whether an event at `ts` on `split` is late.
+    #[inline]
+    pub fn is_late(&self, split: Split, ts: EventTime) -> bool {
+        self.splits.get(&split).is_some_and(|(w, _)| w.is_late(ts))
+    }
+
+    /// Takes an accepted event of `split` into account.
+    #[inline]
+    pub fn observe(&mut self, split: Split, ts: EventTime, now: Instant) {
+        let out_of_orderness = self.out_of_orderness;
+        let (watermark, seen) = self
+            .splits
+            .entry(split)
+            .or_insert((Watermark::new(out_of_orderness), now));
+        watermark.observe(ts);
+        *seen = now;
+    }
+
+    /// The combined watermark at `now`.
+    pub fn current(&self, now: Instant) -> EventTime {
+        let active = |seen: &Instant| self.idle_timeout.is_none_or(|idle| now.duration_since(*seen) < idle);
+        let active_min = self
+            .splits
+            .values()
+            .filter(|(_, seen)| active(seen))
+            .map(|(w, _)| w.current())
+            .min();
+        active_min
+            .or_else(|| self.splits.values().map(|(w, _)| w.current()).max())
+            .unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,7 +125,44 @@ mod tests {
         assert!(wm.is_late(7_999));
         wm.observe(9_000);
         assert_eq!(wm.current(), 8_000, "older events do not move it back");
-        wm.observe(1_000);
-        assert_eq!(wm.current(), 8_000);
+    }
+
+    #[test]
+    fn the_slowest_active_split_holds_the_watermark() {
+        let start = Instant::now();
+        let mut splits = SplitWatermarks::new(1_000, Some(Duration::from_secs(5)));
+        splits.add(0, start);
+        splits.add(1, start);
+        splits.observe(0, 60_000, start);
+        assert_eq!(splits.current(start), 0, "split 1 has nothing yet");
+        splits.observe(1, 20_000, start);
+        assert_eq!(splits.current(start), 19_000);
+        assert!(
+            splits.is_late(0, 58_000) && !splits.is_late(1, 19_500),
+            "lateness is per split"
+        );
+    }
+
+    #[test]
+    fn an_idle_split_stops_holding_it_back_until_it_speaks() {
+        let start = Instant::now();
+        let later = start + Duration::from_secs(6);
+        let mut splits = SplitWatermarks::new(0, Some(Duration::from_secs(5)));
+        splits.observe(0, 10_000, start);
+        splits.observe(1, 50_000, later);
+        assert_eq!(splits.current(later), 50_000, "split 0 is idle");
+        splits.observe(0, 11_000, later);
+        assert_eq!(splits.current(later), 11_000, "split 0 is active again");
+        let much_later = later + Duration::from_secs(10);
+        assert_eq!(splits.current(much_later), 50_000, "all idle: the largest");
+    }
+
+    #[test]
+    fn without_idle_timeout_a_split_holds_it_back_forever() {
+        let start = Instant::now();
+        let mut splits = SplitWatermarks::new(0, None);
+        splits.add(7, start);
+        splits.observe(0, 10_000, start);
+        assert_eq!(splits.current(start + Duration::from_secs(3600)), 0);
     }
 }

@@ -20,7 +20,7 @@ impl EventReader for Batches {
     fn read(&mut self, batch: &mut ReadBatch) -> ReadStatus {
         match self.0.next() {
             Some(events) => {
-                batch.events.extend(events);
+                events.into_iter().for_each(|event| batch.push(0, event));
                 ReadStatus::More
             }
             None => ReadStatus::Finished,
@@ -82,6 +82,7 @@ fn run(times: &[u64], batch_size: usize, bound: u64, granule: u64) -> Seen {
             let settings = SourceSettings {
                 name: "events".into(),
                 max_out_of_orderness_ms: bound,
+                idle_timeout: None,
                 granule_ms: granule,
                 shutdown: Shutdown::new(),
             };

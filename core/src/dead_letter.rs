@@ -31,6 +31,15 @@ pub enum Position {
         /// Byte offset of the line's first byte.
         offset: u64,
     },
+    /// A Kafka message.
+    Kafka {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Offset of the message.
+        offset: i64,
+    },
     /// A generated record (the generator never produces bad records, but tests may).
     Generated {
         /// Sequence number of the record.

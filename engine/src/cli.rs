@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use pulse_connectors::generator::{GeneratorSettings, SensorsConfig, Synthetic};
+use pulse_connectors::kafka;
 use pulse_core::DurationSpec;
 
 use crate::config::Pipeline;
@@ -66,6 +67,63 @@ pub enum Command {
         /// Period of the seasonal pattern.
         #[arg(long, default_value = "1d")]
         season_period: DurationSpec,
+    },
+    /// Publish events to a Kafka topic as an agent would (keyed by tenant/source).
+    Produce {
+        /// Kafka brokers.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// Publish the lines of this JSONL file as they are, instead of generated events.
+        #[arg(long, conflicts_with = "events")]
+        file: Option<PathBuf>,
+        /// The generator model.
+        #[arg(long, value_enum, default_value_t = Profile::Sensors)]
+        profile: Profile,
+        /// How many generated events.
+        #[arg(long, required_unless_present = "file")]
+        events: Option<u64>,
+        /// Events per second, wall clock (0: as fast as possible). Generated
+        /// events are this far apart in event time too (0: one per millisecond).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Event time of the first generated event, epoch ms (default: now).
+        #[arg(long)]
+        start: Option<u64>,
+        /// Random seed of the generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Create or list Kafka topics.
+    Topics {
+        /// What to do.
+        #[command(subcommand)]
+        action: TopicsCommand,
+    },
+}
+
+/// `pulse topics` actions.
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create topics (existing ones are left as they are).
+    Create {
+        /// Kafka brokers.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// Partitions per topic.
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// Topic names.
+        #[arg(required = true)]
+        topics: Vec<String>,
+    },
+    /// List topics with their partition counts.
+    List {
+        /// Kafka brokers.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
     },
 }
 
@@ -129,6 +187,35 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Produce {
+            brokers,
+            topic,
+            file,
+            profile: Profile::Sensors,
+            events,
+            rate,
+            start,
+            seed,
+        } => report(produce(&brokers, &topic, file, events, rate, start, seed)),
+        Command::Topics {
+            action:
+                TopicsCommand::Create {
+                    brokers,
+                    partitions,
+                    topics,
+                },
+        } => report(kafka::create_topics(&brokers, &topics, partitions).map_err(|e| e.to_string())),
+        Command::Topics {
+            action: TopicsCommand::List { brokers },
+        } => report(
+            kafka::list_topics(&brokers)
+                .map(|topics| {
+                    topics
+                        .iter()
+                        .for_each(|(name, partitions)| println!("{name}\t{partitions}"))
+                })
+                .map_err(|e| e.to_string()),
+        ),
         Command::Generate {
             profile: Profile::Sensors,
             events,
@@ -166,6 +253,61 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn produce(
+    brokers: &str,
+    topic: &str,
+    file: Option<PathBuf>,
+    events: Option<u64>,
+    rate: u64,
+    start: Option<u64>,
+    seed: u64,
+) -> Result<(), String> {
+    let sent = match file {
+        Some(path) => {
+            let reader =
+                std::io::BufReader::new(std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?);
+            let records = std::io::BufRead::lines(reader)
+                .filter(|line| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+                .map(|line| {
+                    line.map(kafka::Record::of_line)
+                        .map_err(kafka::KafkaConnectorError::from)
+                });
+            kafka::publish(brokers, topic, records, rate)
+        }
+        None => {
+            let events = events.unwrap_or_default();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let sensors = SensorsConfig {
+                seed,
+                ..SensorsConfig::default()
+            };
+            let mut synthetic = Synthetic::new(GeneratorSettings {
+                sensors,
+                rate,
+                events: Some(events),
+                start: start.unwrap_or(now),
+            });
+            let records = (0..events).map(move |i| Ok(kafka::Record::of_event(&synthetic.event(i))));
+            kafka::publish(brokers, topic, records, rate)
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    eprintln!("published {sent} messages to {topic}");
+    Ok(())
 }
 
 fn env(name: &str) -> Option<String> {

@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 
 use pulse_connectors::file::JsonlFileReader;
 use pulse_connectors::generator::{GeneratorReader, GeneratorSettings};
+use pulse_connectors::kafka::{self, KafkaConnectorError, KafkaReader, KafkaSourceSettings, PartitionOffsets};
 use pulse_connectors::{SourceSettings, event_source};
 use pulse_core::{DeadLetter, Event, EventTime, Shutdown};
 use pulse_operators::window::{WindowConfig, WindowExt, WindowRow};
-use pulse_sinks::{JsonlFile, LineSink, Stdout, to_json_lines, write_lines};
+use pulse_sinks::{JsonlFile, KafkaSink, LineSink, Stdout, to_json_lines, write_lines};
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, Stream};
 
@@ -42,6 +43,24 @@ pub enum PlanError {
         /// Why.
         error: std::io::Error,
     },
+    /// A Kafka source cannot find its partitions.
+    #[error("source `{source_name}`: {error}")]
+    Kafka {
+        /// The source.
+        source_name: String,
+        /// Why.
+        error: KafkaConnectorError,
+    },
+}
+
+/// A Kafka source resolved before the run: its partitions, and the offsets read.
+pub struct KafkaPlan {
+    /// What to read.
+    pub settings: KafkaSourceSettings,
+    /// Every (topic, partition), in the order they are dealt to workers.
+    pub partitions: Vec<(String, i32)>,
+    /// Next offsets read, filled in by the workers.
+    pub offsets: PartitionOffsets,
 }
 
 /// A sink opened before the dataflow starts, handed to worker 0.
@@ -57,18 +76,54 @@ pub struct Resources {
     shutdown: Shutdown,
     /// Wall-clock start, the event time of generators without a `start`.
     started_ms: EventTime,
+    /// Kafka sources by name.
+    kafka: BTreeMap<String, KafkaPlan>,
 }
 
 impl Resources {
     /// Opens every sink and checks every source file.
     pub fn prepare(config: Arc<PipelineConfig>, shutdown: Shutdown) -> Result<Self, PlanError> {
+        let mut kafka = BTreeMap::new();
         for (name, source) in &config.sources {
-            if let SourceConfig::File { path, .. } = source {
-                File::open(path).map_err(|error| PlanError::SourceFile {
-                    source_name: name.clone(),
-                    path: path.clone(),
-                    error,
-                })?;
+            match source {
+                SourceConfig::File { path, .. } => {
+                    File::open(path).map_err(|error| PlanError::SourceFile {
+                        source_name: name.clone(),
+                        path: path.clone(),
+                        error,
+                    })?;
+                }
+                SourceConfig::Kafka {
+                    brokers,
+                    topics,
+                    topic_pattern,
+                    group,
+                    until,
+                    ..
+                } => {
+                    let settings = KafkaSourceSettings {
+                        component: name.clone(),
+                        brokers: brokers.clone(),
+                        topics: topics.clone(),
+                        topic_pattern: topic_pattern.clone(),
+                        group: group.clone(),
+                        until_end: until.is_some(),
+                    };
+                    let partitions = kafka::partitions(&settings).map_err(|error| PlanError::Kafka {
+                        source_name: name.clone(),
+                        error,
+                    })?;
+                    tracing::info!(source = %name, partitions = partitions.len(), "kafka partitions");
+                    kafka.insert(
+                        name.clone(),
+                        KafkaPlan {
+                            settings,
+                            partitions,
+                            offsets: PartitionOffsets::default(),
+                        },
+                    );
+                }
+                SourceConfig::Generator { .. } => {}
             }
         }
         let mut sinks = BTreeMap::new();
@@ -81,6 +136,17 @@ impl Resources {
                         error,
                     })?)
                 }
+                SinkConfig::Kafka {
+                    brokers,
+                    topic,
+                    key_fields,
+                    ..
+                } => Box::new(KafkaSink::connect(brokers, topic, key_fields.clone()).map_err(|error| {
+                    PlanError::Sink {
+                        sink: name.clone(),
+                        error: std::io::Error::other(error),
+                    }
+                })?),
             };
             sinks.insert(name.clone(), Mutex::new(Some(opened)));
         }
@@ -105,12 +171,18 @@ impl Resources {
             default_dead_letters: Mutex::new(Some(default_dead_letters)),
             shutdown,
             started_ms,
+            kafka,
         })
     }
 
     /// The pipeline being run.
     pub fn config(&self) -> &PipelineConfig {
         &self.config
+    }
+
+    /// The Kafka sources, resolved.
+    pub fn kafka_sources(&self) -> impl Iterator<Item = &KafkaPlan> {
+        self.kafka.values()
     }
 }
 
@@ -163,9 +235,10 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
     let mut streams: BTreeMap<String, Built<'scope>> = BTreeMap::new();
 
     for (name, source) in &config.sources {
-        let settings = |max_out_of_orderness_ms| SourceSettings {
+        let settings = |max_out_of_orderness_ms, idle_timeout| SourceSettings {
             name: name.clone(),
             max_out_of_orderness_ms,
+            idle_timeout,
             granule_ms,
             shutdown: resources.shutdown.clone(),
         };
@@ -185,7 +258,18 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                     start: start.unwrap_or(resources.started_ms),
                 };
                 let reader = GeneratorReader::new(generator, worker, peers);
-                event_source(scope, settings(max_out_of_orderness.as_millis()), reader)
+                event_source(scope, settings(max_out_of_orderness.as_millis(), None), reader)
+            }
+            SourceConfig::Kafka {
+                max_out_of_orderness,
+                idle_timeout,
+                ..
+            } => {
+                let plan = &resources.kafka[name];
+                let offsets = Arc::clone(&plan.offsets);
+                let reader = KafkaReader::start(&plan.settings, &plan.partitions, worker, peers, offsets);
+                let idle = Some(idle_timeout.to_std());
+                event_source(scope, settings(max_out_of_orderness.as_millis(), idle), reader)
             }
             SourceConfig::File {
                 path,
@@ -195,7 +279,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 let reader = JsonlFileReader::open(name, path, worker, peers).unwrap_or_else(|error| {
                     panic!("source `{name}`: {} opened before but not now: {error}", path.display())
                 });
-                event_source(scope, settings(max_out_of_orderness.as_millis()), reader)
+                event_source(scope, settings(max_out_of_orderness.as_millis(), None), reader)
             }
         };
         streams.insert(name.clone(), Built::Events(outputs.events));

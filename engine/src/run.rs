@@ -33,6 +33,24 @@ pub struct RunReport {
     pub sink_errors: u64,
 }
 
+/// Commits what bounded Kafka sources read, now that every window has been
+/// emitted and every sink flushed. An interrupted run commits nothing: its
+/// open windows were discarded, so their events must be read again.
+fn commit_kafka_offsets(resources: &Resources, interrupted: bool) {
+    if interrupted {
+        return;
+    }
+    for plan in resources.kafka_sources().filter(|plan| plan.settings.until_end) {
+        let offsets = plan.offsets.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match pulse_connectors::kafka::commit_offsets(&plan.settings.brokers, &plan.settings.group, &offsets) {
+            Ok(()) => {
+                tracing::info!(source = %plan.settings.component, partitions = offsets.len(), "committed offsets")
+            }
+            Err(error) => tracing::error!(source = %plan.settings.component, %error, "committing offsets failed"),
+        }
+    }
+}
+
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -70,6 +88,7 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
     for result in guards.join() {
         result.map_err(RunError::Dataflow)?;
     }
+    commit_kafka_offsets(&resources, shutdown.is_triggered());
     let totals = telemetry::counter_totals();
     let total = |name: &str| totals.get(name).copied().unwrap_or(0);
     let report = RunReport {

@@ -570,8 +570,40 @@ fn every_shipped_pipeline_validates() {
         .values()
         .filter_map(|s| match s {
             SinkConfig::File { path, .. } => Some(path.display().to_string()),
-            SinkConfig::Stdout { .. } => None,
+            SinkConfig::Stdout { .. } | SinkConfig::Kafka { .. } => None,
         })
         .collect();
     assert_eq!(paths, vec![output], "bench-window.toml writes to ${{BENCH_OUTPUT}}");
+}
+
+/// A Kafka source that reads nothing, or whose pattern is no regular expression.
+#[test]
+fn kafka_sources_need_a_topic_and_a_valid_pattern() {
+    let kafka = |topics: &str| {
+        format!(
+            "[sources.events]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\n{topics}\n\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"events\"]\n"
+        )
+    };
+    let text = kafka("");
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 1,
+            column: 1,
+            message: "Kafka source `events` reads no topic",
+            help: "add `topics = [\"acme.events.normalized\"]` or `topic_pattern = \"^.*\\\\.events\\\\.normalized$\"`",
+        },
+    );
+    let text = kafka("topic_pattern = \"^(acme\"");
+    let error = refused(&text);
+    let problem = &error.problems[0];
+    assert_eq!(problem.place.as_ref().map(|p| (p.0, p.1)), Some((4, 17)), "{error}");
+    assert!(
+        problem.diagnostic.message.contains("not a valid regular expression"),
+        "{error}"
+    );
+    let valid = kafka("topics = [\"acme.events.normalized\"]\nuntil = \"end\"");
+    assert!(Pipeline::parse(Path::new(FILE), &valid, &common::env_of(&[])).is_ok());
 }

@@ -6,11 +6,14 @@
 //!
 //! - [`file`]: JSONL files.
 //! - [`stdout`]: standard output, as JSON lines or a table.
+//! - [`kafka`]: a Kafka topic, one keyed message per record.
 
 pub mod file;
+pub mod kafka;
 pub mod stdout;
 pub mod writer;
 
 pub use file::JsonlFile;
+pub use kafka::KafkaSink;
 pub use stdout::{Stdout, StdoutFormat};
 pub use writer::{LineSink, to_json_lines, write_lines};

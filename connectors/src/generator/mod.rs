@@ -129,7 +129,7 @@ impl EventReader for GeneratorReader {
             if self.synthetic.time_of(index) > due_until {
                 return ReadStatus::Idle(Duration::from_millis(5));
             }
-            batch.events.push(self.synthetic.event(index));
+            batch.push(0, self.synthetic.event(index));
             self.next += 1;
         }
         ReadStatus::More
@@ -152,7 +152,7 @@ mod tests {
     fn drain(mut reader: GeneratorReader) -> Vec<Event> {
         let mut batch = ReadBatch::default();
         while reader.read(&mut batch) != ReadStatus::Finished {}
-        batch.events
+        batch.take_events()
     }
 
     #[test]
@@ -184,9 +184,9 @@ mod tests {
         let mut batch = ReadBatch::default();
         assert!(matches!(reader.read(&mut batch), ReadStatus::Idle(_)));
         assert!(
-            batch.events.len() <= 2,
+            batch.events().count() <= 2,
             "only what is due at the start: {}",
-            batch.events.len()
+            batch.events().count()
         );
     }
 }

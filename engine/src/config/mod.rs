@@ -102,6 +102,40 @@ pub enum SourceConfig {
         #[serde(default = "all_kinds")]
         kinds: Vec<EventKind>,
     },
+    /// Reads Kafka partitions, a watermark per partition.
+    Kafka {
+        /// `host:port[,host:port…]`.
+        brokers: String,
+        /// Topics to read.
+        #[serde(default)]
+        topics: Vec<String>,
+        /// Also read every topic whose name matches this regular expression.
+        #[serde(default)]
+        topic_pattern: Option<String>,
+        /// Consumer group; its committed offsets are where reading starts (default `pulse`).
+        #[serde(default = "default_group")]
+        group: String,
+        /// Allowed disorder within a partition before an event is late (default 0s).
+        #[serde(default)]
+        max_out_of_orderness: DurationSpec,
+        /// A partition without messages for this long stops holding the watermark back (default 10s).
+        #[serde(default = "default_idle_timeout")]
+        idle_timeout: DurationSpec,
+        /// `"end"`: read up to the end offsets seen at start, then finish (default: run until stopped).
+        #[serde(default)]
+        until: Option<Until>,
+        /// The event kinds the topics hold (default: all), for checking aggregates.
+        #[serde(default = "all_kinds")]
+        kinds: Vec<EventKind>,
+    },
+}
+
+/// Where a bounded source stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Until {
+    /// The end offsets seen when the run starts.
+    End,
 }
 
 /// The generator's models.
@@ -154,10 +188,30 @@ pub enum SinkConfig {
         #[serde(default)]
         append: bool,
     },
+    /// A Kafka topic: one JSON message per record, with a deterministic key.
+    Kafka {
+        /// Streams to write.
+        inputs: Vec<String>,
+        /// `host:port[,host:port…]`.
+        brokers: String,
+        /// The topic (it must exist).
+        topic: String,
+        /// Fields whose values make the message key (default: the window and every string field).
+        #[serde(default)]
+        key_fields: Option<Vec<String>>,
+    },
 }
 
 fn default_rate() -> u64 {
     10_000
+}
+
+fn default_group() -> String {
+    "pulse".to_owned()
+}
+
+fn default_idle_timeout() -> DurationSpec {
+    DurationSpec::from_secs(10)
 }
 
 fn all_kinds() -> Vec<EventKind> {
@@ -181,7 +235,9 @@ impl SinkConfig {
     /// The streams the sink writes.
     pub fn inputs(&self) -> &[String] {
         match self {
-            SinkConfig::Stdout { inputs, .. } | SinkConfig::File { inputs, .. } => inputs,
+            SinkConfig::Stdout { inputs, .. } | SinkConfig::File { inputs, .. } | SinkConfig::Kafka { inputs, .. } => {
+                inputs
+            }
         }
     }
 }

@@ -53,7 +53,7 @@ pub fn streams(config: &PipelineConfig) -> BTreeMap<String, StreamType> {
     for (name, source) in &config.sources {
         let kinds: BTreeSet<EventKind> = match source {
             SourceConfig::Generator { .. } => [EventKind::Metric].into(),
-            SourceConfig::File { kinds, .. } => kinds.iter().copied().collect(),
+            SourceConfig::File { kinds, .. } | SourceConfig::Kafka { kinds, .. } => kinds.iter().copied().collect(),
         };
         streams.insert(name.clone(), StreamType::Events(kinds.clone()));
         streams.insert(format!("{name}.late"), StreamType::Events(kinds));
@@ -152,15 +152,39 @@ fn check_source(name: &str, source: &SourceConfig, problems: &mut Vec<Problem>) 
                 problems.push(problem(&["sources", name, "sensors"], message, None));
             }
         }
-        SourceConfig::File { kinds, .. } => {
-            if kinds.is_empty() {
+        SourceConfig::File { kinds, .. } => check_kinds(name, kinds, problems),
+        SourceConfig::Kafka {
+            topics,
+            topic_pattern,
+            kinds,
+            ..
+        } => {
+            check_kinds(name, kinds, problems);
+            if topics.is_empty() && topic_pattern.is_none() {
                 problems.push(problem(
-                    &["sources", name, "kinds"],
-                    "`kinds` is empty, so no event could be read".into(),
-                    "list the kinds the file holds, e.g. [\"metric\"], or remove the key".to_owned(),
+                    &["sources", name],
+                    format!("Kafka source `{name}` reads no topic"),
+                    "add `topics = [\"acme.events.normalized\"]` or `topic_pattern = \"^.*\\\\.events\\\\.normalized$\"`".to_owned(),
+                ));
+            }
+            if let Some(Err(error)) = topic_pattern.as_deref().map(pulse_connectors::kafka::check_pattern) {
+                problems.push(problem(
+                    &["sources", name, "topic_pattern"],
+                    format!("`topic_pattern` is not a valid regular expression: {error}"),
+                    "write a regular expression, e.g. \"^.*\\\\.events\\\\.normalized$\"".to_owned(),
                 ));
             }
         }
+    }
+}
+
+fn check_kinds(name: &str, kinds: &[EventKind], problems: &mut Vec<Problem>) {
+    if kinds.is_empty() {
+        problems.push(problem(
+            &["sources", name, "kinds"],
+            "`kinds` is empty, so no event could be read".into(),
+            "list the kinds the input holds, e.g. [\"metric\"], or remove the key".to_owned(),
+        ));
     }
 }
 

@@ -1,0 +1,279 @@
+//! Reading events from Kafka partitions.
+//!
+//! Each worker runs one consumer on a thread of its own, assigned (not
+//! subscribed) to its share of the partitions, starting at the group's
+//! committed offsets (or the earliest ones). The thread hands batches of raw
+//! messages to the worker through a bounded channel — back-pressure: when the
+//! dataflow falls behind, the thread waits instead of buffering without limit —
+//! and the worker decodes them. Each partition is a split with its own
+//! watermark. With `until_end`, the end offsets are read at start and the
+//! reader finishes when every partition has been read up to them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pulse_core::dead_letter::Position;
+use pulse_core::{DeadLetter, Event};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::{KafkaConnectorError, REQUEST_TIMEOUT, client_config};
+use crate::source::{EventReader, ReadBatch, ReadStatus};
+use crate::watermark::Split;
+
+/// What a Kafka source reads, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaSourceSettings {
+    /// Component name, for logs, metrics and dead letters.
+    pub component: String,
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Topics to read.
+    pub topics: Vec<String>,
+    /// Also read every topic whose name matches this regular expression.
+    pub topic_pattern: Option<String>,
+    /// Consumer group whose committed offsets are the starting point.
+    pub group: String,
+    /// Read up to the end offsets seen at start, then finish.
+    pub until_end: bool,
+}
+
+/// The next offset to read of each (topic, partition) this process has read,
+/// shared with the engine so it can commit them once the sinks have the output.
+pub type PartitionOffsets = Arc<Mutex<BTreeMap<(String, i32), i64>>>;
+
+/// Every (topic, partition) the source reads, in the fixed order used to deal
+/// them to workers.
+pub fn partitions(settings: &KafkaSourceSettings) -> Result<Vec<(String, i32)>, KafkaConnectorError> {
+    let consumer: BaseConsumer = client_config(&settings.brokers).create()?;
+    let metadata = consumer.fetch_metadata(None, REQUEST_TIMEOUT)?;
+    let pattern = settings.topic_pattern.as_deref().map(regex::Regex::new).transpose()?;
+    let mut found = Vec::new();
+    for topic in metadata.topics() {
+        let named = settings.topics.iter().any(|t| t == topic.name());
+        let matched = pattern.as_ref().is_some_and(|p| p.is_match(topic.name()));
+        if named || matched {
+            found.extend(topic.partitions().iter().map(|p| (topic.name().to_owned(), p.id())));
+        }
+    }
+    for topic in &settings.topics {
+        if !found.iter().any(|(t, _)| t == topic) {
+            return Err(KafkaConnectorError::UnknownTopic(topic.clone()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Commits `offsets` (next offsets to read) for `group`.
+pub fn commit_offsets(
+    brokers: &str,
+    group: &str,
+    offsets: &BTreeMap<(String, i32), i64>,
+) -> Result<(), KafkaConnectorError> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let consumer: BaseConsumer = client_config(brokers).set("group.id", group).create()?;
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), next) in offsets {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+    }
+    consumer.commit(&list, CommitMode::Sync)?;
+    Ok(())
+}
+
+/// A message as fetched, before decoding.
+struct Fetched {
+    split: Split,
+    partition: usize,
+    offset: i64,
+    payload: Option<Vec<u8>>,
+}
+
+enum FromConsumer {
+    Messages(Vec<Fetched>),
+    End,
+    Failed(String),
+}
+
+/// This worker's share of a Kafka source.
+pub struct KafkaReader {
+    component: String,
+    /// (split, topic, partition) of every partition this reader owns.
+    assigned: Vec<(Split, String, i32)>,
+    messages: Receiver<FromConsumer>,
+    stop: Arc<AtomicBool>,
+    offsets: PartitionOffsets,
+}
+
+impl KafkaReader {
+    /// Starts the consumer thread for worker `worker` of `peers`, over its share
+    /// of `all` (as returned by [`partitions`]).
+    pub fn start(
+        settings: &KafkaSourceSettings,
+        all: &[(String, i32)],
+        worker: usize,
+        peers: usize,
+        offsets: PartitionOffsets,
+    ) -> Self {
+        let assigned: Vec<(Split, String, i32)> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % peers == worker)
+            .map(|(i, (topic, partition))| (i as Split, topic.clone(), *partition))
+            .collect();
+        let (sender, messages) = sync_channel(8);
+        let stop = Arc::new(AtomicBool::new(false));
+        if assigned.is_empty() {
+            let _ = sender.send(FromConsumer::End);
+        } else {
+            let (settings, assigned, stop) = (settings.clone(), assigned.clone(), Arc::clone(&stop));
+            let name = format!("pulse-kafka-{}-{worker}", settings.component);
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                if let Err(error) = consume(&settings, &assigned, &sender, &stop) {
+                    let _ = sender.send(FromConsumer::Failed(error.to_string()));
+                }
+            });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start the Kafka consumer thread");
+            }
+        }
+        Self {
+            component: settings.component.clone(),
+            assigned,
+            messages,
+            stop,
+            offsets,
+        }
+    }
+}
+
+impl Drop for KafkaReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl EventReader for KafkaReader {
+    fn splits(&self) -> Vec<Split> {
+        self.assigned.iter().map(|(split, _, _)| *split).collect()
+    }
+
+    fn read(&mut self, batch: &mut ReadBatch) -> ReadStatus {
+        match self.messages.try_recv() {
+            Ok(FromConsumer::Messages(messages)) => {
+                let mut next = BTreeMap::new();
+                for message in messages {
+                    let (_, topic, partition) = &self.assigned[message.partition];
+                    next.insert((topic.clone(), *partition), message.offset + 1);
+                    let decoded = match &message.payload {
+                        Some(payload) => Event::from_json(payload).map_err(|e| e.to_string()),
+                        None => Err("empty message (no payload)".to_owned()),
+                    };
+                    match decoded {
+                        Ok(event) => batch.push(message.split, event),
+                        Err(reason) => batch.dead_letters.push(DeadLetter {
+                            component: self.component.clone(),
+                            reason,
+                            position: Position::Kafka {
+                                topic: topic.clone(),
+                                partition: *partition,
+                                offset: message.offset,
+                            },
+                            raw: String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned(),
+                        }),
+                    }
+                }
+                self.offsets.lock().unwrap_or_else(|p| p.into_inner()).extend(next);
+                ReadStatus::More
+            }
+            Ok(FromConsumer::End) | Err(TryRecvError::Disconnected) => ReadStatus::Finished,
+            Ok(FromConsumer::Failed(error)) => {
+                tracing::error!(component = %self.component, %error, "the Kafka consumer failed; ending this source");
+                ReadStatus::Finished
+            }
+            Err(TryRecvError::Empty) => ReadStatus::Idle(Duration::from_millis(2)),
+        }
+    }
+}
+
+/// The consumer thread: polls its partitions and sends batches until stopped,
+/// or until every partition is read to its end offset when `until_end`.
+fn consume(
+    settings: &KafkaSourceSettings,
+    assigned: &[(Split, String, i32)],
+    sender: &SyncSender<FromConsumer>,
+    stop: &AtomicBool,
+) -> Result<(), KafkaConnectorError> {
+    let consumer: BaseConsumer = client_config(&settings.brokers)
+        .set("group.id", &settings.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for (_, topic, partition) in assigned {
+        list.add_partition_offset(topic, *partition, Offset::Stored)?;
+    }
+    // Where each partition starts, and (bounded) where it ends.
+    let committed = consumer.committed_offsets(list.clone(), REQUEST_TIMEOUT)?;
+    let mut position = Vec::with_capacity(assigned.len());
+    let mut end = Vec::with_capacity(assigned.len());
+    for (_, topic, partition) in assigned {
+        let (low, high) = consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)?;
+        let start = match committed.find_partition(topic, *partition).map(|e| e.offset()) {
+            Some(Offset::Offset(n)) => n.max(low),
+            _ => low,
+        };
+        position.push(start);
+        end.push(high);
+    }
+    consumer.assign(&list)?;
+    let index: BTreeMap<(&str, i32), usize> = assigned
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t, p))| ((t.as_str(), *p), i))
+        .collect();
+    let done = |position: &[i64]| settings.until_end && position.iter().zip(&end).all(|(p, e)| p >= e);
+
+    let mut backoff = Duration::from_millis(100);
+    while !stop.load(Ordering::Relaxed) && !done(&position) {
+        let mut messages = Vec::new();
+        let mut timeout = Duration::from_millis(100);
+        while messages.len() < 8_192 {
+            match consumer.poll(timeout) {
+                Some(Ok(message)) => {
+                    let Some(&i) = index.get(&(message.topic(), message.partition())) else {
+                        continue;
+                    };
+                    position[i] = message.offset() + 1;
+                    messages.push(Fetched {
+                        split: assigned[i].0,
+                        partition: i,
+                        offset: message.offset(),
+                        payload: message.payload().map(<[u8]>::to_vec),
+                    });
+                    timeout = Duration::ZERO;
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(component = %settings.component, %error, "Kafka consumer error; retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    break;
+                }
+                None => break,
+            }
+        }
+        if !messages.is_empty() {
+            backoff = Duration::from_millis(100);
+            if sender.send(FromConsumer::Messages(messages)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    let _ = sender.send(FromConsumer::End);
+    Ok(())
+}

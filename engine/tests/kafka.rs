@@ -1,0 +1,305 @@
+//! Kafka in and out, against a real Kafka-compatible broker on 127.0.0.1.
+//!
+//! The test script (`scripts/test.sh`) installs and starts the broker (tansu)
+//! and sets `PULSE_KAFKA_BROKERS`. Without a broker these tests skip with a loud
+//! message, except under `CI=true`, where a missing broker is a failure.
+//! Every test uses topics and groups of its own, so they run in parallel.
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::{TempDir, compare_rows, load_pipeline, pulse_bin, read_jsonl, run_pipeline, sort_rows};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message};
+
+/// The broker's address, or `None` (after saying so) when there is none.
+fn broker() -> Option<String> {
+    let brokers = std::env::var("PULSE_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+    let reachable = TcpStream::connect_timeout(&brokers.parse().expect("host:port"), Duration::from_secs(1)).is_ok();
+    match (reachable, std::env::var("CI").as_deref()) {
+        (true, _) => Some(brokers),
+        (false, Ok("true")) => panic!("no Kafka broker at {brokers}: CI requires one (scripts/test.sh starts it)"),
+        (false, _) => {
+            // Straight to the stderr handle: libtest captures `eprintln!`, and a skip must be seen.
+            let warning =
+                format!("\n*** SKIPPED: no Kafka broker at {brokers}; run ./scripts/test.sh to start one ***\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), warning.as_bytes());
+            None
+        }
+    }
+}
+
+/// A name no other test or run uses.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn pulse(args: &[&str]) -> String {
+    let output = Command::new(pulse_bin()).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "pulse {args:?} failed:\n{stderr}");
+    String::from_utf8_lossy(&output.stdout).into_owned() + &stderr
+}
+
+fn create_topic(brokers: &str, topic: &str, partitions: u32) {
+    pulse(&[
+        "topics",
+        "create",
+        "--brokers",
+        brokers,
+        "--partitions",
+        &partitions.to_string(),
+        topic,
+    ]);
+}
+
+fn produce_file(brokers: &str, topic: &str, file: &std::path::Path) {
+    pulse(&[
+        "produce",
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--file",
+        &file.display().to_string(),
+    ]);
+}
+
+/// `events` generated events, in event-time order, written to `path`.
+fn generate(path: &std::path::Path, events: u64) {
+    pulse(&[
+        "generate",
+        "--events",
+        &events.to_string(),
+        "--rate",
+        "1000",
+        "--out",
+        &path.display().to_string(),
+    ]);
+}
+
+const WINDOWS: &str = r#"
+[operators.tumbling_5s]
+type = "window"
+inputs = ["events"]
+window = { tumbling = "5s" }
+key = ["tenant", "metric"]
+aggregates = ["count", "sum", "min", "max", "avg", "p95"]
+
+[sinks.rows]
+type = "file"
+inputs = ["tumbling_5s"]
+path = "${OUT}/rows.jsonl"
+
+[sinks.dead]
+type = "file"
+inputs = ["events.dead_letter"]
+path = "${OUT}/dead.jsonl"
+"#;
+
+fn kafka_pipeline(brokers: &str, topics: &str, group: &str) -> String {
+    format!(
+        "[sources.events]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\n{topics}\ngroup = \"{group}\"\nuntil = \"end\"\n{WINDOWS}"
+    )
+}
+
+/// Runs `pipeline` (text) with `workers`, returning its rows (sorted) and dead letters.
+fn run(dir: &TempDir, pipeline: &str, workers: usize) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let path = dir.join(&format!("{}.toml", unique("pipeline")));
+    std::fs::write(&path, pipeline).unwrap();
+    run_pipeline(&load_pipeline(&path, &[("OUT", &dir.display())]), workers);
+    let mut rows = read_jsonl(&dir.join("rows.jsonl"));
+    sort_rows(&mut rows);
+    (rows, read_jsonl(&dir.join("dead.jsonl")))
+}
+
+#[test]
+fn kafka_gives_the_windows_a_file_gives() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-vs-file");
+    let input = dir.join("events.jsonl");
+    generate(&input, 6_000);
+    let topic = unique("acme") + ".events.normalized";
+    create_topic(&brokers, &topic, 3);
+    produce_file(&brokers, &topic, &input);
+
+    let file_pipeline = format!(
+        "[sources.events]\ntype = \"file\"\npath = \"{}\"\n{WINDOWS}",
+        input.display()
+    );
+    let (from_file, _) = run(&dir, &file_pipeline, 1);
+    let (from_kafka, dead) = run(
+        &dir,
+        &kafka_pipeline(&brokers, &format!("topics = [\"{topic}\"]"), &unique("g")),
+        2,
+    );
+    assert!(from_file.len() > 10, "the file run produced rows: {}", from_file.len());
+    compare_rows(&from_file, &from_kafka, "Kafka (3 partitions, 2 workers) vs file").unwrap();
+    assert!(dead.is_empty(), "no dead letters: {dead:?}");
+}
+
+#[test]
+fn topic_patterns_pick_up_per_tenant_topics() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-pattern");
+    let run_id = unique("t").replace('-', "_");
+    let line = |tenant: &str, ts: u64| {
+        format!(r#"{{"ts":{ts},"tenant":"{tenant}","source":"h1","kind":"metric","metric":"cpu","value":1}}"#)
+    };
+    for (tenant, events) in [("acme", 3u64), ("globex", 5)] {
+        let topic = format!("{tenant}_{run_id}.events.normalized");
+        create_topic(&brokers, &topic, 2);
+        let file = dir.join(&format!("{tenant}.jsonl"));
+        std::fs::write(
+            &file,
+            (0..events)
+                .map(|i| line(tenant, 1_000 + i))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .unwrap();
+        produce_file(&brokers, &topic, &file);
+    }
+    // A topic of the same run that the pattern must not match.
+    let other = format!("acme_{run_id}.logs.normalized");
+    create_topic(&brokers, &other, 1);
+    let file = dir.join("other.jsonl");
+    std::fs::write(&file, line("acme", 1_000)).unwrap();
+    produce_file(&brokers, &other, &file);
+
+    let pattern = format!("topic_pattern = \"^[a-z]+_{run_id}\\\\.events\\\\.normalized$\"");
+    let (rows, _) = run(&dir, &kafka_pipeline(&brokers, &pattern, &unique("g")), 2);
+    let counts: Vec<(String, u64)> = rows
+        .iter()
+        .map(|r| (r["tenant"].as_str().unwrap().to_owned(), r["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(counts, vec![("acme".to_owned(), 3), ("globex".to_owned(), 5)]);
+}
+
+#[test]
+fn undecodable_messages_become_dead_letters_with_their_offsets() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-dead-letters");
+    let topic = unique("acme") + ".events.normalized";
+    create_topic(&brokers, &topic, 1);
+    let good = r#"{"ts":1000,"tenant":"acme","source":"h1","kind":"metric","metric":"cpu","value":2}"#;
+    let file = dir.join("input.jsonl");
+    std::fs::write(&file, [good, "{broken", good, r#"{"ts":5}"#].join("\n")).unwrap();
+    produce_file(&brokers, &topic, &file);
+
+    let (rows, dead) = run(
+        &dir,
+        &kafka_pipeline(&brokers, &format!("topics = [\"{topic}\"]"), &unique("g")),
+        1,
+    );
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["count"], 2, "the good messages are counted: {rows:?}");
+    let positions: Vec<(i64, &str)> = dead
+        .iter()
+        .map(|d| (d["position"]["offset"].as_i64().unwrap(), d["raw"].as_str().unwrap()))
+        .collect();
+    assert_eq!(positions, vec![(1, "{broken"), (3, r#"{"ts":5}"#)]);
+    for letter in &dead {
+        assert_eq!(letter["position"]["type"], "kafka");
+        assert_eq!(letter["position"]["topic"], topic.as_str());
+        assert!(letter["reason"].as_str().unwrap().len() > 5, "a reason: {letter}");
+    }
+}
+
+#[test]
+fn a_group_resumes_where_its_last_bounded_run_committed() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-resume");
+    let topic = unique("acme") + ".events.normalized";
+    create_topic(&brokers, &topic, 2);
+    let line =
+        |ts: u64| format!(r#"{{"ts":{ts},"tenant":"acme","source":"h{ts}","kind":"metric","metric":"cpu","value":1}}"#);
+    let batch = |name: &str, from: u64| {
+        let file = dir.join(name);
+        std::fs::write(&file, (from..from + 10).map(line).collect::<Vec<_>>().join("\n")).unwrap();
+        file
+    };
+    let group = unique("g");
+    let pipeline = kafka_pipeline(&brokers, &format!("topics = [\"{topic}\"]"), &group);
+    produce_file(&brokers, &topic, &batch("first.jsonl", 1_000));
+    let (first, _) = run(&dir, &pipeline, 2);
+    produce_file(&brokers, &topic, &batch("second.jsonl", 20_000));
+    let (second, _) = run(&dir, &pipeline, 2);
+
+    let counts = |rows: &[serde_json::Value]| rows.iter().map(|r| r["count"].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(counts(&first), 10);
+    assert_eq!(
+        counts(&second),
+        10,
+        "the second run reads only what came after the first run's commit"
+    );
+    assert_eq!(second[0]["window_start"], 20_000);
+}
+
+#[test]
+fn the_kafka_sink_publishes_keyed_rows() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-sink");
+    let input = dir.join("events.jsonl");
+    generate(&input, 3_000);
+    let output = unique("streaming-metrics");
+    create_topic(&brokers, &output, 1);
+    let pipeline = format!(
+        "[sources.events]\ntype = \"file\"\npath = \"{}\"\n{WINDOWS}\n[sinks.kafka]\ntype = \"kafka\"\ninputs = [\"tumbling_5s\"]\nbrokers = \"{brokers}\"\ntopic = \"{output}\"\n",
+        input.display()
+    );
+    let (rows, _) = run(&dir, &pipeline, 2);
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&output]).unwrap();
+    let mut published = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while published.len() < rows.len() && std::time::Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+            let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+            published.push((key, value));
+        }
+    }
+    assert_eq!(published.len(), rows.len(), "one message per row");
+    for (key, value) in &published {
+        let expected = format!(
+            "{}/{}/{}/{}",
+            value["window_start"],
+            value["window_end"],
+            value["tenant"].as_str().unwrap(),
+            value["metric"].as_str().unwrap()
+        );
+        assert_eq!(key, &expected, "the key names the window and its key");
+    }
+    let mut values: Vec<serde_json::Value> = published.into_iter().map(|(_, v)| v).collect();
+    sort_rows(&mut values);
+    compare_rows(&rows, &values, "published rows vs the file sink's rows").unwrap();
+}
+
+#[test]
+fn topics_list_shows_created_topics_with_partitions() {
+    let Some(brokers) = broker() else { return };
+    let topic = unique("listed");
+    create_topic(&brokers, &topic, 4);
+    let listing = pulse(&["topics", "list", "--brokers", &brokers]);
+    assert!(listing.lines().any(|l| l == format!("{topic}\t4")), "{listing}");
+}
