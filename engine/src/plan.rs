@@ -16,7 +16,7 @@ use pulse_connectors::kafka::{self, KafkaConnectorError, KafkaReader, KafkaSourc
 use pulse_connectors::{SourceSettings, event_source};
 use pulse_core::{DeadLetter, Event, EventTime, Shutdown};
 use pulse_operators::window::{WindowConfig, WindowExt, WindowRow};
-use pulse_sinks::{JsonlFile, KafkaSink, LineSink, Stdout, to_json_lines, write_lines};
+use pulse_sinks::{DeadLetterTopics, JsonlFile, KafkaSink, LineSink, Stdout, to_json_lines, write_lines};
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, Stream};
 
@@ -73,6 +73,8 @@ pub struct Resources {
     /// Dead-letter streams no sink reads; they go to the engine's dead-letter file.
     unread_dead_letters: Vec<String>,
     default_dead_letters: SinkSlot,
+    /// Kafka sources whose dead letters no sink reads: they go back to Kafka.
+    dead_letter_topics: BTreeMap<String, SinkSlot>,
     shutdown: Shutdown,
     /// Wall-clock start, the event time of generators without a `start`.
     started_ms: EventTime,
@@ -151,12 +153,31 @@ impl Resources {
             sinks.insert(name.clone(), Mutex::new(Some(opened)));
         }
         let read: Vec<&String> = config.sinks.values().flat_map(|s| s.inputs()).collect();
-        let unread_dead_letters = config
-            .sources
-            .keys()
-            .map(|name| format!("{name}.dead_letter"))
-            .filter(|stream| !read.contains(&stream))
-            .collect();
+        let mut unread_dead_letters = Vec::new();
+        let mut dead_letter_topics = BTreeMap::new();
+        for (name, source) in &config.sources {
+            let stream = format!("{name}.dead_letter");
+            if read.contains(&&stream) {
+                continue;
+            }
+            match source {
+                SourceConfig::Kafka {
+                    brokers,
+                    dead_letter_topic,
+                    ..
+                } => {
+                    let topics: Box<dyn LineSink + Send> =
+                        Box::new(DeadLetterTopics::connect(brokers, dead_letter_topic).map_err(|error| {
+                            PlanError::Sink {
+                                sink: stream.clone(),
+                                error: std::io::Error::other(error),
+                            }
+                        })?);
+                    dead_letter_topics.insert(name.clone(), Mutex::new(Some(topics)));
+                }
+                SourceConfig::Generator { .. } | SourceConfig::File { .. } => unread_dead_letters.push(stream),
+            }
+        }
         let default_dead_letters: Box<dyn LineSink + Send> = Box::new(LazyFile {
             path: config.engine.dead_letter_path.clone(),
             file: None,
@@ -169,6 +190,7 @@ impl Resources {
             sinks,
             unread_dead_letters,
             default_dead_letters: Mutex::new(Some(default_dead_letters)),
+            dead_letter_topics,
             shutdown,
             started_ms,
             kafka,
@@ -332,6 +354,10 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             Ok(take(&resources.default_dead_letters))
         })
         .expect("the dead-letter file opens lazily");
+    }
+    for (source, slot) in &resources.dead_letter_topics {
+        let lines = streams[&format!("{source}.dead_letter")].clone().json_lines();
+        write_lines(lines, &format!("{source}.dlq"), || Ok(take(slot))).expect("dead-letter topics connect up front");
     }
 }
 

@@ -303,3 +303,68 @@ fn topics_list_shows_created_topics_with_partitions() {
     let listing = pulse(&["topics", "list", "--brokers", &brokers]);
     assert!(listing.lines().any(|l| l == format!("{topic}\t4")), "{listing}");
 }
+
+#[test]
+fn unread_dead_letters_go_to_the_tenants_dlq_topic_with_their_origin() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-dlq");
+    let tenant = unique("acme").replace('-', "_");
+    let topic = format!("{tenant}.events.normalized");
+    create_topic(&brokers, &topic, 1);
+    let good = r#"{"ts":1000,"tenant":"acme","source":"h1","kind":"metric","metric":"cpu","value":2}"#;
+    let file = dir.join("input.jsonl");
+    std::fs::write(&file, [good, "{broken", r#"{"ts":5}"#].join("\n")).unwrap();
+    produce_file(&brokers, &topic, &file);
+    let pipeline = format!(
+        "[sources.events]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup = \"{}\"\nuntil = \"end\"\n\n\
+         [operators.count]\ntype = \"window\"\ninputs = [\"events\"]\nwindow = {{ tumbling = \"10s\" }}\n\n\
+         [sinks.rows]\ntype = \"file\"\ninputs = [\"count\"]\npath = \"${{OUT}}/rows.jsonl\"\n",
+        unique("g")
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, pipeline).unwrap();
+    run_pipeline(&load_pipeline(&path, &[("OUT", &dir.display())]), 1);
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&format!("{tenant}.dlq")]).unwrap();
+    let mut letters = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while letters.len() < 2 && std::time::Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            use rdkafka::message::Headers;
+            let headers = message.headers().expect("dead letters carry headers");
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|h| h.key == name)
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            let raw = String::from_utf8_lossy(message.payload().unwrap()).into_owned();
+            letters.push((
+                raw,
+                header("pulse.topic"),
+                header("pulse.offset"),
+                header("pulse.reason"),
+            ));
+        }
+    }
+    assert_eq!(letters.len(), 2, "both bad messages reached {tenant}.dlq: {letters:?}");
+    assert_eq!(letters[0].0, "{broken");
+    assert_eq!(letters[0].1.as_deref(), Some(topic.as_str()));
+    assert_eq!(letters[0].2.as_deref(), Some("1"));
+    assert!(
+        letters[1].3.as_deref().unwrap().contains("missing field"),
+        "{letters:?}"
+    );
+    assert_eq!(
+        read_jsonl(&dir.join("rows.jsonl"))[0]["count"],
+        1,
+        "the good message is counted"
+    );
+}

@@ -7,12 +7,15 @@
 //! - [`file`]: JSONL files.
 //! - [`stdout`]: standard output, as JSON lines or a table.
 //! - [`kafka`]: a Kafka topic, one keyed message per record.
+//! - [`dead_letter_topic`]: a Kafka source's dead letters, to `{tenant}.dlq` topics.
 
+pub mod dead_letter_topic;
 pub mod file;
 pub mod kafka;
 pub mod stdout;
 pub mod writer;
 
+pub use dead_letter_topic::DeadLetterTopics;
 pub use file::JsonlFile;
 pub use kafka::KafkaSink;
 pub use stdout::{Stdout, StdoutFormat};

@@ -127,6 +127,10 @@ pub enum SourceConfig {
         /// The event kinds the topics hold (default: all), for checking aggregates.
         #[serde(default = "all_kinds")]
         kinds: Vec<EventKind>,
+        /// Where dead letters go when no sink reads them and the topic name has no
+        /// tenant (otherwise `{tenant}.dlq`) (default `pulse.dlq`).
+        #[serde(default = "default_dead_letter_topic")]
+        dead_letter_topic: String,
     },
 }
 
@@ -204,6 +208,10 @@ pub enum SinkConfig {
 
 fn default_rate() -> u64 {
     10_000
+}
+
+fn default_dead_letter_topic() -> String {
+    "pulse.dlq".to_owned()
 }
 
 fn default_group() -> String {
