@@ -20,29 +20,8 @@ step() { printf '\n==> %s\n' "$*"; }
 state="$HOME/.cache/pulse"
 mkdir -p "$state"
 
-# tansu, a Kafka-compatible broker (see ../shared/SERVICES.md); a long build, once per machine.
-ensure_tansu() {
-  command -v tansu >/dev/null && return 0
-  echo "installing tansu (a long build, once per machine)"
-  CARGO_TARGET_DIR="$state/tansu-target" cargo install tansu --locked --features dynostore
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-started_pids=()
-stop_started() {
-  for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-}
-trap stop_started EXIT
-
-start_broker() {
-  if port_open 9092; then echo "a broker is already listening on 127.0.0.1:9092"; return 0; fi
-  tansu broker --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092 \
-    --storage-engine memory://tansu/ >"$state/tansu.log" 2>&1 &
-  started_pids+=("$!")
-  for _ in $(seq 1 100); do port_open 9092 && { echo "tansu started (pid $!)"; return 0; }; sleep 0.1; done
-  echo "tansu did not open 127.0.0.1:9092; its log:"; tail -20 "$state/tansu.log"; return 1
-}
+# shellcheck source=scripts/services.sh
+source "$here/scripts/services.sh"
 
 step "toolchain"
 cargo --version

@@ -368,3 +368,31 @@ fn unread_dead_letters_go_to_the_tenants_dlq_topic_with_their_origin() {
         "the good message is counted"
     );
 }
+
+/// tansu reports a partition's end offset as the base offset of its last record
+/// batch + 1; a bounded read must still get every message of that batch.
+#[test]
+fn bounded_reads_get_the_whole_last_batch() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-last-batch");
+    let topic = unique("acme") + ".events.normalized";
+    create_topic(&brokers, &topic, 1);
+    let file = dir.join("input.jsonl");
+    let lines: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                r#"{{"ts":{},"tenant":"acme","source":"h","kind":"metric","metric":"cpu","value":1}}"#,
+                1_000 + i
+            )
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    produce_file(&brokers, &topic, &file); // one producer batch
+    let (rows, _) = run(
+        &dir,
+        &kafka_pipeline(&brokers, &format!("topics = [\"{topic}\"]"), &unique("g")),
+        1,
+    );
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["count"], 50, "every message of the batch is read");
+}

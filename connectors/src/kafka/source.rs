@@ -18,11 +18,15 @@ use std::time::Duration;
 use pulse_core::dead_letter::Position;
 use pulse_core::{DeadLetter, Event};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{KafkaConnectorError, REQUEST_TIMEOUT, client_config};
 use crate::source::{EventReader, ReadBatch, ReadStatus};
 use crate::watermark::Split;
+
+/// How often the consumer measures its lag (end offset − position) per partition.
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What a Kafka source reads, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,6 +217,7 @@ fn consume(
         .set("group.id", &settings.group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
         .create()?;
     let mut list = TopicPartitionList::new();
     for (_, topic, partition) in assigned {
@@ -237,10 +242,37 @@ fn consume(
         .enumerate()
         .map(|(i, (_, t, p))| ((t.as_str(), *p), i))
         .collect();
-    let done = |position: &[i64]| settings.until_end && position.iter().zip(&end).all(|(p, e)| p >= e);
+    // A partition is finished when it has reached its end offset *and* the
+    // consumer has caught up with what the broker hands out (end of partition,
+    // or a poll with nothing new): some brokers (tansu) report an end offset
+    // short of the last record batch they already hold.
+    let mut caught_up = vec![false; assigned.len()];
+    let done = |position: &[i64], caught_up: &[bool]| {
+        settings.until_end && position.iter().zip(&end).zip(caught_up).all(|((p, e), c)| p >= e && *c)
+    };
+
+    let labels = [("component", settings.component.clone())];
+    let messages_in = metrics::counter!("pulse_kafka_messages_total", &labels);
+    let bytes_in = metrics::counter!("pulse_kafka_bytes_total", &labels);
+    let lag: Vec<metrics::Gauge> = assigned
+        .iter()
+        .map(|(_, topic, partition)| {
+            metrics::gauge!("pulse_kafka_consumer_lag", "component" => settings.component.clone(),
+                "topic" => topic.clone(), "partition" => partition.to_string())
+        })
+        .collect();
+    let mut lag_measured = std::time::Instant::now() - LAG_INTERVAL;
 
     let mut backoff = Duration::from_millis(100);
-    while !stop.load(Ordering::Relaxed) && !done(&position) {
+    while !stop.load(Ordering::Relaxed) && !done(&position, &caught_up) {
+        if lag_measured.elapsed() >= LAG_INTERVAL {
+            lag_measured = std::time::Instant::now();
+            for (i, (_, topic, partition)) in assigned.iter().enumerate() {
+                if let Ok((_, high)) = consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT) {
+                    lag[i].set((high - position[i]).max(0) as f64);
+                }
+            }
+        }
         let mut messages = Vec::new();
         let mut timeout = Duration::from_millis(100);
         while messages.len() < 8_192 {
@@ -258,17 +290,38 @@ fn consume(
                     });
                     timeout = Duration::ZERO;
                 }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    for (i, (_, _, p)) in assigned.iter().enumerate() {
+                        if *p == partition && position[i] >= end[i] {
+                            caught_up[i] = true;
+                        }
+                    }
+                    timeout = Duration::ZERO;
+                }
                 Some(Err(error)) => {
                     tracing::warn!(component = %settings.component, %error, "Kafka consumer error; retrying");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     break;
                 }
-                None => break,
+                None => {
+                    // Nothing more to fetch right now: every partition at its end is caught up.
+                    for i in 0..assigned.len() {
+                        caught_up[i] |= position[i] >= end[i];
+                    }
+                    break;
+                }
             }
         }
         if !messages.is_empty() {
             backoff = Duration::from_millis(100);
+            messages_in.increment(messages.len() as u64);
+            bytes_in.increment(
+                messages
+                    .iter()
+                    .map(|m| m.payload.as_ref().map_or(0, Vec::len) as u64)
+                    .sum(),
+            );
             if sender.send(FromConsumer::Messages(messages)).is_err() {
                 return Ok(());
             }
