@@ -396,3 +396,63 @@ fn bounded_reads_get_the_whole_last_batch() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["count"], 50, "every message of the batch is read");
 }
+
+/// A bounded run killed with SIGKILL mid-stream and restarted with the same
+/// group still produces every window: nothing was committed by the killed run,
+/// so the restart reads it all again, and the keyed result equals a clean run's.
+#[test]
+fn a_killed_bounded_run_restarted_loses_no_window() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-kill");
+    let input = dir.join("events.jsonl");
+    generate(&input, 300_000);
+    let topic = unique("acme") + ".events.normalized";
+    create_topic(&brokers, &topic, 2);
+    produce_file(&brokers, &topic, &input);
+    let pipeline = |group: &str, out: &str| {
+        let path = dir.join(&format!("{out}.toml"));
+        let text = kafka_pipeline(&brokers, &format!("topics = [\"{topic}\"]"), group).replace(
+            "path = \"${OUT}/rows.jsonl\"",
+            &format!("path = \"${{OUT}}/{out}.jsonl\"\nappend = true"),
+        );
+        std::fs::write(&path, text.replace("${OUT}", &dir.display())).unwrap();
+        path.display().to_string()
+    };
+
+    let clean = pipeline(&unique("clean"), "clean");
+    pulse(&["run", &clean, "--workers", "2"]);
+    let group = unique("killed");
+    let killed = pipeline(&group, "union");
+    let mut child = Command::new(pulse_bin())
+        .args(["run", &killed, "--workers", "2"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = read_jsonl(&dir.join("union.jsonl")).len();
+    pulse(&["run", &killed, "--workers", "2"]);
+
+    let key = |row: &serde_json::Value| format!("{}/{}/{}", row["window_start"], row["tenant"], row["metric"]);
+    let mut expected = read_jsonl(&dir.join("clean.jsonl"));
+    sort_rows(&mut expected);
+    let union = read_jsonl(&dir.join("union.jsonl"));
+    let mut last: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
+    for row in &union {
+        last.insert(key(row), row.clone());
+    }
+    let mut state: Vec<serde_json::Value> = last.into_values().collect();
+    sort_rows(&mut state);
+    assert!(expected.len() > 100, "the clean run produced rows");
+    assert!(
+        partial < expected.len(),
+        "the kill came mid-stream ({partial} of {} rows written)",
+        expected.len()
+    );
+    compare_rows(
+        &expected,
+        &state,
+        "final keyed state after kill + restart vs a clean run",
+    )
+    .unwrap();
+}
