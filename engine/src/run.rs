@@ -97,6 +97,14 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
         interrupted: shutdown.is_triggered(),
         sink_errors: total("pulse_sink_errors_total"),
     };
+    if let Some((rows, p50, p99)) = telemetry::histogram_summary("pulse_window_result_delay_seconds") {
+        tracing::info!(
+            rows,
+            p50_ms = format!("{:.1}", p50 * 1e3),
+            p99_ms = format!("{:.1}", p99 * 1e3),
+            "window results: wall-clock delay after the window end"
+        );
+    }
     tracing::info!(
         elapsed_s = format!("{:.3}", report.elapsed.as_secs_f64()),
         late_events = total("pulse_late_events_total"),

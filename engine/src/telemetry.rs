@@ -76,3 +76,23 @@ pub fn counter_totals() -> BTreeMap<String, u64> {
     });
     totals
 }
+
+/// Count, median and 99th percentile of every sample a histogram has recorded,
+/// over all its labels; `None` when it has none (or no recorder is installed).
+pub fn histogram_summary(name: &str) -> Option<(usize, f64, f64)> {
+    let Some(Some(recorder)) = RECORDER.get() else {
+        return None;
+    };
+    let mut samples = Vec::new();
+    recorder.0.visit_histograms(|key, histogram| {
+        if key.name() == name {
+            samples.extend(histogram.data());
+        }
+    });
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Some((samples.len(), at(0.5), at(0.99)))
+}

@@ -218,6 +218,8 @@ fn consume(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "true")
+        // Latency: a broker may hold a fetch this long waiting for data (default 500 ms).
+        .set("fetch.wait.max.ms", "10")
         .create()?;
     let mut list = TopicPartitionList::new();
     for (_, topic, partition) in assigned {

@@ -107,6 +107,7 @@ impl<'scope> WindowExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
         let labels = [("component", name.to_owned())];
         let received = metrics::counter!("pulse_component_received_events_total", &labels);
         let sent = metrics::counter!("pulse_component_sent_events_total", &labels);
+        let delay = metrics::histogram!("pulse_window_result_delay_seconds", &labels);
         let stage = |stage: &str| Stage {
             name: name.to_owned(),
             granule_ms: config.granule_ms,
@@ -127,7 +128,7 @@ impl<'scope> WindowExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
                 },
                 move |state, frontier| {
                     let rows = state.close(frontier);
-                    sent.increment(rows.len() as u64);
+                    record_results(&rows, &sent, &delay);
                     rows.into_iter().map(|row| (row.window_end, row)).collect()
                 },
             );
@@ -155,10 +156,30 @@ impl<'scope> WindowExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
             },
             move |state, frontier| {
                 let rows = state.close(frontier);
-                sent.increment(rows.len() as u64);
+                record_results(&rows, &sent, &delay);
                 rows.into_iter().map(|row| (row.window_end, row)).collect()
             },
         )
+    }
+}
+
+/// Counts emitted rows and records, per row, how long after its window's end
+/// (in wall-clock time) it was emitted: the result latency of live data, whose
+/// event time follows the clock. Windows that ended over an hour ago (replays
+/// of old data) are not recorded: their delay says nothing about latency.
+fn record_results(rows: &[WindowRow], sent: &Counter, delay: &metrics::Histogram) {
+    const LIVE_MS: u64 = 3_600_000;
+    sent.increment(rows.len() as u64);
+    if rows.is_empty() {
+        return;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    for row in rows {
+        if let Some(late_by) = now_ms.checked_sub(row.window_end).filter(|ms| *ms < LIVE_MS) {
+            delay.record(late_by as f64 / 1e3);
+        }
     }
 }
 
