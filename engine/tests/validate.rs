@@ -548,7 +548,11 @@ fn every_shipped_pipeline_validates() {
         out.join("in.jsonl").display().to_string(),
         out.join("out.jsonl").display().to_string(),
     );
-    let vars = [("BENCH_INPUT", input.as_str()), ("BENCH_OUTPUT", output.as_str())];
+    let vars = [
+        ("BENCH_INPUT", input.as_str()),
+        ("BENCH_OUTPUT", output.as_str()),
+        ("BENCH_TOPIC", "bench.events"),
+    ];
     let mut checked = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("pipelines/ exists") {
         let path = entry.expect("entry").path();

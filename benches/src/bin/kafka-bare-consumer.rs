@@ -19,6 +19,7 @@ fn consumer(brokers: &str) -> BaseConsumer {
         .set("group.id", format!("bare-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10") // as pulse's consumers
         .create()
         .expect("a consumer")
 }

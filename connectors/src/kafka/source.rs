@@ -90,16 +90,25 @@ pub fn commit_offsets(
     Ok(())
 }
 
-/// A message as fetched, before decoding.
+/// A message as fetched, before decoding; its payload lives in the batch's arena.
 struct Fetched {
-    split: Split,
+    /// Index into the reader's assigned partitions.
     partition: usize,
     offset: i64,
-    payload: Option<Vec<u8>>,
+    /// `payload` range in the arena; `None` for a message without payload.
+    payload: Option<std::ops::Range<usize>>,
+}
+
+/// Messages fetched together, their payloads copied into one buffer (one
+/// allocation per batch instead of one per message).
+#[derive(Default)]
+struct FetchedBatch {
+    arena: Vec<u8>,
+    messages: Vec<Fetched>,
 }
 
 enum FromConsumer {
-    Messages(Vec<Fetched>),
+    Messages(FetchedBatch),
     End,
     Failed(String),
 }
@@ -169,17 +178,18 @@ impl EventReader for KafkaReader {
 
     fn read(&mut self, batch: &mut ReadBatch) -> ReadStatus {
         match self.messages.try_recv() {
-            Ok(FromConsumer::Messages(messages)) => {
-                let mut next = BTreeMap::new();
-                for message in messages {
-                    let (_, topic, partition) = &self.assigned[message.partition];
-                    next.insert((topic.clone(), *partition), message.offset + 1);
-                    let decoded = match &message.payload {
+            Ok(FromConsumer::Messages(batch_in)) => {
+                let mut next: Vec<Option<i64>> = vec![None; self.assigned.len()];
+                for message in &batch_in.messages {
+                    let (split, topic, partition) = &self.assigned[message.partition];
+                    next[message.partition] = Some(message.offset + 1);
+                    let payload = message.payload.clone().map(|range| &batch_in.arena[range]);
+                    let decoded = match payload {
                         Some(payload) => Event::from_json(payload).map_err(|e| e.to_string()),
                         None => Err("empty message (no payload)".to_owned()),
                     };
                     match decoded {
-                        Ok(event) => batch.push(message.split, event),
+                        Ok(event) => batch.push(*split, event),
                         Err(reason) => batch.dead_letters.push(DeadLetter {
                             component: self.component.clone(),
                             reason,
@@ -188,11 +198,17 @@ impl EventReader for KafkaReader {
                                 partition: *partition,
                                 offset: message.offset,
                             },
-                            raw: String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned(),
+                            raw: String::from_utf8_lossy(payload.unwrap_or_default()).into_owned(),
                         }),
                     }
                 }
-                self.offsets.lock().unwrap_or_else(|p| p.into_inner()).extend(next);
+                let mut offsets = self.offsets.lock().unwrap_or_else(|p| p.into_inner());
+                for (i, next) in next.into_iter().enumerate() {
+                    if let Some(next) = next {
+                        let (_, topic, partition) = &self.assigned[i];
+                        offsets.insert((topic.clone(), *partition), next);
+                    }
+                }
                 ReadStatus::More
             }
             Ok(FromConsumer::End) | Err(TryRecvError::Disconnected) => ReadStatus::Finished,
@@ -275,20 +291,23 @@ fn consume(
                 }
             }
         }
-        let mut messages = Vec::new();
+        let mut fetched = FetchedBatch::default();
         let mut timeout = Duration::from_millis(100);
-        while messages.len() < 8_192 {
+        while fetched.messages.len() < 8_192 {
             match consumer.poll(timeout) {
                 Some(Ok(message)) => {
                     let Some(&i) = index.get(&(message.topic(), message.partition())) else {
                         continue;
                     };
                     position[i] = message.offset() + 1;
-                    messages.push(Fetched {
-                        split: assigned[i].0,
+                    let payload = message.payload().map(|bytes| {
+                        fetched.arena.extend_from_slice(bytes);
+                        fetched.arena.len() - bytes.len()..fetched.arena.len()
+                    });
+                    fetched.messages.push(Fetched {
                         partition: i,
                         offset: message.offset(),
-                        payload: message.payload().map(<[u8]>::to_vec),
+                        payload,
                     });
                     timeout = Duration::ZERO;
                 }
@@ -315,16 +334,11 @@ fn consume(
                 }
             }
         }
-        if !messages.is_empty() {
+        if !fetched.messages.is_empty() {
             backoff = Duration::from_millis(100);
-            messages_in.increment(messages.len() as u64);
-            bytes_in.increment(
-                messages
-                    .iter()
-                    .map(|m| m.payload.as_ref().map_or(0, Vec::len) as u64)
-                    .sum(),
-            );
-            if sender.send(FromConsumer::Messages(messages)).is_err() {
+            messages_in.increment(fetched.messages.len() as u64);
+            bytes_in.increment(fetched.arena.len() as u64);
+            if sender.send(FromConsumer::Messages(fetched)).is_err() {
                 return Ok(());
             }
         }
