@@ -91,6 +91,25 @@ fn generate(path: &std::path::Path, events: u64) {
     ]);
 }
 
+/// Reads `count` messages of `topic` from the beginning (or what arrives within 30 s).
+fn read_topic(brokers: &str, topic: &str, count: usize) -> Vec<rdkafka::message::OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut messages = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while messages.len() < count && std::time::Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            messages.push(message.detach());
+        }
+    }
+    messages
+}
+
 const WINDOWS: &str = r#"
 [operators.tumbling_5s]
 type = "window"
@@ -263,22 +282,13 @@ fn the_kafka_sink_publishes_keyed_rows() {
     );
     let (rows, _) = run(&dir, &pipeline, 2);
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&output]).unwrap();
-    let mut published = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while published.len() < rows.len() && std::time::Instant::now() < deadline {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+    let published: Vec<(String, serde_json::Value)> = read_topic(&brokers, &output, rows.len())
+        .iter()
+        .map(|message| {
             let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
-            let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
-            published.push((key, value));
-        }
-    }
+            (key, serde_json::from_slice(message.payload().unwrap()).unwrap())
+        })
+        .collect();
     assert_eq!(published.len(), rows.len(), "one message per row");
     for (key, value) in &published {
         let expected = format!(
@@ -325,17 +335,9 @@ fn unread_dead_letters_go_to_the_tenants_dlq_topic_with_their_origin() {
     std::fs::write(&path, pipeline).unwrap();
     run_pipeline(&load_pipeline(&path, &[("OUT", &dir.display())]), 1);
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", unique("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&format!("{tenant}.dlq")]).unwrap();
-    let mut letters = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while letters.len() < 2 && std::time::Instant::now() < deadline {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+    let letters: Vec<_> = read_topic(&brokers, &format!("{tenant}.dlq"), 2)
+        .iter()
+        .map(|message| {
             use rdkafka::message::Headers;
             let headers = message.headers().expect("dead letters carry headers");
             let header = |name: &str| {
@@ -346,14 +348,14 @@ fn unread_dead_letters_go_to_the_tenants_dlq_topic_with_their_origin() {
                     .map(|v| String::from_utf8_lossy(v).into_owned())
             };
             let raw = String::from_utf8_lossy(message.payload().unwrap()).into_owned();
-            letters.push((
+            (
                 raw,
                 header("pulse.topic"),
                 header("pulse.offset"),
                 header("pulse.reason"),
-            ));
-        }
-    }
+            )
+        })
+        .collect();
     assert_eq!(letters.len(), 2, "both bad messages reached {tenant}.dlq: {letters:?}");
     assert_eq!(letters[0].0, "{broken");
     assert_eq!(letters[0].1.as_deref(), Some(topic.as_str()));
