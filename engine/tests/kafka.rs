@@ -427,6 +427,7 @@ fn a_killed_bounded_run_restarted_loses_no_window() {
     let killed = pipeline(&group, "union");
     let mut child = Command::new(pulse_bin())
         .args(["run", &killed, "--workers", "2"])
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(700));
