@@ -6,7 +6,7 @@
 //! like a Kafka partition: the frontier is the slowest range's watermark.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use pulse_core::dead_letter::Position;
@@ -44,21 +44,16 @@ impl JsonlFileReader {
         let share = |i: usize| (u128::from(len) * i as u128 / peers as u128) as u64;
         let (mut start, end) = (share(worker), share(worker + 1));
         if start > 0 {
-            // Skip the line that began in the previous range.
+            // Skip the line that began in the previous range (from the byte before
+            // ours, so that a range starting right after a newline skips nothing).
             file.seek(SeekFrom::Start(start - 1))?;
             let mut skipped = Vec::new();
-            let mut byte = [0u8; 1];
-            loop {
-                if file.read(&mut byte)? == 0 {
-                    start = len;
-                    break;
-                }
-                if byte[0] == b'\n' {
-                    start = start - 1 + skipped.len() as u64 + 1;
-                    break;
-                }
-                skipped.push(byte[0]);
-            }
+            BufReader::new(&file).read_until(b'\n', &mut skipped)?;
+            start = if skipped.ends_with(b"\n") {
+                start - 1 + skipped.len() as u64
+            } else {
+                len
+            };
         }
         file.seek(SeekFrom::Start(start))?;
         Ok(Self {
@@ -80,10 +75,17 @@ impl JsonlFileReader {
         if let Some(lines) = self.lines_before_range {
             return lines;
         }
+        // Streamed through a fixed buffer: the prefix can be most of a large file.
         let counted = File::open(&self.path).and_then(|file| {
-            let mut prefix = Vec::new();
-            file.take(self.range_start).read_to_end(&mut prefix)?;
-            Ok(memchr::memchr_iter(b'\n', &prefix).count() as u64)
+            let mut prefix = file.take(self.range_start);
+            let mut chunk = vec![0; CHUNK];
+            let mut lines = 0;
+            loop {
+                match prefix.read(&mut chunk)? {
+                    0 => return Ok(lines),
+                    read => lines += memchr::memchr_iter(b'\n', &chunk[..read]).count() as u64,
+                }
+            }
         });
         let lines = counted.unwrap_or(0);
         self.lines_before_range = Some(lines);

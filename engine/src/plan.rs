@@ -197,11 +197,6 @@ impl Resources {
         })
     }
 
-    /// The pipeline being run.
-    pub fn config(&self) -> &PipelineConfig {
-        &self.config
-    }
-
     /// The Kafka sources, resolved.
     pub fn kafka_sources(&self) -> impl Iterator<Item = &KafkaPlan> {
         self.kafka.values()

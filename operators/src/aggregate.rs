@@ -224,11 +224,6 @@ impl Accumulator {
         }
     }
 
-    /// Number of events counted.
-    pub fn events(&self) -> u64 {
-        self.events
-    }
-
     fn sum(&self) -> f64 {
         let compensated = self.sum + self.compensation;
         // Past overflow the compensation is NaN (∞ − ∞); the plain sum is right.

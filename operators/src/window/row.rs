@@ -51,12 +51,6 @@ pub struct WindowRow {
 }
 
 impl WindowRow {
-    /// The value of the key field called `name`.
-    pub fn key_value(&self, name: &str) -> Option<&str> {
-        let index = self.schema.key.iter().position(|k| k == name)?;
-        self.key[index].as_deref()
-    }
-
     /// The value of the aggregate called `name` (e.g. `"avg"`).
     pub fn value(&self, name: &str) -> Option<AggregateValue> {
         let index = self.schema.aggregate_names.iter().position(|a| a == name)?;

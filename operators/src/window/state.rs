@@ -79,11 +79,6 @@ impl WindowState {
         }
     }
 
-    /// The grouping key.
-    pub fn key_spec(&self) -> &KeySpec {
-        &self.key
-    }
-
     /// Adds `event` to every window it belongs to, and calls `touched(end)` with
     /// the end of each of those windows (after merging, for sessions).
     #[inline]
