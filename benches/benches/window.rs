@@ -99,6 +99,7 @@ fn window_dataflow(c: &mut Criterion) {
                     key: key().fields().to_vec(),
                     aggregates: aggregates(&["count", "sum", "min", "max", "avg"]),
                     granule_ms: 100,
+                    delivered_before: 0,
                 };
                 let probe = worker.dataflow(|scope| {
                     scope

@@ -27,6 +27,9 @@ pub struct ReadBatch {
     events: Vec<(Split, Event)>,
     /// Records that did not decode.
     pub dead_letters: Vec<DeadLetter>,
+    /// The source's progress (its capability's time) when the batch is read:
+    /// late events and dead letters of this batch are sent at this time.
+    progress: EventTime,
 }
 
 impl ReadBatch {
@@ -39,6 +42,12 @@ impl ReadBatch {
     /// The events added so far, with their splits.
     pub fn events(&self) -> impl Iterator<Item = &Event> {
         self.events.iter().map(|(_, event)| event)
+    }
+
+    /// The source's progress when this batch is read: where its late events
+    /// and dead letters are sent.
+    pub fn progress(&self) -> EventTime {
+        self.progress
     }
 
     /// Removes and returns the events added so far.
@@ -64,6 +73,12 @@ pub trait EventReader: 'static {
     /// back until it has events (or, with an idle timeout, goes idle).
     fn splits(&self) -> Vec<Split> {
         vec![0]
+    }
+
+    /// The newest event time each resumed split had seen before this run
+    /// (from a commit), so its watermark goes on from where it was.
+    fn resumed_watermarks(&self) -> Vec<(Split, EventTime)> {
+        Vec::new()
     }
 
     /// Appends what is available now to `batch`.
@@ -125,6 +140,9 @@ pub fn event_source<'scope, R: EventReader>(
             .splits()
             .into_iter()
             .for_each(|split| watermarks.add(split, started));
+        for (split, max_seen) in reader.resumed_watermarks() {
+            watermarks.observe(split, max_seen, started);
+        }
         let mut batch = ReadBatch::default();
         let mut buckets = TimeBuckets::default();
         let mut late_events = Vec::new();
@@ -134,6 +152,7 @@ pub fn event_source<'scope, R: EventReader>(
                 capabilities = None;
                 return;
             }
+            batch.progress = *caps[0].time();
             let status = reader.read(&mut batch);
             let now = Instant::now();
 

@@ -1,15 +1,18 @@
 //! The pulse event model, shared by every crate of the engine.
 //!
 //! Deliberately small: the [`Event`] envelope and its JSON codec, event time and
-//! durations ([`time`]), dead-letter records ([`DeadLetter`]) and the shutdown
-//! signal that sources and operators watch ([`Shutdown`]).
+//! durations ([`time`]), dead-letter records ([`DeadLetter`]), the shutdown
+//! signal that sources and operators watch ([`Shutdown`]) and the sinks'
+//! delivered frontier that offset commits wait for ([`Delivered`]).
 
 pub mod dead_letter;
+pub mod delivery;
 pub mod event;
 pub mod shutdown;
 pub mod time;
 
 pub use dead_letter::DeadLetter;
+pub use delivery::{Delivered, DeliveryTracker};
 pub use event::{Event, EventBody, EventKind, K8sEvent, LogRecord, Metric, ResourceRef, TopologyChange, TopologyOp};
 pub use shutdown::Shutdown;
 pub use time::{DurationSpec, EventTime};

@@ -12,10 +12,14 @@ use std::sync::{Arc, Mutex};
 
 use pulse_connectors::file::JsonlFileReader;
 use pulse_connectors::generator::{GeneratorReader, GeneratorSettings};
-use pulse_connectors::kafka::{self, KafkaConnectorError, KafkaReader, KafkaSourceSettings, PartitionOffsets};
+use pulse_connectors::kafka::{
+    self, DeliveryNeeds, KafkaConnectorError, KafkaReader, KafkaSourceSettings, PartitionOffsets, ResumePoint,
+    TopicPartition,
+};
 use pulse_connectors::{SourceSettings, event_source};
-use pulse_core::{DeadLetter, Event, EventTime, Shutdown};
-use pulse_operators::window::{WindowConfig, WindowExt, WindowRow};
+use pulse_core::time::coarsen;
+use pulse_core::{DeadLetter, Delivered, DeliveryTracker, Event, EventTime, Shutdown};
+use pulse_operators::window::{WindowConfig, WindowExt, WindowRow, WindowSpec, output_time};
 use pulse_sinks::{DeadLetterTopics, JsonlFile, KafkaSink, LineSink, Stdout, to_json_lines, write_lines};
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, Stream};
@@ -53,18 +57,34 @@ pub enum PlanError {
     },
 }
 
-/// A Kafka source resolved before the run: its partitions, and the offsets read.
+/// A Kafka source resolved before the run: its partitions, where they resume,
+/// and where they ended.
 pub struct KafkaPlan {
     /// What to read.
     pub settings: KafkaSourceSettings,
     /// Every (topic, partition), in the order they are dealt to workers.
-    pub partitions: Vec<(String, i32)>,
-    /// Next offsets read, filled in by the workers.
-    pub offsets: PartitionOffsets,
+    pub partitions: Vec<TopicPartition>,
+    /// The group's committed resume points.
+    pub resume: BTreeMap<TopicPartition, ResumePoint>,
+    /// Where each partition ended, filled in by the workers when the input is exhausted.
+    pub ended: PartitionOffsets,
 }
 
-/// A sink opened before the dataflow starts, handed to worker 0.
-type SinkSlot = Mutex<Option<Box<dyn LineSink + Send>>>;
+impl KafkaPlan {
+    /// Windows whose output time is before this were delivered by the run
+    /// that made the commits this one resumes from (0: none).
+    fn delivered_before(&self) -> EventTime {
+        self.resume
+            .values()
+            .filter_map(|point| point.delivered)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// A sink opened before the dataflow starts, handed to worker 0 with the
+/// tracker of what it has delivered.
+type SinkSlot = Mutex<Option<(Box<dyn LineSink + Send>, DeliveryTracker)>>;
 
 /// What the dataflow needs from outside, prepared once for all workers.
 pub struct Resources {
@@ -72,7 +92,8 @@ pub struct Resources {
     sinks: BTreeMap<String, SinkSlot>,
     /// Dead-letter streams no sink reads; they go to the engine's dead-letter file.
     unread_dead_letters: Vec<String>,
-    default_dead_letters: SinkSlot,
+    /// The engine's dead-letter file, when some dead-letter stream needs it.
+    default_dead_letters: Option<SinkSlot>,
     /// Kafka sources whose dead letters no sink reads: they go back to Kafka.
     dead_letter_topics: BTreeMap<String, SinkSlot>,
     shutdown: Shutdown,
@@ -80,6 +101,8 @@ pub struct Resources {
     started_ms: EventTime,
     /// Kafka sources by name.
     kafka: BTreeMap<String, KafkaPlan>,
+    /// How far every sink has delivered.
+    delivered: Delivered,
 }
 
 impl Resources {
@@ -101,6 +124,7 @@ impl Resources {
                     topic_pattern,
                     group,
                     until,
+                    resume_topic,
                     ..
                 } => {
                     let settings = KafkaSourceSettings {
@@ -110,24 +134,38 @@ impl Resources {
                         topic_pattern: topic_pattern.clone(),
                         group: group.clone(),
                         until_end: until.is_some(),
+                        resume_topic: resume_topic.clone(),
                     };
-                    let partitions = kafka::partitions(&settings).map_err(|error| PlanError::Kafka {
+                    let failed = |error| PlanError::Kafka {
                         source_name: name.clone(),
                         error,
-                    })?;
-                    tracing::info!(source = %name, partitions = partitions.len(), "kafka partitions");
-                    kafka.insert(
-                        name.clone(),
-                        KafkaPlan {
-                            settings,
-                            partitions,
-                            offsets: PartitionOffsets::default(),
-                        },
+                    };
+                    let partitions = kafka::partitions(&settings).map_err(failed)?;
+                    kafka::ensure_log(brokers, resume_topic).map_err(failed)?;
+                    let resume = kafka::resume_points(&settings, &partitions).map_err(failed)?;
+                    let plan = KafkaPlan {
+                        settings,
+                        partitions,
+                        resume,
+                        ended: PartitionOffsets::default(),
+                    };
+                    tracing::info!(
+                        source = %name,
+                        partitions = plan.partitions.len(),
+                        resumed = plan.resume.len(),
+                        delivered_before = plan.delivered_before(),
+                        "kafka partitions"
                     );
+                    for ((topic, partition), point) in &plan.resume {
+                        tracing::debug!(source = %name, %topic, partition, resume = %point.encode(), "resuming");
+                    }
+                    kafka.insert(name.clone(), plan);
                 }
                 SourceConfig::Generator { .. } => {}
             }
         }
+        let delivered = Delivered::new(shutdown.clone());
+        let slot = |sink: Box<dyn LineSink + Send>| Mutex::new(Some((sink, delivered.register())));
         let mut sinks = BTreeMap::new();
         for (name, sink) in &config.sinks {
             let opened: Box<dyn LineSink + Send> = match sink {
@@ -150,7 +188,7 @@ impl Resources {
                     }
                 })?),
             };
-            sinks.insert(name.clone(), Mutex::new(Some(opened)));
+            sinks.insert(name.clone(), slot(opened));
         }
         let read: Vec<&String> = config.sinks.values().flat_map(|s| s.inputs()).collect();
         let mut unread_dead_letters = Vec::new();
@@ -173,14 +211,16 @@ impl Resources {
                                 error: std::io::Error::other(error),
                             }
                         })?);
-                    dead_letter_topics.insert(name.clone(), Mutex::new(Some(topics)));
+                    dead_letter_topics.insert(name.clone(), slot(topics));
                 }
                 SourceConfig::Generator { .. } | SourceConfig::File { .. } => unread_dead_letters.push(stream),
             }
         }
-        let default_dead_letters: Box<dyn LineSink + Send> = Box::new(LazyFile {
-            path: config.engine.dead_letter_path.clone(),
-            file: None,
+        let default_dead_letters = (!unread_dead_letters.is_empty()).then(|| {
+            slot(Box::new(LazyFile {
+                path: config.engine.dead_letter_path.clone(),
+                file: None,
+            }))
         });
         let started_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -189,11 +229,12 @@ impl Resources {
             config,
             sinks,
             unread_dead_letters,
-            default_dead_letters: Mutex::new(Some(default_dead_letters)),
+            default_dead_letters,
             dead_letter_topics,
             shutdown,
             started_ms,
             kafka,
+            delivered,
         })
     }
 
@@ -283,8 +324,20 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 ..
             } => {
                 let plan = &resources.kafka[name];
-                let offsets = Arc::clone(&plan.offsets);
-                let reader = KafkaReader::start(&plan.settings, &plan.partitions, worker, peers, offsets);
+                let needs = DeliveryNeeds {
+                    delivered: resources.delivered.clone(),
+                    last_output: last_output(config, granule_ms),
+                    granule_ms,
+                };
+                let ended = Arc::clone(&plan.ended);
+                let reader = KafkaReader::start(
+                    &plan.settings,
+                    &plan.partitions,
+                    &plan.resume,
+                    (worker, peers),
+                    needs,
+                    ended,
+                );
                 let idle = Some(idle_timeout.to_std());
                 event_source(scope, settings(max_out_of_orderness.as_millis(), idle), reader)
             }
@@ -318,11 +371,25 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 _ => None,
             })
             .collect();
+        // A resumed Kafka source replays part of the windows its last run
+        // delivered; those are not emitted again.
+        let delivered_before = resources
+            .kafka
+            .iter()
+            .filter(|(source, _)| {
+                inputs
+                    .iter()
+                    .any(|input| input == *source || *input == format!("{source}.late"))
+            })
+            .map(|(_, plan)| plan.delivered_before())
+            .max()
+            .unwrap_or(0);
         let window_config = WindowConfig {
             spec: *window,
             key: key.clone(),
             aggregates: aggregates.clone(),
             granule_ms,
+            delivered_before,
         };
         let rows = scope
             .concatenate(events)
@@ -339,16 +406,14 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
         let slot = &resources.sinks[name];
         write_lines(scope.concatenate(lines), name, || Ok(take(slot))).expect("sinks are opened up front");
     }
-    if !resources.unread_dead_letters.is_empty() {
+    if let Some(slot) = &resources.default_dead_letters {
         let lines: Vec<_> = resources
             .unread_dead_letters
             .iter()
             .map(|stream| streams[stream].clone().json_lines())
             .collect();
-        write_lines(scope.concatenate(lines), "dead_letter", || {
-            Ok(take(&resources.default_dead_letters))
-        })
-        .expect("the dead-letter file opens lazily");
+        write_lines(scope.concatenate(lines), "dead_letter", || Ok(take(slot)))
+            .expect("the dead-letter file opens lazily");
     }
     for (source, slot) in &resources.dead_letter_topics {
         let lines = streams[&format!("{source}.dead_letter")].clone().json_lines();
@@ -356,9 +421,30 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
     }
 }
 
-fn take(slot: &SinkSlot) -> Box<dyn LineSink> {
-    let sink = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-    sink.expect("only worker 0 takes a sink, once")
+fn take(slot: &SinkSlot) -> (Box<dyn LineSink>, Option<DeliveryTracker>) {
+    let taken = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let (sink, tracker) = taken.expect("only worker 0 takes a sink, once");
+    (sink, Some(tracker))
+}
+
+/// For an event at `ts`, the latest time output derived from it is sent at:
+/// the output time of the last window (of any operator) it falls in, or its
+/// own time for sinks that read events directly. Session windows end when
+/// their key falls silent, which is not known in advance: `EventTime::MAX`.
+fn last_output(config: &PipelineConfig, granule_ms: u64) -> Arc<dyn Fn(EventTime) -> EventTime + Send + Sync> {
+    let windows: Vec<WindowSpec> = config
+        .operators
+        .values()
+        .map(|OperatorConfig::Window { window, .. }| *window)
+        .collect();
+    Arc::new(move |ts| {
+        windows.iter().fold(coarsen(ts, granule_ms), |latest, window| {
+            let sent_at = window
+                .last_end(ts)
+                .map_or(EventTime::MAX, |end| output_time(end, granule_ms));
+            latest.max(sent_at)
+        })
+    })
 }
 
 /// Operators ordered so that each comes after the operators it reads

@@ -33,16 +33,18 @@ pub struct RunReport {
     pub sink_errors: u64,
 }
 
-/// Commits what bounded Kafka sources read, now that every window has been
-/// emitted and every sink flushed. An interrupted run commits nothing: its
-/// open windows were discarded, so their events must be read again.
+/// Commits the end of what bounded Kafka sources read, now that every window
+/// has been emitted and every sink flushed. An interrupted run adds nothing to
+/// what its readers committed while it ran: its open windows were discarded,
+/// so their events must be read again.
 fn commit_kafka_offsets(resources: &Resources, interrupted: bool) {
     if interrupted {
         return;
     }
     for plan in resources.kafka_sources().filter(|plan| plan.settings.until_end) {
-        let offsets = plan.offsets.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match pulse_connectors::kafka::commit_offsets(&plan.settings.brokers, &plan.settings.group, &offsets) {
+        let settings = &plan.settings;
+        let offsets = plan.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match pulse_connectors::kafka::commit_offsets(settings, &offsets) {
             Ok(()) => {
                 tracing::info!(source = %plan.settings.component, partitions = offsets.len(), "committed offsets")
             }

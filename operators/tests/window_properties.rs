@@ -689,6 +689,7 @@ fn run_dataflow(scenario: &Scenario, workers: usize, interrupt_at: Option<usize>
             key: key_fields(scenario.by_region),
             aggregates: aggregates(),
             granule_ms: scenario.granule,
+            delivered_before: 0,
         })
         .collect();
     let captured: Arc<Mutex<Captured>> = Arc::new(Mutex::new(vec![Vec::new(); configs.len()]));

@@ -5,12 +5,14 @@
 //! worker 0, which holds them per timestamp. When the input frontier passes a
 //! timestamp its lines are sorted and written in one go, then the destination
 //! is flushed: the output is byte-identical for any number of workers, and a
-//! reader never sees a half-written batch of lines.
+//! reader never sees a half-written batch of lines. After each flush the
+//! sink reports its input frontier as delivered ([`DeliveryTracker`]), which is
+//! what Kafka sources wait for before committing offsets.
 
 use std::collections::BTreeMap;
 use std::io;
 
-use pulse_core::EventTime;
+use pulse_core::{DeliveryTracker, EventTime};
 use serde::Serialize;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
@@ -33,22 +35,30 @@ pub fn to_json_lines<'scope, T: Serialize + Clone + 'static>(
     stream.map(|record| serde_json::to_string(&record).expect("records serialise to JSON"))
 }
 
-/// Writes `lines` to the sink made by `open`, which is called on worker 0 only.
+/// Writes `lines` to the sink made by `open`, which is called on worker 0 only,
+/// and reports to its tracker, if any, how far it has delivered.
 ///
 /// Returns an error when `open` fails (e.g. the file cannot be created).
 pub fn write_lines<'scope>(
     lines: Stream<'scope, EventTime, Vec<String>>,
     name: &str,
-    open: impl FnOnce() -> io::Result<Box<dyn LineSink>>,
+    open: impl FnOnce() -> io::Result<(Box<dyn LineSink>, Option<DeliveryTracker>)>,
 ) -> io::Result<()> {
     let worker = lines.scope().index();
-    let mut sink = if worker == 0 { Some(open()?) } else { None };
+    let (mut sink, delivery) = if worker == 0 {
+        let (sink, delivery) = open()?;
+        (Some(sink), delivery)
+    } else {
+        (None, None)
+    };
     let labels = [("component", name.to_owned())];
     let received = metrics::counter!("pulse_component_received_events_total", &labels);
     let errors = metrics::counter!("pulse_sink_errors_total", &labels);
     let name = name.to_owned();
     let mut pending: BTreeMap<EventTime, Vec<String>> = BTreeMap::new();
     let mut finished = false;
+    // Once a write fails, nothing after it counts as delivered either.
+    let mut failed = false;
     // Every line goes to worker 0, the one writer.
     lines.sink(
         Exchange::new(|_line: &String| 0),
@@ -73,6 +83,7 @@ pub fn write_lines<'scope>(
                 batch.sort_unstable();
                 if let Err(error) = sink.write_batch(&batch) {
                     errors.increment(1);
+                    failed = true;
                     tracing::error!(component = %name, %error, lines = batch.len(), "sink write failed");
                 }
                 wrote = true;
@@ -80,9 +91,15 @@ pub fn write_lines<'scope>(
             if (wrote || frontier.is_empty()) && !finished {
                 if let Err(error) = sink.flush() {
                     errors.increment(1);
+                    failed = true;
                     tracing::error!(component = %name, %error, "sink flush failed");
                 }
                 finished = frontier.is_empty();
+            }
+            // Everything before the frontier is now written and flushed — unless
+            // a write failed: then it stays undelivered (and the run fails).
+            if let Some(delivery) = delivery.as_ref().filter(|_| !failed) {
+                delivery.advance(frontier.frontier().first().copied().unwrap_or(EventTime::MAX));
             }
         },
     );

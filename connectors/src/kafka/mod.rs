@@ -5,8 +5,15 @@
 //! `workers = 2` over 6 partitions gives each worker 3), and each partition has
 //! its own watermark. The client is librdkafka (through `rdkafka`), driven
 //! from a thread per worker so that no timely operator ever blocks on I/O.
+//! Offsets are committed at least once: only what every sink has delivered
+//! ([`ledger`]).
 
 pub mod admin;
+mod consumer;
+pub mod ledger;
+pub mod offsets;
+pub mod resume;
+pub mod rewind;
 pub mod source;
 
 use std::time::Duration;
@@ -15,7 +22,10 @@ use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 
 pub use admin::{Record, create_topics, list_topics, publish};
-pub use source::{KafkaReader, KafkaSourceSettings, PartitionOffsets, commit_offsets, partitions};
+pub use ledger::{PartitionLedger, ResumePoint};
+pub use offsets::{PartitionOffsets, TopicPartition, commit_offsets, partitions, resume_points};
+pub use resume::{ResumeLog, ensure_log};
+pub use source::{DeliveryNeeds, KafkaReader, KafkaSourceSettings};
 
 /// How long metadata and watermark requests may take before they fail.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +50,9 @@ pub enum KafkaConnectorError {
         /// The broker's answer.
         reason: String,
     },
+    /// The resume log could not be read.
+    #[error("resume log: {0}")]
+    ResumeLog(String),
     /// Reading the input to publish failed.
     #[error("reading input: {0}")]
     Io(#[from] std::io::Error),

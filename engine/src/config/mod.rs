@@ -131,6 +131,11 @@ pub enum SourceConfig {
         /// tenant (otherwise `{tenant}.dlq`) (default `pulse.dlq`).
         #[serde(default = "default_dead_letter_topic")]
         dead_letter_topic: String,
+        /// Where commit points are logged before each offset commit, so a
+        /// restart resumes with the watermarks and delivered windows of the
+        /// run it follows (default `pulse.resume`; created when missing).
+        #[serde(default = "default_resume_topic")]
+        resume_topic: String,
     },
 }
 
@@ -208,6 +213,10 @@ pub enum SinkConfig {
 
 fn default_rate() -> u64 {
     10_000
+}
+
+fn default_resume_topic() -> String {
+    "pulse.resume".to_owned()
 }
 
 fn default_dead_letter_topic() -> String {

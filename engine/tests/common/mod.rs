@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

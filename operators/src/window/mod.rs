@@ -49,6 +49,11 @@ pub struct WindowConfig {
     pub aggregates: Vec<Aggregate>,
     /// The engine's time granule in ms: timestamps are event times rounded down to it.
     pub granule_ms: u64,
+    /// Rows whose output time is before this were delivered by an earlier run
+    /// that this one resumes (from committed Kafka offsets): they are not
+    /// emitted again, since replayed input would give only part of them.
+    /// 0 for a fresh run.
+    pub delivered_before: EventTime,
 }
 
 /// Windows over a stream of events.
@@ -77,6 +82,7 @@ pub trait WindowExt<'scope> {
     ///     key: vec!["tenant".parse().unwrap()],
     ///     aggregates: vec!["count".parse().unwrap(), "avg".parse().unwrap()],
     ///     granule_ms: 100,
+    ///     delivered_before: 0,
     /// };
     /// let captured = timely::example(move |scope| {
     ///     events.to_stream(scope).window("cpu_10s", &config, &Shutdown::new()).capture()
@@ -108,6 +114,11 @@ impl<'scope> WindowExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
         let received = metrics::counter!("pulse_component_received_events_total", &labels);
         let sent = metrics::counter!("pulse_component_sent_events_total", &labels);
         let delay = metrics::histogram!("pulse_window_result_delay_seconds", &labels);
+        let redelivered = Redelivery {
+            delivered_before: config.delivered_before,
+            granule_ms: config.granule_ms,
+            skipped: metrics::counter!("pulse_window_redelivered_rows_skipped_total", &labels),
+        };
         let stage = |stage: &str| Stage {
             name: name.to_owned(),
             granule_ms: config.granule_ms,
@@ -127,7 +138,7 @@ impl<'scope> WindowExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
                     events.iter().for_each(|event| state.insert(event, &mut *hold));
                 },
                 move |state, frontier| {
-                    let rows = state.close(frontier);
+                    let rows = redelivered.skip_delivered(state.close(frontier));
                     record_results(&rows, &sent, &delay);
                     rows.into_iter().map(|row| (row.window_end, row)).collect()
                 },
@@ -155,12 +166,38 @@ impl<'scope> WindowExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
                 }
             },
             move |state, frontier| {
-                let rows = state.close(frontier);
+                let rows = redelivered.skip_delivered(state.close(frontier));
                 record_results(&rows, &sent, &delay);
                 rows.into_iter().map(|row| (row.window_end, row)).collect()
             },
         )
     }
+}
+
+/// Drops the rows a resumed run's predecessor already delivered.
+#[derive(Clone)]
+struct Redelivery {
+    delivered_before: EventTime,
+    granule_ms: u64,
+    skipped: Counter,
+}
+
+impl Redelivery {
+    fn skip_delivered(&self, mut rows: Vec<WindowRow>) -> Vec<WindowRow> {
+        if self.delivered_before > 0 {
+            let before = rows.len();
+            rows.retain(|row| output_time(row.window_end, self.granule_ms) >= self.delivered_before);
+            self.skipped.increment((before - rows.len()) as u64);
+        }
+        rows
+    }
+}
+
+/// The time a window's rows are sent at: the last granule before its end, at
+/// or after the time of every record in it, and complete downstream as soon as
+/// the frontier reaches the end.
+pub fn output_time(end: EventTime, granule_ms: u64) -> EventTime {
+    coarsen(end - 1, granule_ms)
 }
 
 /// Counts emitted rows and records, per row, how long after its window's end
@@ -218,10 +255,7 @@ impl Stage {
             discarded,
             open_windows,
         } = self;
-        // Output for a window is sent at the last granule before its end: at or
-        // after the time of every record in it, and complete downstream as soon
-        // as the frontier reaches the end.
-        let output_time = move |end: EventTime| coarsen(end - 1, granule_ms);
+        let output_time = move |end: EventTime| output_time(end, granule_ms);
         input.unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(pact, &name.clone(), move |_, _| {
             let mut capabilities: BTreeMap<EventTime, Capability<EventTime>> = BTreeMap::new();
             let mut closed_up_to: Option<EventTime> = None;

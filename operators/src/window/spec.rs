@@ -143,6 +143,17 @@ impl WindowSpec {
             WindowSpec::Session { .. } => {}
         }
     }
+
+    /// The end of the last window that contains `ts`: once the frontier has
+    /// passed it, every window the event is in has closed. `None` for session
+    /// windows, whose end depends on the events that follow.
+    pub fn last_end(&self, ts: EventTime) -> Option<EventTime> {
+        match *self {
+            WindowSpec::Tumbling { size } => Some(ts - ts % size.as_millis() + size.as_millis()),
+            WindowSpec::Hopping { size, slide } => Some(ts - ts % slide.as_millis() + size.as_millis()),
+            WindowSpec::Session { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for WindowSpec {
@@ -185,6 +196,30 @@ mod tests {
             vec![(10_000, 40_000), (20_000, 50_000), (30_000, 60_000)]
         );
         assert_eq!(windows(spec, 5_000), vec![(0, 30_000)]);
+    }
+
+    #[test]
+    fn the_last_window_of_an_event_is_the_latest_it_is_in() {
+        let tumbling = WindowSpec::Tumbling {
+            size: DurationSpec::from_secs(10),
+        };
+        let hopping = WindowSpec::Hopping {
+            size: DurationSpec::from_secs(30),
+            slide: DurationSpec::from_secs(10),
+        };
+        for (spec, ts) in [
+            (tumbling, 12_345),
+            (tumbling, 20_000),
+            (hopping, 35_000),
+            (hopping, 5_000),
+        ] {
+            let latest = windows(spec, ts).iter().map(|(_, end)| *end).max();
+            assert_eq!(spec.last_end(ts), latest, "{spec} at {ts}");
+        }
+        let session = WindowSpec::Session {
+            gap: DurationSpec::from_secs(1),
+        };
+        assert_eq!(session.last_end(5), None);
     }
 
     #[test]

@@ -1,0 +1,120 @@
+//! A source's partitions and its group's committed offsets: finding them
+//! before a run, committing them during and after it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::ledger::ResumePoint;
+use super::resume::{self, ResumeLog};
+use super::source::KafkaSourceSettings;
+use super::{KafkaConnectorError, REQUEST_TIMEOUT, client_config};
+
+/// A (topic, partition).
+pub type TopicPartition = (String, i32);
+
+/// Where each partition a run read ends, filled in by the readers when their
+/// input is exhausted, for the commit after a bounded run.
+pub type PartitionOffsets = Arc<Mutex<BTreeMap<TopicPartition, ResumePoint>>>;
+
+/// Every (topic, partition) the source reads, in the fixed order used to deal
+/// them to workers.
+pub fn partitions(settings: &KafkaSourceSettings) -> Result<Vec<TopicPartition>, KafkaConnectorError> {
+    let consumer: BaseConsumer = client_config(&settings.brokers).create()?;
+    let metadata = consumer.fetch_metadata(None, REQUEST_TIMEOUT)?;
+    let pattern = settings.topic_pattern.as_deref().map(regex::Regex::new).transpose()?;
+    let mut found = Vec::new();
+    for topic in metadata.topics() {
+        let named = settings.topics.iter().any(|t| t == topic.name());
+        let matched = pattern.as_ref().is_some_and(|p| p.is_match(topic.name()));
+        if named || matched {
+            found.extend(topic.partitions().iter().map(|p| (topic.name().to_owned(), p.id())));
+        }
+    }
+    for topic in &settings.topics {
+        if !found.iter().any(|(t, _)| t == topic) {
+            return Err(KafkaConnectorError::UnknownTopic(topic.clone()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Where each of the source's `partitions` resumes: the newest point of the
+/// resume log, or the group's committed offset where that is further on (an
+/// offset moved by another tool); partitions with neither are left out.
+pub fn resume_points(
+    settings: &KafkaSourceSettings,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, ResumePoint>, KafkaConnectorError> {
+    let consumer: BaseConsumer = client_config(&settings.brokers)
+        .set("group.id", &settings.group)
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition_offset(topic, *partition, Offset::Stored)?;
+    }
+    let committed = consumer.committed_offsets(list, REQUEST_TIMEOUT)?;
+    let mut points = resume::read_log(&settings.brokers, &settings.resume_topic, &settings.group, partitions)?;
+    for element in committed.elements() {
+        if let Offset::Offset(offset) = element.offset() {
+            let partition = (element.topic().to_owned(), element.partition());
+            let logged = points.get(&partition).map(|point| point.offset);
+            if logged.is_none_or(|logged| logged < offset) {
+                points.insert(partition, ResumePoint::at(offset));
+            }
+        }
+    }
+    Ok(points)
+}
+
+/// The commit request for `points`, each with its point as metadata.
+fn commit_list(points: &BTreeMap<TopicPartition, ResumePoint>) -> Result<TopicPartitionList, KafkaConnectorError> {
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), point) in points {
+        list.add_partition_offset(topic, *partition, Offset::Offset(point.offset))?;
+        if let Some(mut element) = list.find_partition(topic, *partition) {
+            element.set_metadata(point.encode());
+        }
+    }
+    Ok(list)
+}
+
+/// Logs `points` to the resume log, then commits them for the consumer's
+/// group, and records how long that took.
+pub fn commit(
+    consumer: &BaseConsumer,
+    log: &ResumeLog,
+    component: &str,
+    points: &BTreeMap<TopicPartition, ResumePoint>,
+) -> Result<(), KafkaConnectorError> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let result = log
+        .append(points)
+        .and_then(|()| Ok(consumer.commit(&commit_list(points)?, CommitMode::Sync)?));
+    let labels = [("component", component.to_owned())];
+    metrics::histogram!("pulse_kafka_commit_seconds", &labels).record(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics::counter!("pulse_kafka_commit_errors_total", &labels).increment(1);
+    }
+    result
+}
+
+/// Logs and commits `points` for the source's group from clients of its own
+/// (after a run).
+pub fn commit_offsets(
+    settings: &KafkaSourceSettings,
+    points: &BTreeMap<TopicPartition, ResumePoint>,
+) -> Result<(), KafkaConnectorError> {
+    let consumer: BaseConsumer = client_config(&settings.brokers)
+        .set("group.id", &settings.group)
+        .create()?;
+    let log = ResumeLog::connect(&settings.brokers, &settings.resume_topic, &settings.group)?;
+    commit(&consumer, &log, &settings.component, points)
+}

@@ -1,0 +1,101 @@
+//! How far the sinks have delivered: the link from sinks back to sources that
+//! at-least-once offset commits stand on.
+//!
+//! Every sink writer owns a [`DeliveryTracker`] and advances it, after a
+//! successful flush, to its input frontier: every record at a time before that
+//! frontier is written and flushed. A source reads the minimum over all sinks
+//! from [`Delivered::frontier`] and commits only input whose output lies
+//! wholly before it.
+
+use std::sync::{Arc, Mutex};
+
+use crate::{EventTime, Shutdown};
+
+/// The delivered frontier of every sink of a pipeline.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    frontiers: Arc<Mutex<Vec<EventTime>>>,
+    shutdown: Shutdown,
+}
+
+impl Delivered {
+    /// No sinks yet. Once `shutdown` fires the frontier is no longer reported:
+    /// an interrupted dataflow drains without closing its open windows, so an
+    /// empty frontier then does not mean that everything was delivered.
+    pub fn new(shutdown: Shutdown) -> Self {
+        Self {
+            frontiers: Arc::default(),
+            shutdown,
+        }
+    }
+
+    /// Adds a sink, delivered up to nothing yet.
+    pub fn register(&self) -> DeliveryTracker {
+        let mut frontiers = self.frontiers.lock().unwrap_or_else(|p| p.into_inner());
+        frontiers.push(0);
+        DeliveryTracker {
+            frontiers: Arc::clone(&self.frontiers),
+            slot: frontiers.len() - 1,
+        }
+    }
+
+    /// The time before which every sink has delivered everything
+    /// ([`EventTime::MAX`] when all have finished), or `None` once stopping.
+    pub fn frontier(&self) -> Option<EventTime> {
+        if self.shutdown.is_triggered() {
+            return None;
+        }
+        let frontiers = self.frontiers.lock().unwrap_or_else(|p| p.into_inner());
+        Some(frontiers.iter().copied().min().unwrap_or(EventTime::MAX))
+    }
+}
+
+/// One sink's handle on its delivered frontier.
+#[derive(Debug)]
+pub struct DeliveryTracker {
+    frontiers: Arc<Mutex<Vec<EventTime>>>,
+    slot: usize,
+}
+
+impl DeliveryTracker {
+    /// Records that everything before `frontier` is delivered. Frontiers only
+    /// move forward; an older one is ignored.
+    pub fn advance(&self, frontier: EventTime) {
+        let mut frontiers = self.frontiers.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut frontiers[self.slot];
+        *slot = (*slot).max(frontier);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slowest_sink_sets_the_frontier() {
+        let delivered = Delivered::new(Shutdown::new());
+        assert_eq!(
+            delivered.frontier(),
+            Some(EventTime::MAX),
+            "no sinks: nothing to wait for"
+        );
+        let (a, b) = (delivered.register(), delivered.register());
+        assert_eq!(delivered.frontier(), Some(0));
+        a.advance(5_000);
+        b.advance(3_000);
+        assert_eq!(delivered.frontier(), Some(3_000));
+        b.advance(1_000);
+        assert_eq!(delivered.frontier(), Some(3_000), "frontiers never go back");
+        b.advance(EventTime::MAX);
+        assert_eq!(delivered.frontier(), Some(5_000));
+    }
+
+    #[test]
+    fn nothing_is_reported_once_stopping() {
+        let shutdown = Shutdown::new();
+        let delivered = Delivered::new(shutdown.clone());
+        delivered.register().advance(EventTime::MAX);
+        shutdown.trigger();
+        assert_eq!(delivered.frontier(), None);
+    }
+}
