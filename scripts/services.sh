@@ -27,3 +27,18 @@ start_broker() {
   echo "tansu did not open 127.0.0.1:9092; its log:"; tail -20 "$state/tansu.log"; return 1
 }
 
+# Redis for the gateway's Redis store and shared rate limiter (see ../shared/SERVICES.md).
+ensure_redis() {
+  command -v redis-server >/dev/null && return 0
+  echo "installing redis-server"
+  apt-get install -y redis-server >"$state/redis-install.log" 2>&1 \
+    || { apt-get update >/dev/null 2>&1 && apt-get install -y redis-server >"$state/redis-install.log" 2>&1; }
+}
+
+start_redis() {
+  if port_open 6379; then echo "redis is already listening on 127.0.0.1:6379"; return 0; fi
+  redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no >"$state/redis.log" 2>&1 &
+  started_pids+=("$!")
+  for _ in $(seq 1 100); do port_open 6379 && { echo "redis started (pid $!)"; return 0; }; sleep 0.1; done
+  echo "redis did not open 127.0.0.1:6379; its log:"; tail -20 "$state/redis.log"; return 1
+}

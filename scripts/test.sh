@@ -31,6 +31,9 @@ step "services"
 ensure_tansu
 start_broker
 export PULSE_KAFKA_BROKERS=127.0.0.1:9092
+ensure_redis
+start_redis
+export PULSE_REDIS_URL=redis://127.0.0.1:6379
 
 if [ "${PULSE_TEST_QUICK:-0}" != 1 ]; then
   step "cargo fmt --check"

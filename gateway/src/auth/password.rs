@@ -1,0 +1,86 @@
+//! Password policy and argon2id hashing.
+//!
+//! Hashing is deliberately slow; callers run it on the blocking pool.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::RngCore;
+
+use crate::error::GatewayError;
+
+/// Why a password is refused, or `None` when it meets the policy:
+/// at least 8 characters with an upper-case letter, a lower-case letter and a digit.
+pub fn policy_violation(password: &str) -> Option<&'static str> {
+    if password.chars().count() < 8 {
+        Some("password must be at least 8 characters long")
+    } else if !password.chars().any(char::is_uppercase) {
+        Some("password must contain an upper-case letter")
+    } else if !password.chars().any(char::is_lowercase) {
+        Some("password must contain a lower-case letter")
+    } else if !password.chars().any(|c| c.is_ascii_digit()) {
+        Some("password must contain a digit")
+    } else if password.len() > 1024 {
+        Some("password must be at most 1024 bytes long")
+    } else {
+        None
+    }
+}
+
+/// argon2id with configured cost.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    argon2: Argon2<'static>,
+}
+
+impl PasswordHasher {
+    /// A hasher with `memory_kib` KiB and `iterations` passes (one lane).
+    pub fn new(memory_kib: u32, iterations: u32) -> Result<Self, GatewayError> {
+        let params = Params::new(memory_kib, iterations, 1, None)
+            .map_err(|e| GatewayError::Config(format!("argon2 parameters: {e}")))?;
+        Ok(Self {
+            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+        })
+    }
+
+    /// The PHC string of `password` with a fresh random salt.
+    pub fn hash(&self, password: &str) -> String {
+        let mut salt = [0_u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
+        self.argon2
+            .hash_password(password.as_bytes(), &salt)
+            .expect("argon2 hashes any password within the policy")
+            .to_string()
+    }
+
+    /// Whether `password` matches the PHC string `hash` (false for a malformed hash).
+    pub fn verify(&self, password: &str, hash: &str) -> bool {
+        PasswordHash::new(hash).is_ok_and(|parsed| self.argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_needs_length_upper_lower_and_digit() {
+        assert!(policy_violation("Short1").unwrap().contains("8 characters"));
+        assert!(policy_violation("alllower1").unwrap().contains("upper-case"));
+        assert!(policy_violation("ALLUPPER1").unwrap().contains("lower-case"));
+        assert!(policy_violation("NoDigitsHere").unwrap().contains("digit"));
+        assert_eq!(policy_violation("Correct1horse"), None);
+    }
+
+    #[test]
+    fn hashes_verify_and_salts_differ() {
+        let hasher = PasswordHasher::new(256, 1).unwrap();
+        let a = hasher.hash("Correct1horse");
+        let b = hasher.hash("Correct1horse");
+        assert_ne!(a, b, "salts are random");
+        assert!(a.starts_with("$argon2id$"));
+        assert!(hasher.verify("Correct1horse", &a));
+        assert!(!hasher.verify("Correct1horsf", &a));
+        assert!(!hasher.verify("Correct1horse", "not a hash"));
+    }
+}

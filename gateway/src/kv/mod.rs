@@ -1,0 +1,294 @@
+//! The tenant-scoped key-value API: request and response shapes, validation
+//! against the configured limits, and the handlers (in [`handlers`]).
+
+pub mod handlers;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::config::LimitsConfig;
+use crate::error::AppError;
+use crate::store::{KvMetadata, KvWrite};
+use crate::timestamp::rfc3339;
+
+/// Most tags on one entry.
+const MAX_TAGS: usize = 32;
+/// Longest tag name or value in bytes.
+const MAX_TAG_BYTES: usize = 128;
+/// Longest TTL: ten years.
+const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+/// Redis keeps metadata at `kv:{tenant}:{key}:metadata`, so a key ending like that would alias another's metadata.
+const RESERVED_SUFFIX: &str = ":metadata";
+
+/// `POST /kv` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEntry {
+    /// The key: 1–256 bytes (configurable), no control characters.
+    pub key: String,
+    /// Any JSON value, up to 2 MiB (configurable).
+    #[schema(value_type = Object)]
+    pub value: Box<RawValue>,
+    /// Seconds until the entry expires; none for no expiry.
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    /// Labels for `tag_filter`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `PUT /kv/{key}` body: replaces value, TTL and tags.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceEntry {
+    /// The new value.
+    #[schema(value_type = Object)]
+    pub value: Box<RawValue>,
+    /// The new TTL in seconds; omitted means no expiry.
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    /// The new tags; omitted means none.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Metadata as returned.
+#[derive(Serialize, ToSchema)]
+pub struct MetadataView {
+    /// 1 on creation, +1 per update.
+    pub version: u64,
+    /// The TTL in seconds set at the last write.
+    pub ttl: Option<u64>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl From<KvMetadata> for MetadataView {
+    fn from(metadata: KvMetadata) -> Self {
+        Self {
+            version: metadata.version,
+            ttl: metadata.ttl,
+            tags: metadata.tags,
+            created_at: rfc3339(metadata.created_at),
+            updated_at: rfc3339(metadata.updated_at),
+        }
+    }
+}
+
+/// A key and its metadata (written, or listed).
+#[derive(Serialize, ToSchema)]
+pub struct EntryInfo {
+    /// The key.
+    pub key: String,
+    /// Its metadata.
+    pub metadata: MetadataView,
+}
+
+/// A key with its value and metadata.
+#[derive(Serialize, ToSchema)]
+pub struct EntryView {
+    /// The key.
+    pub key: String,
+    /// The value, as written.
+    #[schema(value_type = Object)]
+    pub value: Box<RawValue>,
+    /// Its metadata.
+    pub metadata: MetadataView,
+}
+
+/// `GET /kv` parameters.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page number from 1 (default 1).
+    pub page: Option<u64>,
+    /// Keys per page, 1–100 (default 20).
+    pub page_size: Option<u64>,
+    /// Only keys tagged `name:value`.
+    pub tag_filter: Option<String>,
+}
+
+/// A page of keys in key order.
+#[derive(Serialize, ToSchema)]
+pub struct EntryPage {
+    /// The keys of this page.
+    pub items: Vec<EntryInfo>,
+    /// This page's number.
+    pub page: u64,
+    /// Keys per page.
+    pub page_size: u64,
+    /// Matching keys in all.
+    pub total: u64,
+}
+
+/// `GET /kv/{key}/exists`.
+#[derive(Serialize, ToSchema)]
+pub struct Exists {
+    /// The key.
+    pub key: String,
+    /// Whether a live entry exists.
+    pub exists: bool,
+}
+
+/// `GET /kv/{key}/ttl`.
+#[derive(Serialize, ToSchema)]
+pub struct TtlView {
+    /// The key.
+    pub key: String,
+    /// Seconds remaining (rounded up), or -1 when the entry does not expire.
+    pub ttl: i64,
+}
+
+/// `GET /kv/stats/count`.
+#[derive(Serialize, ToSchema)]
+pub struct Count {
+    /// Live keys of the tenant.
+    pub count: u64,
+}
+
+/// What a batch operation does.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchOpKind {
+    /// Create or overwrite (`value` required).
+    Set,
+    /// Remove an existing key.
+    Delete,
+}
+
+/// One operation of `POST /kv/batch`. (A struct rather than a tagged enum:
+/// serde cannot keep a raw JSON value inside an internally tagged enum.)
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchOperation {
+    /// `set` or `delete`.
+    pub op: BatchOpKind,
+    /// The key.
+    pub key: String,
+    /// The value (`set` only).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Box<RawValue>>,
+    /// TTL in seconds (`set` only).
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    /// Tags (`set` only).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `POST /kv/batch` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// 1–1000 operations (configurable), applied in order, all or nothing.
+    pub operations: Vec<BatchOperation>,
+}
+
+/// The result of one batch operation.
+#[derive(Serialize, ToSchema)]
+pub struct BatchItemResult {
+    /// Position in the request.
+    pub index: usize,
+    /// The key.
+    pub key: String,
+    /// `set` or `delete`.
+    pub op: &'static str,
+    /// `created`, `updated`, `deleted`; or, in a rejected batch, `invalid`, `not_found` or `not_applied`.
+    pub status: &'static str,
+    /// The version written (or removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Why this item failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /kv/batch` response.
+#[derive(Serialize, ToSchema)]
+pub struct BatchResponse {
+    /// Whether the operations were applied (always true in a 200 answer).
+    pub committed: bool,
+    /// One result per operation.
+    pub results: Vec<BatchItemResult>,
+}
+
+/// Checks a key against the limits: 413 when too long, 422 when malformed.
+pub fn validate_key(limits: &LimitsConfig, key: &str) -> Result<(), AppError> {
+    if key.len() > limits.max_key_bytes {
+        return Err(AppError::too_large(format!(
+            "key is {} bytes; the limit is {}",
+            key.len(),
+            limits.max_key_bytes
+        )));
+    }
+    if key.is_empty() || key.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "key must be non-empty and free of control characters",
+        ));
+    }
+    if key.ends_with(RESERVED_SUFFIX) {
+        return Err(AppError::invalid(format!("keys may not end with {RESERVED_SUFFIX:?}")));
+    }
+    Ok(())
+}
+
+/// Checks a write and turns it into a [`KvWrite`].
+pub fn validate_write(
+    limits: &LimitsConfig,
+    key: String,
+    value: &RawValue,
+    ttl: Option<u64>,
+    tags: BTreeMap<String, String>,
+) -> Result<KvWrite, AppError> {
+    validate_key(limits, &key)?;
+    let value = value.get();
+    if value.len() > limits.max_value_bytes {
+        return Err(AppError::too_large(format!(
+            "value is {} bytes; the limit is {}",
+            value.len(),
+            limits.max_value_bytes
+        )));
+    }
+    if let Some(ttl) = ttl
+        && !(1..=MAX_TTL_SECS).contains(&ttl)
+    {
+        return Err(AppError::invalid(format!(
+            "ttl must be between 1 and {MAX_TTL_SECS} seconds"
+        )));
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(AppError::invalid(format!("at most {MAX_TAGS} tags")));
+    }
+    for (name, tag_value) in &tags {
+        if name.is_empty() || name.contains(':') || name.len() > MAX_TAG_BYTES || tag_value.len() > MAX_TAG_BYTES {
+            return Err(AppError::invalid(format!(
+                "tag names must be 1-{MAX_TAG_BYTES} bytes without ':', values at most {MAX_TAG_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(KvWrite {
+        key,
+        value: value.to_owned(),
+        ttl,
+        tags,
+    })
+}
+
+/// Seconds left at `now` until `expires_at` (rounded up), or -1 without expiry.
+pub fn remaining_secs(expires_at: Option<i64>, now: i64) -> i64 {
+    match expires_at {
+        Some(at) => ((at - now).max(0).unsigned_abs().div_ceil(1000))
+            .try_into()
+            .unwrap_or(i64::MAX),
+        None => -1,
+    }
+}

@@ -1,0 +1,236 @@
+//! The pulse gateway: an HTTP API in front of the engine with JWT and API-key
+//! auth, a tenant-scoped key-value store (embedded redb or Redis) with TTLs,
+//! tags, batches and an audit log, sliding-window rate limits by plan, and the
+//! operations endpoints (`/health*`, `/metrics`, `/api/v1/openapi.json`, `/docs`).
+//!
+//! The engine opens a [`Gateway`] from a [`GatewayConfig`], serves its
+//! [`Gateway::router`] with [`serve`], flips its [`Readiness`], and prints tokens
+//! with [`issue_token`]:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), pulse_gateway::GatewayError> {
+//! use pulse_gateway::{Gateway, GatewayConfig, serve};
+//! let config = GatewayConfig::default();
+//! let gateway = Gateway::open(config.clone()).await?; // reads PULSE_JWT_SECRET
+//! gateway.readiness().set_pipeline_ready(true); // no pipeline: ready once the store is
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! let readiness = gateway.readiness();
+//! serve(listener, gateway.router(), async move {
+//!     let _ = tokio::signal::ctrl_c().await;
+//!     readiness.set_shutting_down();
+//! })
+//! .await
+//! # }
+//! ```
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod kv;
+pub mod middleware;
+pub mod openapi;
+pub mod ops;
+pub mod rate_limit;
+pub mod readiness;
+pub mod state;
+pub mod store;
+pub mod timestamp;
+
+use std::future::Future;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::routing::{delete, get, post};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+
+pub use auth::Scope;
+pub use auth::jwt::{JwtSecret, issue_token};
+pub use config::{GatewayConfig, StoreConfig};
+pub use error::{AppError, GatewayError};
+pub use readiness::Readiness;
+
+use auth::jwt::JwtKeys;
+use auth::password::PasswordHasher;
+use rate_limit::{InMemoryRateLimiter, RateLimiter, RateLimits, RedisRateLimiter};
+use state::{AppState, Shared};
+use store::{EmbeddedStore, RedisStore, Store};
+
+/// An opened gateway: store connected, secret checked, expiry sweeper running.
+pub struct Gateway {
+    state: AppState,
+}
+
+impl Gateway {
+    /// Opens the gateway with the signing secret from `PULSE_JWT_SECRET`
+    /// (an ephemeral one, announced in the log, when it is unset and `config.demo` is on).
+    pub async fn open(config: GatewayConfig) -> Result<Self, GatewayError> {
+        let secret = JwtSecret::from_env(|name| std::env::var(name).ok(), config.demo)?;
+        Self::open_with_secret(config, secret).await
+    }
+
+    /// Opens the gateway with an explicit signing secret.
+    pub async fn open_with_secret(config: GatewayConfig, secret: JwtSecret) -> Result<Self, GatewayError> {
+        config.validate()?;
+        let (store, limiter): (Arc<dyn Store>, Arc<dyn RateLimiter>) = match &config.store {
+            StoreConfig::Embedded => {
+                let data_dir = config.data_dir.clone();
+                let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&data_dir))
+                    .await
+                    .map_err(|e| GatewayError::Config(format!("opening the store failed: {e}")))??;
+                (Arc::new(store), Arc::new(InMemoryRateLimiter::new()))
+            }
+            StoreConfig::Redis { url, key_prefix } => {
+                let store = RedisStore::connect(url, key_prefix).await?;
+                store.ping().await?;
+                let limiter = RedisRateLimiter::new(store.connection(), key_prefix);
+                (Arc::new(store), Arc::new(limiter))
+            }
+        };
+        tracing::info!(backend = store.backend(), "gateway store opened");
+        spawn_reaper(Arc::downgrade(&store), Duration::from_secs(config.reap_interval_secs));
+        let shared = Shared {
+            jwt: JwtKeys::new(&secret),
+            passwords: PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_iterations)?,
+            rate_limits: RateLimits::new(config.rate_limit.clone(), limiter),
+            readiness: Readiness::new(),
+            metrics: ops::prometheus_handle(),
+            store,
+            config,
+        };
+        Ok(Self {
+            state: AppState(Arc::new(shared)),
+        })
+    }
+
+    /// The readiness flags behind `/health/ready`.
+    pub fn readiness(&self) -> Readiness {
+        self.state.readiness.clone()
+    }
+
+    /// The configuration the gateway was opened with.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.state.config
+    }
+
+    /// The HTTP routes with all middleware, ready for [`serve`] (or `oneshot` in tests).
+    pub fn router(&self) -> Router {
+        let state = self.state.clone();
+        let api = Router::new()
+            .route("/auth/me", get(auth::handlers::me))
+            .route(
+                "/api-keys",
+                post(auth::handlers::create_api_key).get(auth::handlers::list_api_keys),
+            )
+            .route("/api-keys/{id}", delete(auth::handlers::delete_api_key))
+            .route("/kv", post(kv::handlers::create).get(kv::handlers::list))
+            .route("/kv/batch", post(kv::handlers::batch))
+            .route("/kv/stats/count", get(kv::handlers::count))
+            .route(
+                "/kv/{key}",
+                get(kv::handlers::get)
+                    .put(kv::handlers::replace)
+                    .delete(kv::handlers::delete),
+            )
+            .route("/kv/{key}/exists", get(kv::handlers::exists))
+            .route("/kv/{key}/ttl", get(kv::handlers::ttl))
+            .route("/audit", get(audit::audit_log))
+            .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+            // Registered after the auth layer: these take no bearer credential and are not rate limited.
+            .route("/auth/register", post(auth::handlers::register))
+            .route("/auth/login", post(auth::handlers::login))
+            .route("/auth/refresh", post(auth::handlers::refresh))
+            .route("/auth/token", post(auth::handlers::basic_token))
+            .route("/openapi.json", get(openapi::openapi_json));
+        let router = Router::new()
+            .nest("/api/v1", api)
+            .route("/health", get(ops::health))
+            .route("/health/live", get(ops::live))
+            .route("/health/ready", get(ops::ready))
+            .route("/metrics", get(ops::metrics))
+            .route("/docs", get(ops::docs))
+            .fallback(ops::not_found)
+            .method_not_allowed_fallback(ops::method_not_allowed)
+            .with_state(state.clone())
+            .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(state.config.request_timeout_secs),
+            ));
+        let router = match cors_layer(&state.config.cors_origins) {
+            Some(cors) => router.layer(cors),
+            None => router,
+        };
+        router.layer(axum::middleware::from_fn(middleware::observe))
+    }
+}
+
+/// CORS for the configured origins (`*` for any), or none when the list is empty.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::from(Any)
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static(middleware::CORRELATION_ID),
+            ])
+            .expose_headers([
+                HeaderName::from_static(middleware::CORRELATION_ID),
+                HeaderName::from_static(middleware::PROCESS_TIME),
+                HeaderName::from_static("x-ratelimit-limit"),
+                HeaderName::from_static("x-ratelimit-remaining"),
+                HeaderName::from_static("x-ratelimit-window"),
+                axum::http::header::RETRY_AFTER,
+            ]),
+    )
+}
+
+/// Reclaims expired KV entries every `interval` until the store is dropped.
+fn spawn_reaper(store: Weak<dyn Store>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(store) = store.upgrade() else { break };
+            match store.reap_expired(store::now_millis()).await {
+                Ok(0) => {}
+                Ok(reaped) => {
+                    metrics::counter!("pulse_kv_expired_reclaimed_total").increment(reaped);
+                    tracing::debug!(reaped, "expired keys reclaimed");
+                }
+                Err(error) => tracing::warn!(%error, "reclaiming expired keys failed"),
+            }
+        }
+    });
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish (each is bounded by the request timeout).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "gateway listening");
+    }
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

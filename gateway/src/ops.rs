@@ -1,0 +1,113 @@
+//! Operations endpoints, outside `/api/v1` and exempt from rate limiting:
+//! `/health`, `/health/live`, `/health/ready`, `/metrics` and `/docs`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// How long `/health/ready` waits for the store.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Latency buckets (seconds) of `pulse_http_request_duration_seconds`.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// The process-wide Prometheus recorder's handle, installing the recorder as the
+/// global `metrics` recorder on first use so that everything recorded through
+/// the `metrics` facade (engine counters included) shows up at `/metrics`.
+/// If another global recorder was installed first, `/metrics` renders only what
+/// this one receives, and a warning says so.
+pub fn prometheus_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("pulse_http_request_duration_seconds".to_owned()),
+                    &LATENCY_BUCKETS,
+                )
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics shows only the gateway's own series");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Liveness without dependencies.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "the process answers")))]
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Liveness for orchestrators.
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "alive")))]
+pub async fn live() -> Json<serde_json::Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+/// Readiness: the store answers, the pipeline is up, and the process is not shutting down.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses((status = 200, description = "ready"), (status = 503, description = "not ready; `checks` says why")))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let store = matches!(
+        tokio::time::timeout(STORE_CHECK_TIMEOUT, state.store.ping()).await,
+        Ok(Ok(()))
+    );
+    let pipeline = state.readiness.is_pipeline_ready();
+    let shutting_down = state.readiness.is_shutting_down();
+    let ready = store && pipeline && !shutting_down;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": { "store": store, "pipeline": pipeline, "shutting_down": shutting_down },
+    });
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus text exposition of every metric recorded in this process.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// A self-contained page listing the endpoints of the OpenAPI document.
+pub async fn docs() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
+
+/// JSON 404 for unknown paths.
+pub async fn not_found() -> AppError {
+    AppError::not_found("no such endpoint")
+}
+
+/// JSON 405 for a known path with another method.
+pub async fn method_not_allowed() -> AppError {
+    AppError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
+}

@@ -1,0 +1,43 @@
+//! [`AppState`]: what every handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::PasswordHasher;
+use crate::config::GatewayConfig;
+use crate::rate_limit::RateLimits;
+use crate::readiness::Readiness;
+use crate::store::Store;
+
+/// The shared parts of the gateway.
+pub struct Shared {
+    /// The configuration it was opened with.
+    pub config: GatewayConfig,
+    /// Users, keys, KV entries and audit.
+    pub store: Arc<dyn Store>,
+    /// Token signing and checking.
+    pub jwt: JwtKeys,
+    /// Password hashing.
+    pub passwords: PasswordHasher,
+    /// Plans and the limiter.
+    pub rate_limits: RateLimits,
+    /// Readiness flags.
+    pub readiness: Readiness,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// The router state: one `Arc`, cheap to clone per request.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
