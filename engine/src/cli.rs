@@ -11,7 +11,9 @@ use pulse_core::DurationSpec;
 
 use crate::config::Pipeline;
 use crate::run::{RunOptions, run};
+use crate::serve::GatewayServer;
 use crate::telemetry;
+use pulse_gateway::{GatewayConfig, JwtSecret, Scope, StoreConfig, issue_token};
 
 /// pulse: a stream-processing dataflow engine.
 #[derive(Debug, Parser)]
@@ -95,6 +97,34 @@ pub enum Command {
         /// Random seed of the generator.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+    /// Serve the gateway alone (no pipeline) until Ctrl-C.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Where the embedded store keeps its data.
+        #[arg(long, default_value = "data/gateway")]
+        data_dir: PathBuf,
+        /// Keep users, keys and rate-limit state in this Redis (`redis://host:port`)
+        /// instead of the embedded store.
+        #[arg(long)]
+        redis: Option<String>,
+        /// Sign tokens with an ephemeral secret when `PULSE_JWT_SECRET` is unset.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Print a JWT for a tenant, signed with `PULSE_JWT_SECRET`.
+    Token {
+        /// The tenant id (a UUID).
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// Comma-separated scopes: read, write, admin.
+        #[arg(long, default_value = "read")]
+        scopes: String,
+        /// How long the token is valid.
+        #[arg(long, default_value = "30m")]
+        ttl: DurationSpec,
     },
     /// Create or list Kafka topics.
     Topics {
@@ -216,6 +246,45 @@ pub fn main() -> ExitCode {
                 })
                 .map_err(|e| e.to_string()),
         ),
+        Command::Serve {
+            listen,
+            data_dir,
+            redis,
+            demo,
+        } => {
+            telemetry::install_recorder();
+            let store = match redis {
+                Some(url) => StoreConfig::Redis {
+                    url,
+                    key_prefix: String::new(),
+                },
+                None => StoreConfig::Embedded,
+            };
+            let config = GatewayConfig {
+                listen,
+                data_dir,
+                store,
+                demo,
+                ..GatewayConfig::default()
+            };
+            report(serve_until_stopped(config).map_err(|e| e.to_string()))
+        }
+        Command::Token { tenant, scopes, ttl } => {
+            let token = Scope::parse_list(&scopes).and_then(|scopes| {
+                let secret = JwtSecret::from_env(|name| std::env::var(name).ok(), false)?;
+                Ok(issue_token(&secret, tenant, &scopes, ttl.to_std()))
+            });
+            match token {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Generate {
             profile: Profile::Sensors,
             events,
@@ -253,6 +322,23 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Serves the gateway until SIGINT or SIGTERM.
+fn serve_until_stopped(config: GatewayConfig) -> anyhow::Result<()> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))?;
+    }
+    let server = GatewayServer::start(config)?;
+    // No pipeline: ready as soon as the store is.
+    server.readiness().set_pipeline_ready(true);
+    tracing::info!(address = %server.address(), "serving the gateway; Ctrl-C stops it");
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.stop();
+    Ok(())
 }
 
 fn report(result: Result<(), String>) -> ExitCode {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod plan;
 pub mod run;
+pub mod serve;
 pub mod telemetry;
 
 pub use config::{ConfigError, Pipeline, PipelineConfig};

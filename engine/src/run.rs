@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pulse_core::Shutdown;
+use pulse_gateway::Readiness;
 
 use crate::config::Pipeline;
 use crate::plan::{self, PlanError, Resources};
+use crate::serve::GatewayServer;
 use crate::telemetry;
 
 /// Options of one run that are not in the pipeline file.
@@ -53,6 +55,25 @@ fn commit_kafka_offsets(resources: &Resources, interrupted: bool) {
     }
 }
 
+/// Marks the gateway not ready as soon as `shutdown` fires (while the
+/// pipeline drains), from a thread of its own that ends with the run (`ended`).
+fn report_shutdown(readiness: Readiness, shutdown: Shutdown, ended: Shutdown) {
+    let watcher = std::thread::Builder::new()
+        .name("pulse-readiness".into())
+        .spawn(move || {
+            while !shutdown.is_triggered() {
+                if ended.is_triggered() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            readiness.set_shutting_down();
+        });
+    if let Err(error) = watcher {
+        tracing::warn!(%error, "cannot watch for shutdown; readiness stays up while draining");
+    }
+}
+
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -65,6 +86,9 @@ pub enum RunError {
     /// The timely runtime failed (a worker panicked, or workers could not start).
     #[error("the dataflow failed: {0}")]
     Dataflow(String),
+    /// The pipeline's gateway could not start.
+    #[error("the gateway cannot start: {0}")]
+    Gateway(#[from] pulse_gateway::GatewayError),
 }
 
 /// Runs `pipeline` until its sources end or it is stopped, then drains it.
@@ -79,6 +103,10 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
             signal_hook::flag::register(signal, shutdown.flag()).map_err(RunError::Signals)?;
         }
     }
+    let gateway = match &pipeline.config.gateway {
+        Some(config) => Some(GatewayServer::start(config.clone())?),
+        None => None,
+    };
     let resources = Arc::new(Resources::prepare(Arc::new(pipeline.config.clone()), shutdown.clone())?);
     tracing::info!(pipeline = %pipeline.path.display(), workers, "starting");
     let started = Instant::now();
@@ -87,9 +115,23 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
         worker.dataflow::<pulse_core::EventTime, _, _>(|scope| plan::build(scope, &worker_resources));
     })
     .map_err(RunError::Dataflow)?;
-    for result in guards.join() {
-        result.map_err(RunError::Dataflow)?;
+    // Sources and sinks were opened by `prepare`, and the workers run.
+    let ended = Shutdown::new();
+    let readiness = gateway.as_ref().map(|server| {
+        let readiness = server.readiness();
+        readiness.set_pipeline_ready(true);
+        report_shutdown(readiness.clone(), shutdown.clone(), ended.clone());
+        readiness
+    });
+    let joined: Result<Vec<()>, String> = guards.join().into_iter().collect();
+    ended.trigger();
+    if let Some(readiness) = &readiness {
+        readiness.set_pipeline_ready(false);
     }
+    if let Some(server) = gateway {
+        server.stop();
+    }
+    joined.map_err(RunError::Dataflow)?;
     commit_kafka_offsets(&resources, shutdown.is_triggered());
     let totals = telemetry::counter_totals();
     let total = |name: &str| totals.get(name).copied().unwrap_or(0);

@@ -2,13 +2,15 @@
 //!
 //! The process-wide metrics recorder keeps every counter, gauge and histogram
 //! in a `metrics_util` registry of atomics, so the engine can read totals at
-//! any time (the run summary, tests) and an exporter can render them later.
+//! any time (the run summary, tests), and fans them out to the Prometheus
+//! recorder behind the gateway's `/metrics`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_util::layers::FanoutBuilder;
 use metrics_util::registry::{AtomicStorage, Registry};
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), coloured only on a terminal.
@@ -48,13 +50,19 @@ impl Recorder for TotalsRecorder {
 
 static RECORDER: OnceLock<Option<TotalsRecorder>> = OnceLock::new();
 
-/// Installs the process metrics recorder, once. Returns false when another
-/// recorder was installed first (its values are then not readable here).
+/// Installs the process metrics recorder, once: the totals read here, fanned
+/// out to the Prometheus recorder the gateway's `/metrics` renders. Returns
+/// false when another recorder was installed first (its values are then not
+/// readable here).
 pub fn install_recorder() -> bool {
     RECORDER
         .get_or_init(|| {
-            let recorder = TotalsRecorder(Arc::new(Registry::atomic()));
-            metrics::set_global_recorder(recorder.clone()).ok().map(|()| recorder)
+            let totals = TotalsRecorder(Arc::new(Registry::atomic()));
+            let fanout = FanoutBuilder::default()
+                .add_recorder(totals.clone())
+                .add_recorder(pulse_gateway::ops::prometheus_recorder())
+                .build();
+            metrics::set_global_recorder(fanout).ok().map(|()| totals)
         })
         .is_some()
 }

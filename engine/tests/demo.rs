@@ -39,6 +39,7 @@ fn demo_prints_live_windows_and_exits_0_on_ctrl_c() {
         .args(["run", "pipelines/demo.toml"])
         .current_dir(repo())
         .env("PULSE_OUT_DIR", &out_dir)
+        .env("PULSE_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use serde_json::json;
 
 use crate::error::AppError;
@@ -17,34 +17,62 @@ use crate::state::AppState;
 /// How long `/health/ready` waits for the store.
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often histogram samples are drained into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Latency buckets (seconds) of `pulse_http_request_duration_seconds`.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-/// The process-wide Prometheus recorder's handle, installing the recorder as the
-/// global `metrics` recorder on first use so that everything recorded through
-/// the `metrics` facade (engine counters included) shows up at `/metrics`.
-/// If another global recorder was installed first, `/metrics` renders only what
-/// this one receives, and a warning says so.
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// A Prometheus recorder with the gateway's buckets, for a process that
+/// installs its own global recorder and fans out to this one (the engine does,
+/// to also read totals for its run summary). `/metrics` renders from it; call
+/// at most once, before the first [`prometheus_handle`].
+pub fn prometheus_recorder() -> PrometheusRecorder {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("pulse_http_request_duration_seconds".to_owned()),
+            &LATENCY_BUCKETS,
+        )
+        .expect("the bucket list is not empty")
+        .build_recorder();
+    let handle = recorder.handle();
+    if HANDLE.set(handle.clone()).is_err() {
+        tracing::warn!("a Prometheus recorder was made before; /metrics keeps rendering the first");
+    }
+    // Histogram samples wait in buffers until an upkeep drains them into
+    // buckets; without it they grow for as long as nobody scrapes /metrics.
+    let upkeep = std::thread::Builder::new().name("pulse-metrics-upkeep".into()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        }
+    });
+    if let Err(error) = upkeep {
+        tracing::warn!(%error, "cannot start the metrics upkeep thread");
+    }
+    recorder
+}
+
+/// The process-wide Prometheus recorder's handle. Unless the process made one
+/// with [`prometheus_recorder`], installs one as the global `metrics` recorder
+/// on first use, so that everything recorded through the `metrics` facade
+/// (engine counters included) shows up at `/metrics`. If another global
+/// recorder was installed first, `/metrics` renders only what this one
+/// receives, and a warning says so.
 pub fn prometheus_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full("pulse_http_request_duration_seconds".to_owned()),
-                    &LATENCY_BUCKETS,
-                )
-                .expect("the bucket list is not empty")
-                .build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("another metrics recorder is installed; /metrics shows only the gateway's own series");
-            }
-            handle
-        })
-        .clone()
+    if let Some(handle) = HANDLE.get() {
+        return handle.clone();
+    }
+    let recorder = prometheus_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        tracing::warn!("another metrics recorder is installed; /metrics shows only the gateway's own series");
+    }
+    handle
 }
 
 /// Liveness without dependencies.

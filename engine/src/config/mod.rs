@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use pulse_connectors::generator::SensorsConfig;
 use pulse_core::{DurationSpec, EventKind};
+use pulse_gateway::GatewayConfig;
 use pulse_operators::Aggregate;
 use pulse_operators::window::{KeyField, WindowSpec};
 use pulse_sinks::StdoutFormat;
@@ -26,7 +27,7 @@ use serde::Deserialize;
 pub use diagnostic::{ConfigError, Diagnostic};
 
 /// A whole pipeline file.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Engine settings.
@@ -41,6 +42,9 @@ pub struct PipelineConfig {
     /// Where results go, by name.
     #[serde(default)]
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// The HTTP gateway served while the pipeline runs (none without this table).
+    #[serde(default)]
+    pub gateway: Option<GatewayConfig>,
 }
 
 /// The `[engine]` table.

@@ -1,0 +1,83 @@
+//! Serving the gateway beside a run (`[gateway]` in a pipeline) or alone
+//! (`pulse serve`), on a tokio runtime of its own so that HTTP never runs on a
+//! timely worker thread.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pulse_gateway::{Gateway, GatewayConfig, GatewayError, Readiness};
+use tokio::sync::oneshot;
+
+/// How long in-flight requests may take to finish once the gateway stops.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running gateway.
+pub struct GatewayServer {
+    runtime: tokio::runtime::Runtime,
+    readiness: Readiness,
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<Result<(), GatewayError>>>,
+}
+
+impl GatewayServer {
+    /// Opens the gateway's store, binds `config.listen` and starts serving.
+    /// Readiness stays false until [`Readiness::set_pipeline_ready`].
+    pub fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pulse-gateway")
+            .enable_all()
+            .build()?;
+        let (gateway, listener) = runtime.block_on(async {
+            let gateway = Gateway::open(config.clone()).await?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .map_err(|error| GatewayError::Config(format!("cannot listen on {}: {error}", config.listen)))?;
+            Ok::<_, GatewayError>((gateway, listener))
+        })?;
+        let address = listener.local_addr()?;
+        let readiness = gateway.readiness();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = runtime.spawn(pulse_gateway::serve(listener, gateway.router(), async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            runtime,
+            readiness,
+            address,
+            stop: Some(stop),
+            served: Some(served),
+        })
+    }
+
+    /// The readiness `/health/ready` reports.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Reports not-ready, lets requests in flight finish (up to a few
+    /// seconds), and stops.
+    pub fn stop(mut self) {
+        self.readiness.set_shutting_down();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            let finished = self
+                .runtime
+                .block_on(async { tokio::time::timeout(DRAIN_TIMEOUT, served).await });
+            match finished {
+                Ok(Ok(Err(error))) => tracing::error!(%error, "the gateway failed"),
+                Ok(Err(error)) => tracing::error!(%error, "the gateway task failed"),
+                Err(_) => tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; closing"),
+                Ok(Ok(Ok(()))) => {}
+            }
+        }
+    }
+}
