@@ -8,11 +8,13 @@
 pub mod dead_letter;
 pub mod delivery;
 pub mod event;
+pub mod health;
 pub mod shutdown;
 pub mod time;
 
 pub use dead_letter::DeadLetter;
 pub use delivery::{Delivered, DeliveryTracker};
 pub use event::{Event, EventBody, EventKind, K8sEvent, LogRecord, Metric, ResourceRef, TopologyChange, TopologyOp};
+pub use health::{HealthBoard, HealthReporter};
 pub use shutdown::Shutdown;
 pub use time::{DurationSpec, EventTime};

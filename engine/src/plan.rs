@@ -18,7 +18,7 @@ use pulse_connectors::kafka::{
 };
 use pulse_connectors::{SourceSettings, event_source};
 use pulse_core::time::coarsen;
-use pulse_core::{DeadLetter, Delivered, DeliveryTracker, Event, EventTime, Shutdown};
+use pulse_core::{DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, Shutdown};
 use pulse_operators::window::{WindowConfig, WindowExt, WindowRow, WindowSpec, output_time};
 use pulse_sinks::{DeadLetterTopics, JsonlFile, KafkaSink, LineSink, Stdout, to_json_lines, write_lines};
 use timely::dataflow::operators::Concatenate;
@@ -103,6 +103,8 @@ pub struct Resources {
     kafka: BTreeMap<String, KafkaPlan>,
     /// How far every sink has delivered.
     delivered: Delivered,
+    /// Whether the sources reach their servers.
+    health: HealthBoard,
 }
 
 impl Resources {
@@ -235,7 +237,13 @@ impl Resources {
             started_ms,
             kafka,
             delivered,
+            health: HealthBoard::new(),
         })
+    }
+
+    /// The health of the components that report one.
+    pub fn health(&self) -> &HealthBoard {
+        &self.health
     }
 
     /// The Kafka sources, resolved.
@@ -330,6 +338,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                     granule_ms,
                 };
                 let ended = Arc::clone(&plan.ended);
+                let health = resources.health.reporter(name);
                 let reader = KafkaReader::start(
                     &plan.settings,
                     &plan.partitions,
@@ -337,6 +346,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                     (worker, peers),
                     needs,
                     ended,
+                    health,
                 );
                 let idle = Some(idle_timeout.to_std());
                 event_source(scope, settings(max_out_of_orderness.as_millis(), idle), reader)

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pulse_core::Shutdown;
+use pulse_core::{HealthBoard, Shutdown};
 use pulse_gateway::Readiness;
 
 use crate::config::Pipeline;
@@ -55,22 +55,39 @@ fn commit_kafka_offsets(resources: &Resources, interrupted: bool) {
     }
 }
 
-/// Marks the gateway not ready as soon as `shutdown` fires (while the
-/// pipeline drains), from a thread of its own that ends with the run (`ended`).
-fn report_shutdown(readiness: Readiness, shutdown: Shutdown, ended: Shutdown) {
-    let watcher = std::thread::Builder::new()
-        .name("pulse-readiness".into())
-        .spawn(move || {
-            while !shutdown.is_triggered() {
-                if ended.is_triggered() {
-                    return;
+/// Watches the run from a thread of its own until it ends (`ended`): logs
+/// components that become unhealthy or recover, keeps
+/// `pulse_component_up{component}`, and, with a gateway, reports not ready
+/// while a component is unhealthy and from the moment `shutdown` fires (while
+/// the pipeline drains).
+fn watch_health(health: HealthBoard, readiness: Option<Readiness>, shutdown: Shutdown, ended: Shutdown) {
+    let watcher = std::thread::Builder::new().name("pulse-health".into()).spawn(move || {
+        let mut last: Vec<(String, Option<String>)> = Vec::new();
+        while !ended.is_triggered() {
+            let statuses = health.statuses();
+            for (component, problem) in &statuses {
+                let before = last.iter().find(|(c, _)| c == component).and_then(|(_, p)| p.as_ref());
+                match (before, problem) {
+                    (None, Some(problem)) => tracing::warn!(%component, %problem, "unhealthy; retrying"),
+                    (Some(problem), None) => tracing::info!(%component, was = %problem, "recovered"),
+                    _ => {}
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                let up = if problem.is_none() { 1.0 } else { 0.0 };
+                metrics::gauge!("pulse_component_up", "component" => component.clone()).set(up);
             }
-            readiness.set_shutting_down();
-        });
+            let healthy = statuses.iter().all(|(_, problem)| problem.is_none());
+            if let Some(readiness) = &readiness {
+                if shutdown.is_triggered() {
+                    readiness.set_shutting_down();
+                }
+                readiness.set_pipeline_ready(healthy);
+            }
+            last = statuses;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
     if let Err(error) = watcher {
-        tracing::warn!(%error, "cannot watch for shutdown; readiness stays up while draining");
+        tracing::warn!(%error, "cannot watch the run's health");
     }
 }
 
@@ -117,12 +134,16 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
     .map_err(RunError::Dataflow)?;
     // Sources and sinks were opened by `prepare`, and the workers run.
     let ended = Shutdown::new();
-    let readiness = gateway.as_ref().map(|server| {
-        let readiness = server.readiness();
+    let readiness = gateway.as_ref().map(GatewayServer::readiness);
+    if let Some(readiness) = &readiness {
         readiness.set_pipeline_ready(true);
-        report_shutdown(readiness.clone(), shutdown.clone(), ended.clone());
-        readiness
-    });
+    }
+    watch_health(
+        resources.health().clone(),
+        readiness.clone(),
+        shutdown.clone(),
+        ended.clone(),
+    );
     let joined: Result<Vec<()>, String> = guards.join().into_iter().collect();
     ended.trigger();
     if let Some(readiness) = &readiness {

@@ -17,6 +17,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use pulse_core::HealthReporter;
+
 use super::ledger::ResumePoint;
 use super::offsets::{self, TopicPartition};
 use super::resume::ResumeLog;
@@ -71,6 +73,7 @@ pub(crate) fn consume(
     sender: &SyncSender<FromConsumer>,
     commits: &CommitMailbox,
     stop: &AtomicBool,
+    health: &HealthReporter,
 ) -> Result<(), KafkaConnectorError> {
     let consumer: BaseConsumer = client_config(&settings.brokers)
         .set("group.id", &settings.group)
@@ -125,8 +128,12 @@ pub(crate) fn consume(
         if let Some(points) = requested
             && let Err(error) = offsets::commit(&consumer, &log, &settings.component, &points)
         {
-            // A later request supersedes this one; the next commit carries it.
-            tracing::warn!(component = %settings.component, %error, "committing offsets failed");
+            tracing::warn!(component = %settings.component, %error, "committing offsets failed; retrying");
+            // Back into the mailbox, under any newer request, for the next round.
+            let mut mailbox = commits.lock().unwrap_or_else(|p| p.into_inner());
+            let mut retry = points;
+            retry.extend(mailbox.take().unwrap_or_default());
+            *mailbox = Some(retry);
         }
     };
 
@@ -135,9 +142,15 @@ pub(crate) fn consume(
         commit_requested();
         if lag_measured.elapsed() >= LAG_INTERVAL {
             lag_measured = Instant::now();
+            // Also the health check: a poll answers nothing, not an error, while
+            // every broker is down; a metadata request fails.
             for (i, (topic, partition)) in partitions.iter().enumerate() {
-                if let Ok((_, high)) = consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT) {
-                    lag[i].set((high - position[i]).max(0) as f64);
+                match consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT) {
+                    Ok((_, high)) => {
+                        lag[i].set((high - position[i]).max(0) as f64);
+                        health.healthy();
+                    }
+                    Err(error) => health.unhealthy(format!("{topic}/{partition}: {error}")),
                 }
             }
         }
@@ -185,6 +198,7 @@ pub(crate) fn consume(
                     timeout = Duration::ZERO;
                 }
                 Some(Err(error)) => {
+                    health.unhealthy(error.to_string());
                     tracing::warn!(component = %settings.component, %error, "Kafka consumer error; retrying");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));

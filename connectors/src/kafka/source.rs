@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 use pulse_core::dead_letter::Position;
-use pulse_core::{DeadLetter, Delivered, Event, EventTime};
+use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthReporter};
 
 use super::consumer::{Assignment, CommitMailbox, FromConsumer, consume};
 use super::ledger::{PartitionLedger, ResumePoint};
@@ -114,6 +114,7 @@ impl KafkaReader {
         (worker, peers): (usize, usize),
         needs: DeliveryNeeds,
         ended: PartitionOffsets,
+        health: HealthReporter,
     ) -> Self {
         let assigned: Vec<Assigned> = all
             .iter()
@@ -149,7 +150,8 @@ impl KafkaReader {
             let (settings, stop, commits) = (settings.clone(), Arc::clone(&stop), Arc::clone(&commits));
             let name = format!("pulse-kafka-{}-{worker}", settings.component);
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                if let Err(error) = consume(&settings, &assignment, &sender, &commits, &stop) {
+                if let Err(error) = consume(&settings, &assignment, &sender, &commits, &stop, &health) {
+                    health.unhealthy(error.to_string());
                     let _ = sender.send(FromConsumer::Failed(error.to_string()));
                 }
             });
