@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use pulse_live::{LiveLimits, RetentionConfig};
 use serde::{Deserialize, Deserializer};
 
 use crate::error::GatewayError;
@@ -46,6 +47,10 @@ pub struct GatewayConfig {
     pub reap_interval_secs: u64,
     /// Seconds a request may take before it is answered with 408.
     pub request_timeout_secs: u64,
+    /// Limits of `/ws`: connections, subscriptions, queues, lag, message size, heartbeat.
+    pub live: LiveLimits,
+    /// How long closed windows stay queryable by `POST /api/v1/analytics/query`.
+    pub retention: RetentionConfig,
 }
 
 impl Default for GatewayConfig {
@@ -61,6 +66,8 @@ impl Default for GatewayConfig {
             cors_origins: Vec::new(),
             reap_interval_secs: 30,
             request_timeout_secs: 30,
+            live: LiveLimits::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -95,6 +102,8 @@ impl GatewayConfig {
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
             return fail("token lifetimes must be positive".into());
         }
+        self.live.validate().map_err(GatewayError::Config)?;
+        self.retention.validate().map_err(GatewayError::Config)?;
         if let StoreConfig::Redis { url, .. } = &self.store
             && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
         {
@@ -269,6 +278,20 @@ mod tests {
         assert!(error.to_string().contains("listne"), "{error}");
         let error = toml::from_str::<GatewayConfig>("store = { type = \"redis\", ur = \"x\" }").unwrap_err();
         assert!(error.to_string().contains("ur"), "{error}");
+    }
+
+    #[test]
+    fn live_limits_and_retention_read_from_the_table() {
+        let config: GatewayConfig =
+            toml::from_str("live = { queue_len = 16, max_lag_secs = 3 }\nretention = { max_age = \"10m\" }").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.live.queue_len, 16);
+        assert_eq!(config.live.max_connections, 10_000);
+        assert_eq!(config.retention.max_age.as_millis(), 600_000);
+        let error = toml::from_str::<GatewayConfig>("live = { max_conections = 1 }").unwrap_err();
+        assert!(error.to_string().contains("max_conections"), "{error}");
+        let config: GatewayConfig = toml::from_str("live = { queue_len = 0 }").unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("live.queue_len"));
     }
 
     #[test]

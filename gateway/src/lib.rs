@@ -5,7 +5,9 @@
 //!
 //! The engine opens a [`Gateway`] from a [`GatewayConfig`], serves its
 //! [`Gateway::router`] with [`serve`], flips its [`Readiness`], and prints tokens
-//! with [`issue_token`]:
+//! with [`issue_token`]. Live results (`/ws`, `/api/v1/analytics/query`,
+//! `/api/v1/stats`) are served once the engine calls [`Gateway::attach_live`]
+//! with the hub and views its `websocket` sinks publish to:
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), pulse_gateway::GatewayError> {
@@ -29,6 +31,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod kv;
+pub mod live;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
@@ -53,6 +56,7 @@ pub use auth::Scope;
 pub use auth::jwt::{JwtSecret, issue_token};
 pub use config::{GatewayConfig, StoreConfig};
 pub use error::{AppError, GatewayError};
+pub use live::{LiveServices, StatsSource};
 pub use readiness::Readiness;
 
 use auth::jwt::JwtKeys;
@@ -100,6 +104,7 @@ impl Gateway {
             rate_limits: RateLimits::new(config.rate_limit.clone(), limiter),
             readiness: Readiness::new(),
             metrics: ops::prometheus_handle(),
+            live: std::sync::OnceLock::new(),
             store,
             config,
         };
@@ -111,6 +116,17 @@ impl Gateway {
     /// The readiness flags behind `/health/ready`.
     pub fn readiness(&self) -> Readiness {
         self.state.readiness.clone()
+    }
+
+    /// Hands the gateway the engine's live hub, window views and stats hook,
+    /// which `/ws`, `/api/v1/analytics/query` and `/api/v1/stats` serve (they
+    /// answer 503 until then). Works before or after [`Gateway::router`];
+    /// fails if live services were attached already.
+    pub fn attach_live(&self, live: LiveServices) -> Result<(), GatewayError> {
+        self.state
+            .live
+            .set(live)
+            .map_err(|_| GatewayError::Config("live services are attached already".into()))
     }
 
     /// The configuration the gateway was opened with.
@@ -140,6 +156,8 @@ impl Gateway {
             .route("/kv/{key}/exists", get(kv::handlers::exists))
             .route("/kv/{key}/ttl", get(kv::handlers::ttl))
             .route("/audit", get(audit::audit_log))
+            .route("/analytics/query", post(live::analytics::query))
+            .route("/stats", get(live::analytics::stats))
             .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
             // Registered after the auth layer: these take no bearer credential and are not rate limited.
             .route("/auth/register", post(auth::handlers::register))
@@ -154,6 +172,8 @@ impl Gateway {
             .route("/health/ready", get(ops::ready))
             .route("/metrics", get(ops::metrics))
             .route("/docs", get(ops::docs))
+            // Authenticates itself: browsers pass `?token=`, which the API middleware does not read.
+            .route("/ws", get(live::ws::connect))
             .fallback(ops::not_found)
             .method_not_allowed_fallback(ops::method_not_allowed)
             .with_state(state.clone())

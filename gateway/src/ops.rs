@@ -45,12 +45,14 @@ pub fn prometheus_recorder() -> PrometheusRecorder {
     }
     // Histogram samples wait in buffers until an upkeep drains them into
     // buckets; without it they grow for as long as nobody scrapes /metrics.
-    let upkeep = std::thread::Builder::new().name("pulse-metrics-upkeep".into()).spawn(move || {
-        loop {
-            std::thread::sleep(UPKEEP_INTERVAL);
-            handle.run_upkeep();
-        }
-    });
+    let upkeep = std::thread::Builder::new()
+        .name("pulse-metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
     if let Err(error) = upkeep {
         tracing::warn!(%error, "cannot start the metrics upkeep thread");
     }

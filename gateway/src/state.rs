@@ -1,13 +1,14 @@
 //! [`AppState`]: what every handler shares.
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::config::GatewayConfig;
+use crate::live::LiveServices;
 use crate::rate_limit::RateLimits;
 use crate::readiness::Readiness;
 use crate::store::Store;
@@ -28,6 +29,8 @@ pub struct Shared {
     pub readiness: Readiness,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// The live hub, window views and stats hook, once the engine attaches them.
+    pub live: OnceLock<LiveServices>,
 }
 
 /// The router state: one `Arc`, cheap to clone per request.

@@ -130,7 +130,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 }
 
 /// The credential a request carries, if any.
-enum Credential<'a> {
+pub(crate) enum Credential<'a> {
     Bearer(&'a str),
     ApiKey(&'a str),
 }
@@ -156,7 +156,7 @@ fn credential(headers: &HeaderMap) -> Result<Option<Credential<'_>>, AppError> {
     }
 }
 
-async fn resolve(state: &AppState, credential: Credential<'_>) -> Result<Principal, AppError> {
+pub(crate) async fn resolve(state: &AppState, credential: Credential<'_>) -> Result<Principal, AppError> {
     match credential {
         Credential::Bearer(token) => {
             let claims = state.jwt.verify(token, TokenKind::Access)?;

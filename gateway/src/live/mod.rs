@@ -1,0 +1,65 @@
+//! Live results over HTTP: `GET /ws` (WebSocket subscriptions to closed
+//! windows), `POST /api/v1/analytics/query` (series from retained windows) and
+//! `GET /api/v1/stats` (pipeline and component counters).
+//!
+//! The engine owns the [`LiveHub`] and [`WindowViews`] (it attaches them to the
+//! dataflow's `websocket` sinks) and hands them to the gateway with
+//! [`Gateway::attach_live`](crate::Gateway::attach_live); until it does, these
+//! routes answer 503 `live_unavailable`.
+
+pub mod analytics;
+pub mod ws;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use pulse_live::{LiveHub, WindowViews};
+use serde_json::Value;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// What `GET /api/v1/stats` reports about the pipeline, supplied by the engine.
+pub trait StatsSource: Send + Sync + 'static {
+    /// Pipeline and component counters, as a JSON object.
+    fn stats(&self) -> Value;
+}
+
+impl<F: Fn() -> Value + Send + Sync + 'static> StatsSource for F {
+    fn stats(&self) -> Value {
+        self()
+    }
+}
+
+/// The live side the engine hands to the gateway.
+#[derive(Clone)]
+pub struct LiveServices {
+    /// Fan-out to WebSocket clients.
+    pub hub: LiveHub,
+    /// Retained windows for the query API.
+    pub views: WindowViews,
+    /// Pipeline counters for `/api/v1/stats`.
+    pub stats: Arc<dyn StatsSource>,
+}
+
+impl LiveServices {
+    /// Bundles the hub, the views and the stats hook.
+    pub fn new(hub: LiveHub, views: WindowViews, stats: impl StatsSource) -> Self {
+        Self {
+            hub,
+            views,
+            stats: Arc::new(stats),
+        }
+    }
+}
+
+/// The attached live services, or 503 when the engine has attached none.
+pub(crate) fn services(state: &AppState) -> Result<&LiveServices, AppError> {
+    state.live.get().ok_or_else(|| {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "live_unavailable",
+            "live results are not available: no pipeline with window views is running in this process",
+        )
+    })
+}

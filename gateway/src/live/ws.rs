@@ -1,0 +1,253 @@
+//! `GET /ws`: an authenticated WebSocket of live window results.
+//!
+//! Authentication happens before the upgrade, with the same credentials as the
+//! REST API (`Authorization: Bearer`, `X-API-Key`) plus `?token=` for browsers,
+//! which cannot set headers on a WebSocket: a missing, bad or expired
+//! credential is answered with **401** (and a JSON error), a credential without
+//! the `read` scope with **403**, too many connections with **503** (all) or
+//! **429** (the tenant's quota). Once connected, the server closes with
+//! **4401** `token expired` when the access token expires, **4008** when the
+//! client lagged longer than `live.max_lag_secs`, **4000** when it missed three
+//! heartbeats, and **1009** (by the WebSocket layer) for a message over
+//! `live.max_message_bytes`.
+//!
+//! Clients send `{"type":"subscribe"|"unsubscribe","topic":"windows","filter":{..}}`
+//! and `{"type":"ping"}`; they receive `subscribed`/`unsubscribed`/`pong`
+//! replies, `window` messages, `lagged` notices and, for a bad message, an
+//! `error` reply (the connection stays open).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use pulse_live::protocol::{error_reply, pong_reply, subscription_reply};
+use pulse_live::{ClientCommand, CloseReason, ConnectError, LiveClient, Outgoing, parse_client_message};
+use serde::Deserialize;
+
+use crate::auth::jwt::TokenKind;
+use crate::auth::{Credential, Scope, resolve};
+use crate::error::AppError;
+use crate::live::services;
+use crate::state::AppState;
+
+/// How long a closing connection may take to flush its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The query string of `/ws`.
+#[derive(Debug, Default, Deserialize)]
+pub struct WsParams {
+    /// An access token, for browsers.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// `GET /ws`: authenticates, admits within the connection limits, upgrades.
+pub async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<WsParams>, axum::extract::rejection::QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match admit(&state, &headers, params.map(|q| q.0).unwrap_or_default(), upgrade).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: WsParams,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, AppError> {
+    let live = services(state)?;
+    let (tenant, expires_at) = authenticate(state, headers, params.token.as_deref()).await?;
+    let upgrade = upgrade.map_err(|rejection| {
+        AppError::bad_request(
+            "websocket_upgrade_required",
+            format!("expected a WebSocket upgrade request: {rejection}"),
+        )
+    })?;
+    let client = live.hub.connect(&tenant).map_err(|error| match error {
+        ConnectError::TooManyConnections(_) => AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            error.to_string(),
+        ),
+        ConnectError::TenantQuota(_) => {
+            AppError::new(StatusCode::TOO_MANY_REQUESTS, "connection_quota", error.to_string())
+        }
+    })?;
+    let limits = live.hub.limits().clone();
+    Ok(upgrade
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
+        .on_upgrade(move |socket| {
+            let heartbeat = Duration::from_secs(limits.heartbeat_secs);
+            let max_lag = Duration::from_secs(limits.max_lag_secs);
+            run(socket, client, expires_at, heartbeat, max_lag)
+        }))
+}
+
+/// The caller's tenant and, for a token, when it expires (Unix seconds).
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<(String, Option<i64>), AppError> {
+    if let Some(key) = headers.get("x-api-key") {
+        let key = key.to_str().map_err(|_| AppError::unauthorized("invalid API key"))?;
+        let principal = resolve(state, Credential::ApiKey(key.trim())).await?;
+        principal.require(Scope::Read)?;
+        return Ok((principal.tenant, None));
+    }
+    let header_token = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| AppError::unauthorized("malformed Authorization header"))?;
+            match value.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+                _ => {
+                    return Err(AppError::unauthorized(
+                        "unsupported Authorization scheme (expected Bearer)",
+                    ));
+                }
+            }
+        }
+    };
+    let token = header_token.or(query_token).ok_or_else(|| {
+        AppError::unauthorized(
+            "authentication required: send `Authorization: Bearer <token>`, `X-API-Key` or `?token=`",
+        )
+    })?;
+    let claims = state.jwt.verify(token, TokenKind::Access)?;
+    if !claims.scopes.contains(&Scope::Read) {
+        return Err(AppError::forbidden("live results need the read scope"));
+    }
+    Ok((claims.sub, Some(claims.exp)))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn text(bytes: Bytes) -> Option<Message> {
+    Utf8Bytes::try_from(bytes).ok().map(Message::Text)
+}
+
+/// Serves one connection until the client leaves, a send fails, or the
+/// watchdog closes it (expired token, lagging, missed heartbeats).
+async fn run(
+    mut socket: WebSocket,
+    client: LiveClient,
+    expires_at: Option<i64>,
+    heartbeat: Duration,
+    max_lag: Duration,
+) {
+    client.mark_alive(Instant::now());
+    let session = async {
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(message)) => {
+                        client.mark_alive(Instant::now());
+                        if !handle(&client, message) {
+                            break;
+                        }
+                    }
+                    _ => break,
+                },
+                outgoing = client.next() => {
+                    let (message, published_at) = match outgoing {
+                        Outgoing::Window(bytes, at) => (text(bytes), Some(at)),
+                        Outgoing::Reply(bytes) => (text(bytes), None),
+                        Outgoing::Ping => (Some(Message::Ping(Bytes::new())), None),
+                        Outgoing::Close(reason) => {
+                            let frame = CloseFrame { code: reason.code(), reason: reason.reason().into() };
+                            let _ = socket.send(Message::Close(Some(frame))).await;
+                            break;
+                        }
+                    };
+                    let Some(message) = message else { continue };
+                    if socket.send(message).await.is_err() {
+                        break;
+                    }
+                    if let Some(at) = published_at {
+                        client.record_sent(at);
+                    }
+                }
+            }
+        }
+    };
+    // Checks often enough to notice lag and expiry within a fraction of their limits.
+    let period = (heartbeat.min(max_lag) / 4).max(Duration::from_millis(50));
+    let watchdog = async {
+        let mut ticks = tokio::time::interval(period);
+        let mut last_ping = Instant::now();
+        loop {
+            ticks.tick().await;
+            if expires_at.is_some_and(|exp| unix_now() >= exp) {
+                client.close(CloseReason::TokenExpired);
+            }
+            let now = Instant::now();
+            if let Some(reason) = client.check(now) {
+                return reason;
+            }
+            if now.duration_since(last_ping) >= heartbeat {
+                client.ping();
+                last_ping = now;
+            }
+        }
+    };
+    tokio::pin!(session, watchdog);
+    tokio::select! {
+        () = &mut session => {}
+        reason = &mut watchdog => {
+            tracing::debug!(client = client.id(), reason = reason.reason(), "closing live connection");
+            // Lets the session send the close frame, unless the client stopped reading.
+            let _ = tokio::time::timeout(CLOSE_GRACE, &mut session).await;
+        }
+    }
+}
+
+/// Handles one frame from the client; `false` when the client is leaving.
+fn handle(client: &LiveClient, message: Message) -> bool {
+    match message {
+        Message::Text(text) => {
+            let reply = match parse_client_message(text.as_str(), client.tenant()) {
+                Ok(ClientCommand::Subscribe(subscription)) => match client.subscribe(subscription.clone()) {
+                    Ok(_) => subscription_reply("subscribed", &subscription),
+                    Err(error) => error_reply("subscription_refused", &error.to_string()),
+                },
+                Ok(ClientCommand::Unsubscribe(subscription)) => {
+                    if client.unsubscribe(&subscription) {
+                        subscription_reply("unsubscribed", &subscription)
+                    } else {
+                        error_reply("not_subscribed", "no such subscription on this connection")
+                    }
+                }
+                Ok(ClientCommand::Ping) => pong_reply(),
+                Err(error) => error_reply(error.code(), &error.to_string()),
+            };
+            client.reply(reply);
+            true
+        }
+        Message::Binary(_) => {
+            client.reply(error_reply(
+                "malformed_message",
+                "binary messages are not supported; send JSON text",
+            ));
+            true
+        }
+        Message::Ping(_) | Message::Pong(_) => true,
+        Message::Close(_) => false,
+    }
+}

@@ -1,0 +1,155 @@
+//! [`WindowViews`]: the closed windows of each operator, kept in memory for the
+//! query API and bounded by count and by age.
+//!
+//! Each operator's rows sit in their own queue behind their own short lock:
+//! recording a batch appends and evicts, a query copies out the `Arc`s of the
+//! rows it selects and aggregates them after letting go. Neither waits on I/O,
+//! so the dataflow never waits on a reader for longer than one scan of one
+//! operator's rows. Age is measured from when a row was recorded (wall clock),
+//! not from its event time, so replays of old data stay queryable.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::RetentionConfig;
+use crate::query::{self, QueryError, SeriesQuery, SeriesResult};
+use crate::row::{LiveRow, LiveSource};
+
+/// The retained windows of every operator; cheap to clone (clones share).
+#[derive(Clone)]
+pub struct WindowViews {
+    inner: Arc<ViewsInner>,
+}
+
+struct ViewsInner {
+    max_rows: usize,
+    max_age: Duration,
+    operators: RwLock<BTreeMap<LiveSource, Arc<Mutex<OperatorView>>>>,
+}
+
+#[derive(Default)]
+struct OperatorView {
+    rows: VecDeque<(Instant, Arc<LiveRow>)>,
+    recorded_total: u64,
+    evicted_total: u64,
+}
+
+impl OperatorView {
+    fn evict(&mut self, now: Instant, max_rows: usize, max_age: Duration) {
+        while let Some((at, _)) = self.rows.front() {
+            if self.rows.len() > max_rows || now.saturating_duration_since(*at) > max_age {
+                self.rows.pop_front();
+                self.evicted_total += 1;
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+/// Counters of one operator's view.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ViewStats {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The operator.
+    pub operator: String,
+    /// Rows retained now.
+    pub rows: usize,
+    /// Rows recorded since start.
+    pub recorded_total: u64,
+    /// Rows evicted by count or age.
+    pub evicted_total: u64,
+}
+
+fn lock(view: &Mutex<OperatorView>) -> MutexGuard<'_, OperatorView> {
+    // Eviction and appends leave the queue valid at every step: a poisoned lock is still usable.
+    view.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl WindowViews {
+    /// Empty views retaining what `retention` allows (validate it first).
+    pub fn new(retention: &RetentionConfig) -> Self {
+        Self {
+            inner: Arc::new(ViewsInner {
+                max_rows: retention.max_rows_per_operator,
+                max_age: retention.max_age.to_std(),
+                operators: RwLock::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    fn view(&self, source: &LiveSource) -> Arc<Mutex<OperatorView>> {
+        let operators = self.inner.operators.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(view) = operators.get(source) {
+            return view.clone();
+        }
+        drop(operators);
+        let mut operators = self.inner.operators.write().unwrap_or_else(|p| p.into_inner());
+        operators.entry(source.clone()).or_default().clone()
+    }
+
+    /// Retains closed windows of `source`, recorded now.
+    pub fn record(&self, source: &LiveSource, rows: &[Arc<LiveRow>]) {
+        self.record_at(source, rows, Instant::now());
+    }
+
+    /// Retains closed windows of `source`, recorded at `now`.
+    pub fn record_at(&self, source: &LiveSource, rows: &[Arc<LiveRow>], now: Instant) {
+        let view = self.view(source);
+        let mut view = lock(&view);
+        view.rows.extend(rows.iter().map(|row| (now, row.clone())));
+        view.recorded_total += rows.len() as u64;
+        view.evict(now, self.inner.max_rows, self.inner.max_age);
+    }
+
+    /// Answers `query` from the windows of `tenant` retained now.
+    pub fn query(&self, tenant: &str, query: &SeriesQuery) -> Result<SeriesResult, QueryError> {
+        self.query_at(tenant, query, Instant::now())
+    }
+
+    /// Answers `query` from the windows of `tenant` retained at `now`.
+    pub fn query_at(&self, tenant: &str, query: &SeriesQuery, now: Instant) -> Result<SeriesResult, QueryError> {
+        query.validate()?;
+        let views: Vec<(LiveSource, Arc<Mutex<OperatorView>>)> = {
+            let operators = self.inner.operators.read().unwrap_or_else(|p| p.into_inner());
+            operators.iter().map(|(s, v)| (s.clone(), v.clone())).collect()
+        };
+        let mut selected = Vec::new();
+        for (source, view) in views {
+            let mut view = lock(&view);
+            view.evict(now, self.inner.max_rows, self.inner.max_age);
+            selected.extend(
+                view.rows
+                    .iter()
+                    .filter(|(_, row)| row.tenant() == Some(tenant) && query.selects(&source, row))
+                    .map(|(_, row)| (source.clone(), row.clone())),
+            );
+        }
+        query::compute(query, &selected)
+    }
+
+    /// Counters per operator.
+    pub fn stats(&self) -> Vec<ViewStats> {
+        let operators = self.inner.operators.read().unwrap_or_else(|p| p.into_inner());
+        operators
+            .iter()
+            .map(|(source, view)| {
+                let view = lock(view);
+                ViewStats {
+                    pipeline: source.pipeline.clone(),
+                    operator: source.operator.clone(),
+                    rows: view.rows.len(),
+                    recorded_total: view.recorded_total,
+                    evicted_total: view.evicted_total,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
