@@ -4,11 +4,15 @@
 //! `run pipelines/demo.toml`): it must print a live table of window results,
 //! and on Ctrl-C (SIGINT) drain and exit 0.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use common::process::wait_with_timeout;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -90,16 +94,4 @@ fn demo_prints_live_windows_and_exits_0_on_ctrl_c() {
     let history = std::fs::read_to_string(out_dir.join("windows.jsonl")).unwrap();
     assert!(history.lines().count() >= 3, "the history sink wrote rows");
     std::fs::remove_dir_all(&out_dir).ok();
-}
-
-fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> Option<i32> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().ok();
-    None
 }

@@ -4,89 +4,21 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::process::{free_port, http, terminate, wait_until};
 use common::{TempDir, pulse_bin};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SECRET: &str = "an-engine-test-secret-of-more-than-32-characters";
 
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// One HTTP/1.1 request; returns the status and the body as JSON (or as a string).
-fn http(address: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{auth}\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    let json = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    (status, json)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 /// Waits until `GET path` answers `status`.
 fn wait_for(address: SocketAddr, path: &str, status: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
-            && http(address, "GET", path, None, None).0 == status
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{path} never answered {status}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn stop(mut child: Child) -> Option<i32> {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().ok();
-    None
+    wait_until(&format!("{path} answers {status}"), Duration::from_secs(60), || {
+        http(address, "GET", path, None, None).0 == status
+    });
 }
 
 /// A pipeline that runs until stopped, with a gateway on `port`.
@@ -189,7 +121,7 @@ fn a_pipeline_serves_the_gateway_while_it_runs() {
     ] {
         assert!(metrics.contains(series), "/metrics lacks {series}:\n{metrics}");
     }
-    assert_eq!(stop(child), Some(0), "SIGTERM drains the pipeline and the gateway");
+    assert_eq!(terminate(child), Some(0), "SIGTERM drains the pipeline and the gateway");
 }
 
 #[test]
@@ -213,7 +145,7 @@ fn pulse_serve_runs_the_gateway_alone_and_token_refuses_a_short_secret() {
     let (status, body) = http(address, "GET", "/api/v1/kv/anything", None, None);
     assert_eq!(status, 401, "{body}");
     assert!(body["error"]["code"].is_string(), "errors are JSON: {body}");
-    assert_eq!(stop(child), Some(0));
+    assert_eq!(terminate(child), Some(0));
 
     let output = Command::new(pulse_bin())
         .args(["token", "--tenant", "6f1c1f0e-2d3b-4c5d-8e9f-0a1b2c3d4e5f"])

@@ -10,17 +10,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::kafka::create_topic;
+use common::process::{free_port, http, terminate, wait_until};
 use common::{TempDir, pulse_bin};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A tansu broker on `port`, or `None` (after saying so) without tansu.
 fn start_broker(port: u16) -> Option<Child> {
@@ -51,30 +48,10 @@ fn start_broker(port: u16) -> Option<Child> {
     Some(child)
 }
 
-/// `GET path` on the gateway: status and body.
+/// `GET path` on the gateway: the status and the body as text.
 fn get(address: SocketAddr, path: &str) -> (u16, String) {
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
-        return (0, String::new());
-    };
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, response)
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (status, body) = http(address, "GET", path, None, None);
+    (status, body.as_str().map_or_else(|| body.to_string(), str::to_owned))
 }
 
 #[test]
@@ -135,13 +112,5 @@ demo = true
     );
     assert!(run.try_wait().unwrap().is_none(), "the run goes on without its broker");
 
-    Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status()
-        .unwrap();
-    let status = run.wait().unwrap();
-    assert!(
-        status.success(),
-        "SIGTERM drains and exits 0 without a broker: {status}"
-    );
+    assert_eq!(terminate(run), Some(0), "SIGTERM drains and exits 0 without a broker");
 }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod process;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
