@@ -330,7 +330,7 @@ fn serve_until_stopped(config: GatewayConfig) -> anyhow::Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))?;
     }
-    let server = GatewayServer::start(config)?;
+    let server = GatewayServer::start(config, None)?;
     // No pipeline: ready as soon as the store is.
     server.readiness().set_pipeline_ready(true);
     tracing::info!(address = %server.address(), "serving the gateway; Ctrl-C stops it");

@@ -19,8 +19,11 @@ use pulse_connectors::kafka::{
 use pulse_connectors::{SourceSettings, event_source};
 use pulse_core::time::coarsen;
 use pulse_core::{DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, Shutdown};
+use pulse_live::LiveSource;
 use pulse_operators::window::{WindowConfig, WindowExt, WindowRow, WindowSpec, output_time};
-use pulse_sinks::{DeadLetterTopics, JsonlFile, KafkaSink, LineSink, Stdout, to_json_lines, write_lines};
+use pulse_sinks::{
+    DeadLetterTopics, JsonlFile, KafkaSink, LineSink, LiveOutputs, Stdout, publish_live, to_json_lines, write_lines,
+};
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, Stream};
 
@@ -105,11 +108,23 @@ pub struct Resources {
     delivered: Delivered,
     /// Whether the sources reach their servers.
     health: HealthBoard,
+    /// Where websocket sinks publish, when the pipeline has a gateway.
+    live: Option<LivePlan>,
+}
+
+/// The live outputs of a run: its gateway's hub and views, and the name rows
+/// are published under.
+#[derive(Clone)]
+pub struct LivePlan {
+    /// The pipeline's name (its file name without extension).
+    pub pipeline: String,
+    /// The hub and views the gateway serves.
+    pub outputs: LiveOutputs,
 }
 
 impl Resources {
-    /// Opens every sink and checks every source file.
-    pub fn prepare(config: Arc<PipelineConfig>, shutdown: Shutdown) -> Result<Self, PlanError> {
+    /// Opens every sink and checks every source file; websocket sinks publish to `live`.
+    pub fn prepare(config: Arc<PipelineConfig>, shutdown: Shutdown, live: Option<LivePlan>) -> Result<Self, PlanError> {
         let mut kafka = BTreeMap::new();
         for (name, source) in &config.sources {
             match source {
@@ -171,6 +186,8 @@ impl Resources {
         let mut sinks = BTreeMap::new();
         for (name, sink) in &config.sinks {
             let opened: Box<dyn LineSink + Send> = match sink {
+                // Published in memory (see `build`), not written.
+                SinkConfig::Websocket { .. } => continue,
                 SinkConfig::Stdout { format, .. } => Box::new(Stdout::new(name, *format)),
                 SinkConfig::File { path, append, .. } => {
                     Box::new(JsonlFile::create(path, *append).map_err(|error| PlanError::Sink {
@@ -238,6 +255,7 @@ impl Resources {
             kafka,
             delivered,
             health: HealthBoard::new(),
+            live,
         })
     }
 
@@ -408,6 +426,23 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
     }
 
     for (name, sink) in &config.sinks {
+        if let SinkConfig::Websocket { inputs } = sink {
+            let live = resources
+                .live
+                .as_ref()
+                .expect("validation requires a gateway for websocket sinks");
+            for operator in inputs {
+                let (Some(Built::Rows(rows)), Some(OperatorConfig::Window { key, .. })) =
+                    (streams.get(operator), config.operators.get(operator))
+                else {
+                    unreachable!("validation lets websocket sinks read window operators only")
+                };
+                let key_fields = key.iter().map(ToString::to_string).collect();
+                let source = LiveSource::new(&live.pipeline, operator);
+                publish_live(rows.clone(), source, key_fields, live.outputs.clone());
+            }
+            continue;
+        }
         let lines: Vec<_> = sink
             .inputs()
             .iter()

@@ -4,10 +4,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pulse_core::{HealthBoard, Shutdown};
-use pulse_gateway::Readiness;
+use pulse_gateway::{LiveServices, Readiness};
+use pulse_live::{LiveHub, WindowViews};
+use pulse_sinks::LiveOutputs;
 
 use crate::config::Pipeline;
-use crate::plan::{self, PlanError, Resources};
+use crate::plan::{self, LivePlan, PlanError, Resources};
 use crate::serve::GatewayServer;
 use crate::telemetry;
 
@@ -53,6 +55,11 @@ fn commit_kafka_offsets(resources: &Resources, interrupted: bool) {
             Err(error) => tracing::error!(source = %plan.settings.component, %error, "committing offsets failed"),
         }
     }
+}
+
+/// The run's counters for `GET /api/v1/stats`: totals per metric and per component.
+fn pipeline_stats() -> serde_json::Value {
+    serde_json::to_value(telemetry::counter_totals()).unwrap_or_default()
 }
 
 /// Watches the run from a thread of its own until it ends (`ended`): logs
@@ -120,11 +127,24 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
             signal_hook::flag::register(signal, shutdown.flag()).map_err(RunError::Signals)?;
         }
     }
-    let gateway = match &pipeline.config.gateway {
-        Some(config) => Some(GatewayServer::start(config.clone())?),
-        None => None,
+    let (gateway, live) = match &pipeline.config.gateway {
+        Some(config) => {
+            let outputs = LiveOutputs {
+                hub: LiveHub::new(config.live.clone()),
+                views: WindowViews::new(&config.retention),
+            };
+            let services = LiveServices::new(outputs.hub.clone(), outputs.views.clone(), pipeline_stats);
+            let pipeline = pipeline
+                .path
+                .file_stem()
+                .map_or_else(|| "pipeline".to_owned(), |stem| stem.to_string_lossy().into_owned());
+            let server = GatewayServer::start(config.clone(), Some(services))?;
+            (Some(server), Some(LivePlan { pipeline, outputs }))
+        }
+        None => (None, None),
     };
-    let resources = Arc::new(Resources::prepare(Arc::new(pipeline.config.clone()), shutdown.clone())?);
+    let config = Arc::new(pipeline.config.clone());
+    let resources = Arc::new(Resources::prepare(config, shutdown.clone(), live)?);
     tracing::info!(pipeline = %pipeline.path.display(), workers, "starting");
     let started = Instant::now();
     let worker_resources = Arc::clone(&resources);

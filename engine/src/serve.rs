@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pulse_gateway::{Gateway, GatewayConfig, GatewayError, Readiness};
+use pulse_gateway::{Gateway, GatewayConfig, GatewayError, LiveServices, Readiness};
 use tokio::sync::oneshot;
 
 /// How long in-flight requests may take to finish once the gateway stops.
@@ -21,9 +21,10 @@ pub struct GatewayServer {
 }
 
 impl GatewayServer {
-    /// Opens the gateway's store, binds `config.listen` and starts serving.
+    /// Opens the gateway's store, binds `config.listen` and starts serving,
+    /// with `live` behind `/ws`, the query API and `/api/v1/stats` if given.
     /// Readiness stays false until [`Readiness::set_pipeline_ready`].
-    pub fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
+    pub fn start(config: GatewayConfig, live: Option<LiveServices>) -> Result<Self, GatewayError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("pulse-gateway")
@@ -36,6 +37,9 @@ impl GatewayServer {
                 .map_err(|error| GatewayError::Config(format!("cannot listen on {}: {error}", config.listen)))?;
             Ok::<_, GatewayError>((gateway, listener))
         })?;
+        if let Some(live) = live {
+            gateway.attach_live(live)?;
+        }
         let address = listener.local_addr()?;
         let readiness = gateway.readiness();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -156,3 +156,102 @@ fn pulse_serve_runs_the_gateway_alone_and_token_refuses_a_short_secret() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("at least 32 characters"), "{stderr}");
 }
+
+/// Window rows of a `websocket` sink reach the query API of the run's
+/// gateway, for the tenant whose id they carry and no other.
+#[test]
+fn a_websocket_sink_feeds_the_query_api_of_the_gateway() {
+    let dir = TempDir::new("gateway-live");
+    let tenant = "0b6f3c1e-5d4a-4f2b-9c8d-7e6f5a4b3c2d";
+    // Three 10 s windows of cpu events for `tenant`, long ago: they close as
+    // soon as the file is read, while the generator keeps the run going.
+    let events: String = (0..30u64)
+        .map(|i| {
+            format!(
+                "{{\"ts\":{},\"tenant\":\"{tenant}\",\"source\":\"h1\",\"kind\":\"metric\",\"metric\":\"cpu\",\"value\":{i}}}\n",
+                1_000_000 + i * 1_000
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+    let port = free_port();
+    let address: SocketAddr = ([127, 0, 0, 1], port).into();
+    std::fs::write(
+        dir.join("live.toml"),
+        format!(
+            r#"
+[sources.history]
+type = "file"
+path = "{dir}/events.jsonl"
+
+[sources.sensors]
+type = "generator"
+rate = 1000
+
+[operators.cpu_10s]
+type = "window"
+inputs = ["history", "sensors"]
+window = {{ tumbling = "10s" }}
+key = ["tenant", "metric"]
+aggregates = ["count", "sum", "max"]
+
+[sinks.live]
+type = "websocket"
+inputs = ["cpu_10s"]
+
+[gateway]
+listen = "{address}"
+data_dir = "{dir}/gateway"
+"#,
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(pulse_bin())
+        .args(["run", &dir.join("live.toml").display().to_string()])
+        .env("PULSE_JWT_SECRET", SECRET)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(address, "/health/ready", 200);
+    let token = |tenant: &str| {
+        let output = Command::new(pulse_bin())
+            .args(["token", "--tenant", tenant, "--scopes", "read"])
+            .env("PULSE_JWT_SECRET", SECRET)
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let query = json!({"metric_name": "cpu", "start_time": 0, "end_time": 2_000_000,
+                       "aggregation": "sum", "operator": "cpu_10s"});
+    let owner = token(tenant);
+    let mut answer = json!(null);
+    wait_until("the windows are queryable", Duration::from_secs(30), || {
+        let (status, body) = http(address, "POST", "/api/v1/analytics/query", Some(&owner), Some(&query));
+        answer = body;
+        status == 200 && answer["series"][0]["points"].as_array().is_some_and(|p| p.len() == 3)
+    });
+    let points = &answer["series"][0]["points"];
+    let sums: Vec<f64> = (0..3).map(|i| points[i]["value"].as_f64().unwrap()).collect();
+    assert_eq!(
+        sums,
+        vec![45.0, 145.0, 245.0],
+        "sums of 0..10, 10..20, 20..30: {answer}"
+    );
+    assert_eq!(points[0]["timestamp"], 1_000_000, "{answer}");
+
+    let stranger = token("5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d");
+    let (status, body) = http(
+        address,
+        "POST",
+        "/api/v1/analytics/query",
+        Some(&stranger),
+        Some(&query),
+    );
+    let seen = body["series"].as_array().map_or(0, Vec::len);
+    assert!(status == 200 || status == 404, "{status}: {body}");
+    assert_eq!(seen, 0, "another tenant sees none of these windows: {body}");
+    let (status, stats) = http(address, "GET", "/api/v1/stats", Some(&owner), None);
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(terminate(child), Some(0));
+}

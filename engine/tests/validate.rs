@@ -574,7 +574,7 @@ fn every_shipped_pipeline_validates() {
         .values()
         .filter_map(|s| match s {
             SinkConfig::File { path, .. } => Some(path.display().to_string()),
-            SinkConfig::Stdout { .. } | SinkConfig::Kafka { .. } => None,
+            SinkConfig::Stdout { .. } | SinkConfig::Kafka { .. } | SinkConfig::Websocket { .. } => None,
         })
         .collect();
     assert_eq!(paths, vec![output], "bench-window.toml writes to ${{BENCH_OUTPUT}}");
@@ -610,4 +610,34 @@ fn kafka_sources_need_a_topic_and_a_valid_pattern() {
     );
     let valid = kafka("topics = [\"acme.events.normalized\"]\nuntil = \"end\"");
     assert!(Pipeline::parse(Path::new(FILE), &valid, &common::env_of(&[])).is_ok());
+}
+
+/// A websocket sink needs the pipeline's gateway, and reads window rows only.
+#[test]
+fn a_websocket_sink_needs_a_gateway_and_window_rows() {
+    let text = broken(
+        "type = \"file\"\ninputs = [\"cpu_10s\"]\npath = \"out.jsonl\"\n",
+        "type = \"websocket\"\ninputs = [\"cpu_10s\", \"events\"]\n",
+    );
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 14,
+            column: 8,
+            message: "publishes through the gateway, and the pipeline has none",
+            help: "add a [gateway] table",
+        },
+    );
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 15,
+            column: 22,
+            message: "`events` is not a window operator",
+            help: "name a window operator",
+        },
+    );
 }

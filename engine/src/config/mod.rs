@@ -183,6 +183,12 @@ pub enum OperatorConfig {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkConfig {
+    /// Window rows to live WebSocket subscribers (`/ws`) and to the query API
+    /// (`POST /api/v1/analytics/query`) of the pipeline's gateway.
+    Websocket {
+        /// Window operators whose rows are published.
+        inputs: Vec<String>,
+    },
     /// Standard output.
     Stdout {
         /// Streams to write.
@@ -256,9 +262,10 @@ impl SinkConfig {
     /// The streams the sink writes.
     pub fn inputs(&self) -> &[String] {
         match self {
-            SinkConfig::Stdout { inputs, .. } | SinkConfig::File { inputs, .. } | SinkConfig::Kafka { inputs, .. } => {
-                inputs
-            }
+            SinkConfig::Stdout { inputs, .. }
+            | SinkConfig::File { inputs, .. }
+            | SinkConfig::Kafka { inputs, .. }
+            | SinkConfig::Websocket { inputs } => inputs,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pulse_core::EventKind;
 
-use super::{OperatorConfig, PipelineConfig, SourceConfig};
+use super::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig};
 
 /// A problem found in a parsed pipeline, at a key path such as
 /// `["operators", "w", "inputs", "1"]`.
@@ -82,6 +82,7 @@ pub fn validate(config: &PipelineConfig) -> Vec<Problem> {
     }
     for (name, sink) in &config.sinks {
         check_inputs("sinks", name, sink.inputs(), &streams, &mut problems);
+        check_live_sink(config, name, sink, &streams, &mut problems);
     }
     check_cycles(config, &mut problems);
     if config.sources.is_empty() {
@@ -99,6 +100,33 @@ pub fn validate(config: &PipelineConfig) -> Vec<Problem> {
         ));
     }
     problems
+}
+
+/// A websocket sink publishes through the gateway, and only window rows.
+fn check_live_sink(
+    config: &PipelineConfig,
+    name: &str,
+    sink: &SinkConfig,
+    streams: &BTreeMap<String, StreamType>,
+    problems: &mut Vec<Problem>,
+) {
+    let SinkConfig::Websocket { inputs } = sink else { return };
+    if config.gateway.is_none() {
+        problems.push(problem(
+            &["sinks", name, "type"],
+            "a websocket sink publishes through the gateway, and the pipeline has none".into(),
+            "add a [gateway] table, e.g. listen = \"127.0.0.1:8080\"".to_owned(),
+        ));
+    }
+    for (i, input) in inputs.iter().enumerate() {
+        if streams.get(input).is_some_and(|t| *t != StreamType::WindowRows) {
+            problems.push(problem(
+                &["sinks", name, "inputs", &i.to_string()],
+                format!("`{input}` is not a window operator; a websocket sink publishes window rows"),
+                "name a window operator".to_owned(),
+            ));
+        }
+    }
 }
 
 fn check_engine(config: &PipelineConfig, problems: &mut Vec<Problem>) {
