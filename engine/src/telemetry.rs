@@ -58,11 +58,11 @@ pub fn install_recorder() -> bool {
     RECORDER
         .get_or_init(|| {
             let totals = TotalsRecorder(Arc::new(Registry::atomic()));
-            let fanout = FanoutBuilder::default()
-                .add_recorder(totals.clone())
-                .add_recorder(pulse_gateway::ops::prometheus_recorder())
-                .build();
-            metrics::set_global_recorder(fanout).ok().map(|()| totals)
+            let mut fanout = FanoutBuilder::default().add_recorder(totals.clone());
+            if let Some(prometheus) = pulse_gateway::ops::prometheus_recorder() {
+                fanout = fanout.add_recorder(prometheus);
+            }
+            metrics::set_global_recorder(fanout.build()).ok().map(|()| totals)
         })
         .is_some()
 }

@@ -27,11 +27,10 @@ const LATENCY_BUCKETS: [f64; 14] = [
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// A Prometheus recorder with the gateway's buckets, for a process that
-/// installs its own global recorder and fans out to this one (the engine does,
-/// to also read totals for its run summary). `/metrics` renders from it; call
-/// at most once, before the first [`prometheus_handle`].
-pub fn prometheus_recorder() -> PrometheusRecorder {
+/// A Prometheus recorder with the gateway's buckets, and a thread that drains
+/// its histogram buffers (without upkeep they grow for as long as nobody
+/// scrapes `/metrics`).
+fn build_recorder() -> PrometheusRecorder {
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full("pulse_http_request_duration_seconds".to_owned()),
@@ -40,11 +39,6 @@ pub fn prometheus_recorder() -> PrometheusRecorder {
         .expect("the bucket list is not empty")
         .build_recorder();
     let handle = recorder.handle();
-    if HANDLE.set(handle.clone()).is_err() {
-        tracing::warn!("a Prometheus recorder was made before; /metrics keeps rendering the first");
-    }
-    // Histogram samples wait in buffers until an upkeep drains them into
-    // buckets; without it they grow for as long as nobody scrapes /metrics.
     let upkeep = std::thread::Builder::new()
         .name("pulse-metrics-upkeep".into())
         .spawn(move || {
@@ -59,22 +53,37 @@ pub fn prometheus_recorder() -> PrometheusRecorder {
     recorder
 }
 
-/// The process-wide Prometheus recorder's handle. Unless the process made one
-/// with [`prometheus_recorder`], installs one as the global `metrics` recorder
-/// on first use, so that everything recorded through the `metrics` facade
-/// (engine counters included) shows up at `/metrics`. If another global
-/// recorder was installed first, `/metrics` renders only what this one
-/// receives, and a warning says so.
+/// The Prometheus recorder `/metrics` renders from, for a process that
+/// installs its own global recorder and fans out to this one (the engine does,
+/// to also read totals for its run summary). `None` when the recorder was made
+/// already (by an earlier call, or by [`prometheus_handle`]).
+pub fn prometheus_recorder() -> Option<PrometheusRecorder> {
+    let mut made = None;
+    HANDLE.get_or_init(|| {
+        let recorder = build_recorder();
+        let handle = recorder.handle();
+        made = Some(recorder);
+        handle
+    });
+    made
+}
+
+/// The handle `/metrics` renders from. Unless the process made the recorder
+/// with [`prometheus_recorder`], the first call installs one as the global
+/// `metrics` recorder, so that everything recorded through the `metrics`
+/// facade shows up at `/metrics`. If another global recorder was installed
+/// first, `/metrics` renders only what this one receives, and a warning says so.
 pub fn prometheus_handle() -> PrometheusHandle {
-    if let Some(handle) = HANDLE.get() {
-        return handle.clone();
-    }
-    let recorder = prometheus_recorder();
-    let handle = recorder.handle();
-    if metrics::set_global_recorder(recorder).is_err() {
-        tracing::warn!("another metrics recorder is installed; /metrics shows only the gateway's own series");
-    }
-    handle
+    HANDLE
+        .get_or_init(|| {
+            let recorder = build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics shows only the gateway's own series");
+            }
+            handle
+        })
+        .clone()
 }
 
 /// Liveness without dependencies.
