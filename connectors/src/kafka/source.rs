@@ -131,11 +131,9 @@ impl KafkaReader {
                 }
             })
             .collect();
-        let resumed_watermarks = all
+        let resumed_watermarks = assigned
             .iter()
-            .enumerate()
-            .filter(|(i, _)| i % peers == worker)
-            .filter_map(|(i, tp)| Some((i as Split, resume.get(tp)?.max_event_time?)))
+            .filter_map(|a| Some((a.split, a.ledger.end().max_event_time?)))
             .collect();
         let (sender, messages) = sync_channel(8);
         let stop = Arc::new(AtomicBool::new(false));

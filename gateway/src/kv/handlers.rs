@@ -1,6 +1,8 @@
 //! `/api/v1/kv` handlers. Reads need the `read` scope, writes `write`; every
 //! call is confined to the caller's tenant by passing `principal.tenant` to the store.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,7 +16,7 @@ use crate::auth::{Principal, Scope};
 use crate::error::AppError;
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::state::AppState;
-use crate::store::{Actor, KvApplied, KvOp, KvOutcome, now_millis};
+use crate::store::{Actor, KvApplied, KvMetadata, KvOp, KvOutcome, Millis, now_millis};
 
 /// Largest page.
 const MAX_PAGE_SIZE: u64 = 100;
@@ -32,13 +34,31 @@ fn actor(principal: &Principal) -> Actor {
     }
 }
 
-async fn apply_one(state: &AppState, principal: &Principal, op: KvOp) -> Result<KvOutcome, AppError> {
-    let applied = state.store.kv_apply(&actor(principal), vec![op], now_millis()).await?;
+async fn apply_one(state: &AppState, principal: &Principal, op: KvOp, now: Millis) -> Result<KvOutcome, AppError> {
+    let applied = state.store.kv_apply(&actor(principal), vec![op], now).await?;
     applied
         .outcomes
         .into_iter()
         .next()
         .ok_or_else(|| AppError::internal("the store returned no outcome"))
+}
+
+/// The metadata of an entry just written at `now` (a fresh TTL, so no expiry time to show).
+fn written(
+    version: u64,
+    created_at: Millis,
+    ttl: Option<u64>,
+    tags: BTreeMap<String, String>,
+    now: Millis,
+) -> KvMetadata {
+    KvMetadata {
+        version,
+        ttl,
+        tags,
+        created_at,
+        updated_at: now,
+        expires_at: None,
+    }
 }
 
 /// Creates a key; 409 if it exists.
@@ -60,32 +80,17 @@ pub async fn create(
     )?;
     let now = now_millis();
     let (key, ttl, tags) = (write.key.clone(), write.ttl, write.tags.clone());
-    let outcome = state
-        .store
-        .kv_apply(&actor(&principal), vec![KvOp::Create(write)], now)
-        .await?
-        .outcomes
-        .pop();
+    let outcome = apply_one(&state, &principal, KvOp::Create(write), now).await?;
     count_op(&state, "create");
     match outcome {
-        Some(KvOutcome::Created { version, created_at }) => {
-            let metadata = crate::store::KvMetadata {
-                version,
-                ttl,
-                tags,
-                created_at,
-                updated_at: now,
-                expires_at: None,
-            };
-            Ok((
-                StatusCode::CREATED,
-                Json(EntryInfo {
-                    key,
-                    metadata: metadata.into(),
-                }),
-            ))
-        }
-        Some(KvOutcome::Exists) => Err(AppError::new(
+        KvOutcome::Created { version, created_at } => Ok((
+            StatusCode::CREATED,
+            Json(EntryInfo {
+                key,
+                metadata: written(version, created_at, ttl, tags, now).into(),
+            }),
+        )),
+        KvOutcome::Exists => Err(AppError::new(
             StatusCode::CONFLICT,
             "key_exists",
             format!("key {key:?} already exists"),
@@ -132,29 +137,14 @@ pub async fn replace(
     let write = validate_write(&state.config.limits, key, &request.value, request.ttl, request.tags)?;
     let now = now_millis();
     let (key, ttl, tags) = (write.key.clone(), write.ttl, write.tags.clone());
-    let outcome = state
-        .store
-        .kv_apply(&actor(&principal), vec![KvOp::Replace(write)], now)
-        .await?
-        .outcomes
-        .pop();
+    let outcome = apply_one(&state, &principal, KvOp::Replace(write), now).await?;
     count_op(&state, "update");
     match outcome {
-        Some(KvOutcome::Updated { version, created_at }) => {
-            let metadata = crate::store::KvMetadata {
-                version,
-                ttl,
-                tags,
-                created_at,
-                updated_at: now,
-                expires_at: None,
-            };
-            Ok(Json(EntryInfo {
-                key,
-                metadata: metadata.into(),
-            }))
-        }
-        Some(KvOutcome::NotFound) => Err(AppError::not_found(format!("no key {key:?}"))),
+        KvOutcome::Updated { version, created_at } => Ok(Json(EntryInfo {
+            key,
+            metadata: written(version, created_at, ttl, tags, now).into(),
+        })),
+        KvOutcome::NotFound => Err(AppError::not_found(format!("no key {key:?}"))),
         other => Err(AppError::internal(format!("unexpected update outcome {other:?}"))),
     }
 }
@@ -170,7 +160,7 @@ pub async fn delete(
     principal.require(Scope::Write)?;
     validate_key(&state.config.limits, &key)?;
     count_op(&state, "delete");
-    match apply_one(&state, &principal, KvOp::Delete { key: key.clone() }).await? {
+    match apply_one(&state, &principal, KvOp::Delete { key: key.clone() }, now_millis()).await? {
         KvOutcome::Deleted { .. } => Ok(StatusCode::NO_CONTENT),
         _ => Err(AppError::not_found(format!("no key {key:?}"))),
     }
