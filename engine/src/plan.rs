@@ -142,6 +142,7 @@ impl Resources {
                     group,
                     until,
                     resume_topic,
+                    commit_interval,
                     ..
                 } => {
                     let settings = KafkaSourceSettings {
@@ -152,6 +153,7 @@ impl Resources {
                         group: group.clone(),
                         until_end: until.is_some(),
                         resume_topic: resume_topic.clone(),
+                        commit_interval: commit_interval.to_std(),
                     };
                     let failed = |error| PlanError::Kafka {
                         source_name: name.clone(),

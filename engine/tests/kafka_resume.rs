@@ -30,6 +30,7 @@ brokers = "{brokers}"
 topics = ["{topic}"]
 group = "{group}"
 max_out_of_orderness = "2s"
+commit_interval = "500ms"
 {until}
 
 [operators.tumbling_5s]

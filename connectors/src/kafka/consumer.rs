@@ -1,16 +1,14 @@
-//! The consumer thread of one worker: polls its partitions, hands raw
-//! messages to the worker through a bounded channel, and commits the offsets
-//! the worker found delivered.
+//! The consumer thread of one worker: polls its partitions and hands raw
+//! messages to the worker through a bounded channel.
 //!
 //! The channel is the back-pressure: when the dataflow falls behind, the
-//! thread waits instead of buffering without limit. Commits go the other way
-//! through a mailbox that keeps only the newest request, since a later commit
-//! point supersedes an earlier one.
+//! thread waits instead of buffering without limit. (Commits run on a thread
+//! of their own, [`Committer`](super::committer::Committer), so that their
+//! round trips never hold up fetching.)
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -19,9 +17,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use pulse_core::HealthReporter;
 
-use super::ledger::ResumePoint;
-use super::offsets::{self, TopicPartition};
-use super::resume::ResumeLog;
+use super::offsets::TopicPartition;
 use super::rewind::{Rewind, Verdict};
 use super::source::KafkaSourceSettings;
 use super::{KafkaConnectorError, REQUEST_TIMEOUT, client_config};
@@ -56,9 +52,6 @@ pub(crate) enum FromConsumer {
     Failed(String),
 }
 
-/// The newest commit a worker asked for, not yet sent to the broker.
-pub(crate) type CommitMailbox = Arc<Mutex<Option<BTreeMap<TopicPartition, ResumePoint>>>>;
-
 /// One worker's partitions and where each starts.
 pub(crate) struct Assignment {
     pub partitions: Vec<TopicPartition>,
@@ -71,7 +64,6 @@ pub(crate) fn consume(
     settings: &KafkaSourceSettings,
     assignment: &Assignment,
     sender: &SyncSender<FromConsumer>,
-    commits: &CommitMailbox,
     stop: &AtomicBool,
     health: &HealthReporter,
 ) -> Result<(), KafkaConnectorError> {
@@ -83,7 +75,6 @@ pub(crate) fn consume(
         // Latency: a broker may hold a fetch this long waiting for data (default 500 ms).
         .set("fetch.wait.max.ms", "10")
         .create()?;
-    let log = ResumeLog::connect(&settings.brokers, &settings.resume_topic, &settings.group)?;
     let partitions = &assignment.partitions;
     let mut list = TopicPartitionList::new();
     let mut position = assignment.starts.clone();
@@ -123,23 +114,8 @@ pub(crate) fn consume(
         })
         .collect();
     let mut lag_measured = Instant::now() - LAG_INTERVAL;
-    let commit_requested = || {
-        let requested = commits.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(points) = requested
-            && let Err(error) = offsets::commit(&consumer, &log, &settings.component, &points)
-        {
-            tracing::warn!(component = %settings.component, %error, "committing offsets failed; retrying");
-            // Back into the mailbox, under any newer request, for the next round.
-            let mut mailbox = commits.lock().unwrap_or_else(|p| p.into_inner());
-            let mut retry = points;
-            retry.extend(mailbox.take().unwrap_or_default());
-            *mailbox = Some(retry);
-        }
-    };
-
     let mut backoff = Duration::from_millis(100);
     while !stop.load(Ordering::Relaxed) && !done(&position, &caught_up) {
-        commit_requested();
         if lag_measured.elapsed() >= LAG_INTERVAL {
             lag_measured = Instant::now();
             // Also the health check: a poll answers nothing, not an error, while
@@ -222,8 +198,6 @@ pub(crate) fn consume(
             }
         }
     }
-    // The worker may have asked for a commit after the last poll.
-    commit_requested();
     let _ = sender.send(FromConsumer::End);
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! ([`ledger`]).
 
 pub mod admin;
+mod committer;
 mod consumer;
 pub mod ledger;
 pub mod offsets;

@@ -10,7 +10,7 @@
 //!
 //! Offsets are committed while the source runs, at least once: every message
 //! read goes into its partition's [`PartitionLedger`] with the delivered
-//! frontier it needs ([`DeliveryNeeds`]), and about once a second the reader
+//! frontier it needs ([`DeliveryNeeds`]), and every `commit_interval` the reader
 //! asks its consumer thread to commit, per partition, the first offset not yet
 //! delivered by every sink.
 
@@ -23,14 +23,12 @@ use std::time::{Duration, Instant};
 use pulse_core::dead_letter::Position;
 use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthReporter};
 
-use super::consumer::{Assignment, CommitMailbox, FromConsumer, consume};
+use super::committer::Committer;
+use super::consumer::{Assignment, FromConsumer, consume};
 use super::ledger::{PartitionLedger, ResumePoint};
 use super::offsets::{PartitionOffsets, TopicPartition};
 use crate::source::{EventReader, ReadBatch, ReadStatus};
 use crate::watermark::Split;
-
-/// How often a reader works out what it may commit.
-const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a Kafka source reads, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +48,8 @@ pub struct KafkaSourceSettings {
     /// The topic commit points are logged to before they are committed
     /// ([`resume`](super::resume)).
     pub resume_topic: String,
+    /// How often what the sinks have delivered is committed.
+    pub commit_interval: Duration,
 }
 
 /// When the output derived from a message has been delivered: what the
@@ -94,9 +94,12 @@ pub struct KafkaReader {
     assigned: Vec<Assigned>,
     messages: Receiver<FromConsumer>,
     stop: Arc<AtomicBool>,
-    commits: CommitMailbox,
+    /// Commits on a thread of its own; `None` without partitions (or if it
+    /// could not start, which leaves the source unhealthy).
+    committer: Option<Committer>,
     needs: DeliveryNeeds,
     last_commit: Instant,
+    commit_interval: Duration,
     /// Filled with where each partition ended when the input is exhausted.
     ended: PartitionOffsets,
     /// The newest event time before the start of each partition, if resumed.
@@ -137,18 +140,22 @@ impl KafkaReader {
             .collect();
         let (sender, messages) = sync_channel(8);
         let stop = Arc::new(AtomicBool::new(false));
-        let commits = CommitMailbox::default();
+        let mut committer = None;
         if assigned.is_empty() {
             let _ = sender.send(FromConsumer::End);
         } else {
+            match Committer::start(settings, worker) {
+                Ok(started) => committer = Some(started),
+                Err(error) => health.unhealthy(format!("cannot start committing offsets: {error}")),
+            }
             let assignment = Assignment {
                 partitions: assigned.iter().map(|a| (a.topic.clone(), a.partition)).collect(),
                 starts: assigned.iter().map(|a| a.ledger.end().offset).collect(),
             };
-            let (settings, stop, commits) = (settings.clone(), Arc::clone(&stop), Arc::clone(&commits));
+            let (settings, stop) = (settings.clone(), Arc::clone(&stop));
             let name = format!("pulse-kafka-{}-{worker}", settings.component);
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                if let Err(error) = consume(&settings, &assignment, &sender, &commits, &stop, &health) {
+                if let Err(error) = consume(&settings, &assignment, &sender, &stop, &health) {
                     health.unhealthy(error.to_string());
                     let _ = sender.send(FromConsumer::Failed(error.to_string()));
                 }
@@ -162,9 +169,10 @@ impl KafkaReader {
             assigned,
             messages,
             stop,
-            commits,
+            committer,
             needs,
             last_commit: Instant::now(),
+            commit_interval: settings.commit_interval,
             ended,
             resumed_watermarks,
         }
@@ -185,13 +193,8 @@ impl KafkaReader {
                 points.insert((assigned.topic.clone(), assigned.partition), point);
             }
         }
-        if !points.is_empty() {
-            let mut mailbox = self.commits.lock().unwrap_or_else(|p| p.into_inner());
-            // Keep the points of an earlier request the thread has not sent yet.
-            match mailbox.as_mut() {
-                Some(waiting) => waiting.extend(points),
-                None => *mailbox = Some(points),
-            }
+        if let Some(committer) = self.committer.as_ref().filter(|_| !points.is_empty()) {
+            committer.request(points);
         }
     }
 
@@ -220,7 +223,7 @@ impl EventReader for KafkaReader {
     }
 
     fn read(&mut self, batch: &mut ReadBatch) -> ReadStatus {
-        if self.last_commit.elapsed() >= COMMIT_INTERVAL {
+        if self.last_commit.elapsed() >= self.commit_interval {
             self.last_commit = Instant::now();
             self.request_commit();
         }

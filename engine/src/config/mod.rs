@@ -140,6 +140,11 @@ pub enum SourceConfig {
         /// run it follows (default `pulse.resume`; created when missing).
         #[serde(default = "default_resume_topic")]
         resume_topic: String,
+        /// How often what the sinks have delivered is committed (default 5s).
+        /// Each commit costs the broker two requests; shorter means less to
+        /// read again after a crash.
+        #[serde(default = "default_commit_interval")]
+        commit_interval: DurationSpec,
     },
 }
 
@@ -223,6 +228,10 @@ pub enum SinkConfig {
 
 fn default_rate() -> u64 {
     10_000
+}
+
+fn default_commit_interval() -> DurationSpec {
+    DurationSpec::from_secs(5)
 }
 
 fn default_resume_topic() -> String {
