@@ -110,6 +110,9 @@ pub fn read_log(
     let consumer: BaseConsumer = client_config(brokers)
         .set("group.id", "pulse-resume-reader")
         .set("enable.auto.commit", "false")
+        // A broker may hold a fetch this long waiting for data (default 500 ms):
+        // the wait at the end of the log would be added to every start.
+        .set("fetch.wait.max.ms", "10")
         .create()?;
     let (low, _) = consumer.fetch_watermarks(topic, 0, REQUEST_TIMEOUT)?;
     let mut list = TopicPartitionList::new();
