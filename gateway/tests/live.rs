@@ -205,7 +205,20 @@ async fn subscribers_get_matching_windows_of_their_own_tenant_only() {
             row(&b, "cpu", 0, json!({"avg": 99.0})),
         ],
     );
-    let window = next_json(&mut cpu).await;
+    let mut window = next_json(&mut cpu).await;
+    let published_at_us = window
+        .as_object_mut()
+        .and_then(|w| w.remove("published_at_us"))
+        .and_then(|t| t.as_u64())
+        .expect("published_at_us");
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    assert!(
+        published_at_us <= now_us && now_us - published_at_us < 60_000_000,
+        "{published_at_us}"
+    );
     assert_eq!(
         window,
         json!({"type": "window", "pipeline": "demo", "operator": "cpu_10s", "window_start": 0,

@@ -118,23 +118,26 @@ impl ClientQueue {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Enqueues a window message; returns how many were dropped to make room (0 or 1).
-    pub(crate) fn push_window(&self, text: &Bytes, at: Instant) -> u64 {
+    /// Enqueues the window messages of one publication under one lock and
+    /// with one wake-up; returns how many older ones were dropped to make room.
+    pub(crate) fn push_windows(&self, texts: Vec<Bytes>, at: Instant) -> u64 {
         let mut state = self.lock();
         if state.close.is_some() {
             return 0;
         }
         let mut dropped = 0;
-        if state.windows.len() >= self.capacity {
-            state.windows.pop_front();
-            state.dropped_unreported += 1;
-            dropped = 1;
-            let since = *state.lagging_since.get_or_insert(at);
-            if at.duration_since(since) > self.max_lag {
-                state.close = Some(CloseReason::Lagging);
+        for text in texts {
+            if state.windows.len() >= self.capacity {
+                state.windows.pop_front();
+                state.dropped_unreported += 1;
+                dropped += 1;
+                let since = *state.lagging_since.get_or_insert(at);
+                if at.duration_since(since) > self.max_lag {
+                    state.close = Some(CloseReason::Lagging);
+                }
             }
+            state.windows.push_back((text, at));
         }
-        state.windows.push_back((text.clone(), at));
         drop(state);
         self.notify.notify_one();
         dropped
@@ -265,11 +268,19 @@ impl LiveClient {
         }
     }
 
-    /// Counts a window message written to the socket and how long it took since publication.
-    pub fn record_sent(&self, published_at: Instant) {
-        metrics::counter!("pulse_ws_messages_sent_total").increment(1);
-        metrics::histogram!("pulse_ws_delivery_seconds").record(published_at.elapsed().as_secs_f64());
-        self.hub.count_sent();
+    /// Counts window messages written to the socket (and flushed) together,
+    /// with how long each took since publication.
+    pub fn record_sent(&self, published_at: &[Instant]) {
+        if published_at.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        metrics::counter!("pulse_ws_messages_sent_total").increment(published_at.len() as u64);
+        let delivery = metrics::histogram!("pulse_ws_delivery_seconds");
+        for at in published_at {
+            delivery.record(now.saturating_duration_since(*at).as_secs_f64());
+        }
+        self.hub.count_sent(published_at.len() as u64);
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
 
 use crate::client::{ClientQueue, LiveClient};
@@ -205,40 +206,57 @@ impl LiveHub {
         true
     }
 
-    pub(crate) fn count_sent(&self) {
-        self.inner.sent.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn count_sent(&self, messages: u64) {
+        self.inner.sent.fetch_add(messages, Ordering::Relaxed);
     }
 
     /// Hands closed windows of `source` to every matching subscriber; returns
-    /// how many messages were enqueued. Never waits for a client.
+    /// how many messages were enqueued. Never waits for a client: the hub's
+    /// lock is held only to collect who gets what (each row serialised once
+    /// per publication), and each client's queue is then filled under its own
+    /// lock, once, with one wake-up.
     pub fn publish(&self, source: &LiveSource, rows: &[Arc<LiveRow>]) -> usize {
+        /// What one client receives from this publication.
+        struct Delivery {
+            queue: Arc<ClientQueue>,
+            texts: Vec<Bytes>,
+            /// The last row added, so a client in several matching groups gets a row once.
+            last_row: usize,
+        }
         let now = Instant::now();
+        let published_at_us = unix_micros();
+        let mut deliveries: HashMap<u64, Delivery> = HashMap::new();
         let state = self.lock();
-        let mut enqueued = 0;
-        let mut dropped = 0;
-        let mut seen: Vec<u64> = Vec::new();
-        for row in rows {
+        for (index, row) in rows.iter().enumerate() {
             let Some(groups) = row.tenant().and_then(|tenant| state.tenants.get(tenant)) else {
                 continue;
             };
             let mut message = None;
-            seen.clear();
             for (subscription, members) in &groups.groups {
                 if !subscription.filter.matches(source, row) {
                     continue;
                 }
-                let text = message.get_or_insert_with(|| row.to_message(source));
+                let text = message.get_or_insert_with(|| row.to_message(source, published_at_us));
                 for queue in members {
-                    if seen.contains(&queue.id) {
-                        continue;
+                    let delivery = deliveries.entry(queue.id).or_insert_with(|| Delivery {
+                        queue: Arc::clone(queue),
+                        texts: Vec::new(),
+                        last_row: usize::MAX,
+                    });
+                    if delivery.last_row != index {
+                        delivery.last_row = index;
+                        delivery.texts.push(text.clone());
                     }
-                    seen.push(queue.id);
-                    dropped += queue.push_window(text, now);
-                    enqueued += 1;
                 }
             }
         }
         drop(state);
+        let mut enqueued = 0;
+        let mut dropped = 0;
+        for delivery in deliveries.into_values() {
+            enqueued += delivery.texts.len();
+            dropped += delivery.queue.push_windows(delivery.texts, now);
+        }
         self.inner.published.fetch_add(rows.len() as u64, Ordering::Relaxed);
         self.inner.enqueued.fetch_add(enqueued as u64, Ordering::Relaxed);
         if dropped > 0 {
@@ -260,6 +278,13 @@ impl LiveHub {
             dropped_total: self.inner.dropped.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Microseconds since the Unix epoch (0 if the clock is before it).
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 fn remove_member(groups: &mut HashMap<Subscription, Vec<Arc<ClientQueue>>>, subscription: &Subscription, id: u64) {

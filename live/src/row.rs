@@ -89,8 +89,10 @@ impl LiveRow {
         self.values.get(name).and_then(Value::as_f64)
     }
 
-    /// The message a subscriber receives for this row, serialised.
-    pub fn to_message(&self, source: &LiveSource) -> bytes::Bytes {
+    /// The message a subscriber receives for this row, serialised;
+    /// `published_at_us` (Unix microseconds) is when the hub handed it out,
+    /// so a client can measure delivery latency.
+    pub fn to_message(&self, source: &LiveSource, published_at_us: u64) -> bytes::Bytes {
         #[derive(Serialize)]
         struct WindowMessage<'a> {
             r#type: &'static str,
@@ -100,6 +102,7 @@ impl LiveRow {
             window_end: u64,
             key: &'a Map<String, Value>,
             values: &'a Map<String, Value>,
+            published_at_us: u64,
         }
         let message = WindowMessage {
             r#type: "window",
@@ -109,6 +112,7 @@ impl LiveRow {
             window_end: self.window_end,
             key: &self.key,
             values: &self.values,
+            published_at_us,
         };
         // A map of JSON values always serialises.
         serde_json::to_vec(&message).map(bytes::Bytes::from).unwrap_or_default()
@@ -128,12 +132,12 @@ mod tests {
         assert_eq!(row.tenant(), Some("acme"));
         assert_eq!(row.key["labels.region"], Value::Null);
         assert_eq!(row.values.len(), 2);
-        let message: Value = serde_json::from_slice(&row.to_message(&LiveSource::new("demo", "cpu_10s"))).unwrap();
+        let message: Value = serde_json::from_slice(&row.to_message(&LiveSource::new("demo", "cpu_10s"), 7)).unwrap();
         assert_eq!(
             message,
             json!({"type": "window", "pipeline": "demo", "operator": "cpu_10s", "window_start": 1000,
                    "window_end": 2000, "key": {"tenant": "acme", "metric": "cpu", "labels.region": null},
-                   "values": {"count": 3, "avg": 0.5}})
+                   "values": {"count": 3, "avg": 0.5}, "published_at_us": 7})
         );
     }
 

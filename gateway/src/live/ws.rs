@@ -24,6 +24,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::SinkExt;
 use pulse_live::protocol::{error_reply, pong_reply, subscription_reply};
 use pulse_live::{ClientCommand, CloseReason, ConnectError, LiveClient, Outgoing, parse_client_message};
 use serde::Deserialize;
@@ -84,6 +85,9 @@ async fn admit(
     })?;
     let limits = live.hub.limits().clone();
     Ok(upgrade
+        // Clients send a few small JSON messages: a small read buffer keeps
+        // an idle connection's memory low (the default is 128 KiB).
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| {
@@ -143,6 +147,56 @@ fn text(bytes: Bytes) -> Option<Message> {
     Utf8Bytes::try_from(bytes).ok().map(Message::Text)
 }
 
+/// Read buffer of a connection.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Most messages written between two flushes.
+const MAX_BURST: usize = 256;
+
+/// Writes `first` and whatever else is queued right now (up to [`MAX_BURST`])
+/// with a single flush: a burst of closed windows becomes a few large writes,
+/// not one system call per message. `sent` is scratch space for the
+/// publication times of the window messages written. False once the
+/// connection is over: a close frame was sent, or the socket failed.
+async fn write_burst(socket: &mut WebSocket, client: &LiveClient, first: Outgoing, sent: &mut Vec<Instant>) -> bool {
+    sent.clear();
+    let mut next = Some(first);
+    let mut written = 0;
+    while let Some(outgoing) = next.take() {
+        let message = match outgoing {
+            Outgoing::Window(bytes, at) => {
+                sent.push(at);
+                text(bytes)
+            }
+            Outgoing::Reply(bytes) => text(bytes),
+            Outgoing::Ping => Some(Message::Ping(Bytes::new())),
+            Outgoing::Close(reason) => {
+                let _ = socket.flush().await;
+                let frame = CloseFrame {
+                    code: reason.code(),
+                    reason: reason.reason().into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                return false;
+            }
+        };
+        if let Some(message) = message {
+            if socket.feed(message).await.is_err() {
+                return false;
+            }
+            written += 1;
+        }
+        if written < MAX_BURST {
+            next = client.try_next();
+        }
+    }
+    if socket.flush().await.is_err() {
+        return false;
+    }
+    client.record_sent(sent);
+    true
+}
+
 /// Serves one connection until the client leaves, a send fails, or the
 /// watchdog closes it (expired token, lagging, missed heartbeats).
 async fn run(
@@ -153,6 +207,7 @@ async fn run(
     max_lag: Duration,
 ) {
     client.mark_alive(Instant::now());
+    let mut sent = Vec::new();
     let session = async {
         loop {
             tokio::select! {
@@ -166,22 +221,8 @@ async fn run(
                     _ => break,
                 },
                 outgoing = client.next() => {
-                    let (message, published_at) = match outgoing {
-                        Outgoing::Window(bytes, at) => (text(bytes), Some(at)),
-                        Outgoing::Reply(bytes) => (text(bytes), None),
-                        Outgoing::Ping => (Some(Message::Ping(Bytes::new())), None),
-                        Outgoing::Close(reason) => {
-                            let frame = CloseFrame { code: reason.code(), reason: reason.reason().into() };
-                            let _ = socket.send(Message::Close(Some(frame))).await;
-                            break;
-                        }
-                    };
-                    let Some(message) = message else { continue };
-                    if socket.send(message).await.is_err() {
+                    if !write_burst(&mut socket, &client, outgoing, &mut sent).await {
                         break;
-                    }
-                    if let Some(at) = published_at {
-                        client.record_sent(at);
                     }
                 }
             }
