@@ -35,6 +35,19 @@ ensure_redis() {
     || { apt-get update >/dev/null 2>&1 && apt-get install -y redis-server >"$state/redis-install.log" 2>&1; }
 }
 
+# Chromium and chromedriver for the dashboard's real-browser test (Debian packages).
+ensure_chromium() {
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+  echo "installing chromium and chromium-driver"
+  local packages=(chromium chromium-driver)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}" \
+      >"$state/chromium-install.log" 2>&1 \
+    || { apt-get update >/dev/null 2>&1 \
+         && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}" \
+              >"$state/chromium-install.log" 2>&1; } \
+    || { echo "installing chromium failed; its log:"; tail -20 "$state/chromium-install.log"; return 1; }
+}
+
 start_redis() {
   if port_open 6379; then echo "redis is already listening on 127.0.0.1:6379"; return 0; fi
   redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no >"$state/redis.log" 2>&1 &

@@ -34,6 +34,7 @@ export PULSE_KAFKA_BROKERS=127.0.0.1:9092
 ensure_redis
 start_redis
 export PULSE_REDIS_URL=redis://127.0.0.1:6379
+ensure_chromium
 
 if [ "${PULSE_TEST_QUICK:-0}" != 1 ]; then
   step "cargo fmt --check"

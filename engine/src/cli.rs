@@ -13,7 +13,7 @@ use crate::config::Pipeline;
 use crate::run::{RunOptions, run};
 use crate::serve::GatewayServer;
 use crate::telemetry;
-use pulse_gateway::{GatewayConfig, JwtSecret, Scope, StoreConfig, issue_token};
+use pulse_gateway::{GatewayConfig, JwtSecret, Scope, StoreConfig, TenantId, issue_token};
 
 /// pulse: a stream-processing dataflow engine.
 #[derive(Debug, Parser)]
@@ -116,9 +116,9 @@ pub enum Command {
     },
     /// Print a JWT for a tenant, signed with `PULSE_JWT_SECRET`.
     Token {
-        /// The tenant id (a UUID).
+        /// The tenant id: a registered user's UUID, or a name such as `demo`.
         #[arg(long)]
-        tenant: uuid::Uuid,
+        tenant: TenantId,
         /// Comma-separated scopes: read, write, admin.
         #[arg(long, default_value = "read")]
         scopes: String,

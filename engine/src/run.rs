@@ -8,7 +8,7 @@ use pulse_gateway::{LiveServices, Readiness};
 use pulse_live::{LiveHub, WindowViews};
 use pulse_sinks::LiveOutputs;
 
-use crate::config::Pipeline;
+use crate::config::{OperatorConfig, Pipeline, PipelineConfig};
 use crate::plan::{self, LivePlan, PlanError, Resources};
 use crate::serve::GatewayServer;
 use crate::telemetry;
@@ -57,9 +57,32 @@ fn commit_kafka_offsets(resources: &Resources, interrupted: bool) {
     }
 }
 
-/// The run's counters for `GET /api/v1/stats`: totals per metric and per component.
-fn pipeline_stats() -> serde_json::Value {
-    serde_json::to_value(telemetry::counter_totals()).unwrap_or_default()
+/// The run's counters for `GET /api/v1/stats`: a summary a dashboard can show
+/// as is (events read by the sources, window rows closed, late events, dead
+/// letters, sink errors) and every counter, totalled per metric and per component.
+fn pipeline_stats(config: &PipelineConfig) -> impl Fn() -> serde_json::Value + Send + Sync + 'static {
+    let sources: Vec<String> = config.sources.keys().cloned().collect();
+    let windows: Vec<String> = config
+        .operators
+        .iter()
+        .filter(|(_, operator)| matches!(operator, OperatorConfig::Window { .. }))
+        .map(|(name, _)| name.clone())
+        .collect();
+    move || {
+        let totals = telemetry::counter_totals();
+        let total = |name: &str| totals.get(name).copied().unwrap_or(0);
+        let sum = |metric: &str, components: &[String]| -> u64 {
+            components.iter().map(|c| total(&format!("{metric}{{{c}}}"))).sum()
+        };
+        serde_json::json!({
+            "events_in_total": sum("pulse_component_sent_events_total", &sources),
+            "windows_out_total": sum("pulse_component_sent_events_total", &windows),
+            "late_events_total": total("pulse_late_events_total"),
+            "dead_letters_total": total("pulse_dead_letters_total"),
+            "sink_errors_total": total("pulse_sink_errors_total"),
+            "counters": totals,
+        })
+    }
 }
 
 /// Watches the run from a thread of its own until it ends (`ended`): logs
@@ -133,7 +156,11 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
                 hub: LiveHub::new(config.live.clone()),
                 views: WindowViews::new(&config.retention),
             };
-            let services = LiveServices::new(outputs.hub.clone(), outputs.views.clone(), pipeline_stats);
+            let services = LiveServices::new(
+                outputs.hub.clone(),
+                outputs.views.clone(),
+                pipeline_stats(&pipeline.config),
+            );
             let pipeline = pipeline
                 .path
                 .file_stem()

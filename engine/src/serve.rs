@@ -5,11 +5,33 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pulse_gateway::{Gateway, GatewayConfig, GatewayError, LiveServices, Readiness};
+use pulse_gateway::{DemoLogin, Gateway, GatewayConfig, GatewayError, LiveServices, Readiness};
 use tokio::sync::oneshot;
 
 /// How long in-flight requests may take to finish once the gateway stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tells the person at the terminal where to point a browser and, for a demo,
+/// how to log in. On stderr: stdout belongs to the pipeline's output.
+fn announce(address: SocketAddr, dashboard: bool, demo: Option<&DemoLogin>) {
+    if dashboard {
+        eprintln!("pulse: live dashboard on http://{address}/ (API docs at /docs)");
+    } else {
+        eprintln!("pulse: gateway on http://{address}/ (API docs at /docs)");
+    }
+    if let Some(demo) = demo {
+        match &demo.generated_password {
+            Some(password) => eprintln!(
+                "pulse: demo login: user {:?}, password {password:?} (tenant {:?}; set PULSE_DEMO_PASSWORD to choose the password)",
+                demo.username, demo.tenant
+            ),
+            None => eprintln!(
+                "pulse: demo login: user {:?} with the configured password (tenant {:?})",
+                demo.username, demo.tenant
+            ),
+        }
+    }
+}
 
 /// A running gateway.
 pub struct GatewayServer {
@@ -37,10 +59,12 @@ impl GatewayServer {
                 .map_err(|error| GatewayError::Config(format!("cannot listen on {}: {error}", config.listen)))?;
             Ok::<_, GatewayError>((gateway, listener))
         })?;
+        let dashboard = live.is_some();
         if let Some(live) = live {
             gateway.attach_live(live)?;
         }
         let address = listener.local_addr()?;
+        announce(address, dashboard, gateway.demo_login());
         let readiness = gateway.readiness();
         let (stop, stopped) = oneshot::channel::<()>();
         let served = runtime.spawn(pulse_gateway::serve(listener, gateway.router(), async move {

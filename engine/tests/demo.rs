@@ -84,7 +84,7 @@ fn demo_prints_live_windows_and_exits_0_on_ctrl_c() {
     for column in ["window_end", "tenant", "metric", "count", "avg", "min", "max", "p95"] {
         assert!(columns.contains(column), "missing column {column}: {columns}");
     }
-    for tenant in ["acme", "globex", "initech"] {
+    for tenant in ["demo", "acme", "globex"] {
         assert!(
             table.iter().any(|l| l.contains(tenant)),
             "no rows for {tenant}: {table:#?}"

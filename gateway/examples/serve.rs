@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     gateway.readiness().set_pipeline_ready(true);
     let token = issue_token(
         &secret,
-        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4().to_string().parse()?,
         &[Scope::Read, Scope::Write],
         Duration::from_secs(3600),
     );

@@ -51,6 +51,52 @@ pub struct GatewayConfig {
     pub live: LiveLimits,
     /// How long closed windows stay queryable by `POST /api/v1/analytics/query`.
     pub retention: RetentionConfig,
+    /// A login made ready each time the gateway opens, for demos (none by default).
+    pub demo_account: Option<DemoAccountConfig>,
+}
+
+/// `[gateway.demo_account]`: a user the gateway creates, or whose password it
+/// resets, every time it opens, so a demo can be logged into at once. Its
+/// tenant is a name events carry (`tenant = "demo"`), not a generated UUID, so
+/// it sees those events' windows live.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoAccountConfig {
+    /// The user name (default `demo`).
+    pub username: String,
+    /// The tenant the account acts for (default `demo`).
+    pub tenant: String,
+    /// Its password; empty (the default) generates one, printed at start-up.
+    pub password: String,
+}
+
+impl DemoAccountConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !crate::auth::handlers::is_valid_username(&self.username) {
+            return Err(format!("demo_account.{}", crate::auth::handlers::USERNAME_RULE));
+        }
+        if let Err(problem) = self.tenant.parse::<crate::auth::TenantId>() {
+            return Err(format!("demo_account.tenant {problem}"));
+        }
+        if !self.password.is_empty()
+            && let Some(problem) = crate::auth::password::policy_violation(&self.password)
+        {
+            return Err(format!(
+                "demo_account.password (PULSE_DEMO_PASSWORD in the demo): {problem}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for DemoAccountConfig {
+    fn default() -> Self {
+        Self {
+            username: "demo".into(),
+            tenant: "demo".into(),
+            password: String::new(),
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -68,6 +114,7 @@ impl Default for GatewayConfig {
             request_timeout_secs: 30,
             live: LiveLimits::default(),
             retention: RetentionConfig::default(),
+            demo_account: None,
         }
     }
 }
@@ -101,6 +148,9 @@ impl GatewayConfig {
         }
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
             return fail("token lifetimes must be positive".into());
+        }
+        if let Some(account) = &self.demo_account {
+            account.validate().map_err(GatewayError::Config)?;
         }
         self.live.validate().map_err(GatewayError::Config)?;
         self.retention.validate().map_err(GatewayError::Config)?;

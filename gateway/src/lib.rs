@@ -28,6 +28,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod kv;
@@ -52,9 +53,10 @@ use axum::routing::{delete, get, post};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
-pub use auth::Scope;
+pub use auth::demo::DemoLogin;
 pub use auth::jwt::{JwtSecret, issue_token};
-pub use config::{GatewayConfig, StoreConfig};
+pub use auth::{Scope, TenantId};
+pub use config::{DemoAccountConfig, GatewayConfig, StoreConfig};
 pub use error::{AppError, GatewayError};
 pub use live::{LiveServices, StatsSource};
 pub use readiness::Readiness;
@@ -68,6 +70,7 @@ use store::{EmbeddedStore, RedisStore, Store};
 /// An opened gateway: store connected, secret checked, expiry sweeper running.
 pub struct Gateway {
     state: AppState,
+    demo_login: Option<DemoLogin>,
 }
 
 impl Gateway {
@@ -98,9 +101,17 @@ impl Gateway {
         };
         tracing::info!(backend = store.backend(), "gateway store opened");
         spawn_reaper(Arc::downgrade(&store), Duration::from_secs(config.reap_interval_secs));
+        let passwords = PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_iterations)?;
+        let demo_login = match &config.demo_account {
+            Some(account) => {
+                let plan = &config.rate_limit.default_plan;
+                Some(auth::demo::ensure(store.as_ref(), &passwords, account, plan).await?)
+            }
+            None => None,
+        };
         let shared = Shared {
             jwt: JwtKeys::new(&secret),
-            passwords: PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_iterations)?,
+            passwords,
             rate_limits: RateLimits::new(config.rate_limit.clone(), limiter),
             readiness: Readiness::new(),
             metrics: ops::prometheus_handle(),
@@ -110,7 +121,13 @@ impl Gateway {
         };
         Ok(Self {
             state: AppState(Arc::new(shared)),
+            demo_login,
         })
+    }
+
+    /// How to log into the `[gateway.demo_account]`, made ready when the gateway opened.
+    pub fn demo_login(&self) -> Option<&DemoLogin> {
+        self.demo_login.as_ref()
     }
 
     /// The readiness flags behind `/health/ready`.
@@ -172,6 +189,9 @@ impl Gateway {
             .route("/health/ready", get(ops::ready))
             .route("/metrics", get(ops::metrics))
             .route("/docs", get(ops::docs))
+            .route("/", get(dashboard::index))
+            .route("/dashboard.js", get(dashboard::script))
+            .route("/dashboard.css", get(dashboard::stylesheet))
             // Authenticates itself: browsers pass `?token=`, which the API middleware does not read.
             .route("/ws", get(live::ws::connect))
             .fallback(ops::not_found)

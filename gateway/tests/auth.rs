@@ -10,7 +10,7 @@ use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
 use common::{Backend, PASSWORD, SECRET, TestApp, unique};
 use pulse_gateway::auth::jwt::{Claims, JwtKeys, TokenKind};
-use pulse_gateway::{JwtSecret, Scope, issue_token};
+use pulse_gateway::{JwtSecret, Scope, TenantId, issue_token};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -303,9 +303,9 @@ async fn scopes_are_enforced() {
     let t = app.register("scoped").await;
     app.post("/api/v1/kv", &t.access, json!({ "key": "k", "value": 1 }))
         .await;
-    let tenant: Uuid = t.tenant_id.parse().unwrap();
+    let tenant: TenantId = t.tenant_id.parse().unwrap();
     let secret = JwtSecret::new(SECRET).unwrap();
-    let read_only = issue_token(&secret, tenant, &[Scope::Read], Duration::from_secs(60));
+    let read_only = issue_token(&secret, tenant.clone(), &[Scope::Read], Duration::from_secs(60));
     let write_only = issue_token(&secret, tenant, &[Scope::Write], Duration::from_secs(60));
     assert_eq!(app.get("/api/v1/kv/k", &read_only).await.status, StatusCode::OK);
     assert_eq!(app.get("/api/v1/kv/k", &write_only).await.status, StatusCode::FORBIDDEN);

@@ -40,6 +40,9 @@ const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 pub struct SensorsConfig {
     /// Number of tenants, at least 1.
     pub tenants: u32,
+    /// Names of the first tenants, in order (e.g. `["demo", "acme"]`); the
+    /// rest are named `acme`, `globex`, ... as by default, skipping names taken.
+    pub tenant_names: Vec<String>,
     /// Hosts per tenant, at least 1.
     pub hosts_per_tenant: u32,
     /// Seed of every series' random stream.
@@ -54,6 +57,7 @@ impl Default for SensorsConfig {
     fn default() -> Self {
         Self {
             tenants: 3,
+            tenant_names: Vec::new(),
             hosts_per_tenant: 20,
             seed: 42,
             season_period: DurationSpec::from_secs(86_400),
@@ -67,6 +71,24 @@ impl SensorsConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.tenants == 0 {
             return Err("sensors: `tenants` is 0; set it to 1 or more".to_owned());
+        }
+        if self.tenant_names.len() > self.tenants as usize {
+            return Err(format!(
+                "sensors: `tenant_names` lists {} names but `tenants` is {}; raise `tenants` or drop names",
+                self.tenant_names.len(),
+                self.tenants
+            ));
+        }
+        if let Some(bad) = self.tenant_names.iter().find(|name| name.trim().is_empty()) {
+            return Err(format!(
+                "sensors: `tenant_names` has an empty name {bad:?}; name every tenant"
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = self.tenant_names.iter().find(|name| !seen.insert(name.as_str())) {
+            return Err(format!(
+                "sensors: `tenant_names` lists {twice:?} twice; names must be distinct"
+            ));
         }
         if self.hosts_per_tenant == 0 {
             return Err("sensors: `hosts_per_tenant` is 0; set it to 1 or more".to_owned());
@@ -234,7 +256,7 @@ impl SensorsModel {
             hosts_per_tenant: config.hosts_per_tenant.into(),
             period_ms: config.season_period.as_millis().max(1),
             spike_probability: config.spike_probability,
-            tenants: (0..config.tenants).map(tenant_name).collect(),
+            tenants: tenant_names(config),
             series: HashMap::new(),
         }
     }
@@ -273,22 +295,36 @@ impl SensorsModel {
 }
 
 /// The name of tenant `index`: a company name for the first eight, then `tenant-NN`.
-fn tenant_name(index: u32) -> String {
-    match TENANT_NAMES.get(index as usize) {
+/// `config.tenants` distinct names: the configured ones first, then the
+/// default names (`acme`, `globex`, ..., `tenant-08`, ...) not already taken.
+fn tenant_names(config: &SensorsConfig) -> Vec<String> {
+    let defaults = (0u32..).map(|index| match TENANT_NAMES.get(index as usize) {
         Some(name) => (*name).to_owned(),
         None => format!("tenant-{index:02}"),
+    });
+    let mut names = config.tenant_names.clone();
+    for name in defaults {
+        if names.len() >= config.tenants as usize {
+            break;
+        }
+        if !names.contains(&name) {
+            names.push(name);
+        }
     }
+    names
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     const T0: u64 = 1_732_345_678_000;
 
     fn config(seed: u64, spike_probability: f64) -> SensorsConfig {
         SensorsConfig {
             tenants: 2,
+            tenant_names: Vec::new(),
             hosts_per_tenant: 10,
             seed,
             season_period: "1h".parse().unwrap(),
@@ -402,6 +438,9 @@ mod tests {
         let bad = [
             (with(|c| c.tenants = 0), "tenants"),
             (with(|c| c.hosts_per_tenant = 0), "hosts_per_tenant"),
+            (with(|c| c.tenant_names = vec!["a".into(); 4]), "tenant_names"),
+            (with(|c| c.tenant_names = vec!["a".into(), "a".into()]), "tenant_names"),
+            (with(|c| c.tenant_names = vec![" ".into()]), "tenant_names"),
             (with(|c| c.spike_probability = -0.1), "spike_probability"),
             (with(|c| c.spike_probability = 1.5), "spike_probability"),
             (with(|c| c.spike_probability = f64::NAN), "spike_probability"),
@@ -414,6 +453,25 @@ mod tests {
             let err = config.validate().unwrap_err();
             assert!(err.contains(&format!("`{setting}`")), "{config:?}: {err}");
         }
+    }
+
+    #[test]
+    fn named_tenants_come_first_and_defaults_fill_the_rest() {
+        let named = |names: &[&str], tenants| SensorsConfig {
+            tenants,
+            tenant_names: names.iter().map(|n| (*n).to_owned()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(tenant_names(&named(&[], 3)), ["acme", "globex", "initech"]);
+        assert_eq!(tenant_names(&named(&["demo"], 3)), ["demo", "acme", "globex"]);
+        assert_eq!(tenant_names(&named(&["globex", "demo"], 3)), ["globex", "demo", "acme"]);
+        assert_eq!(tenant_names(&named(&[], 10))[8..], ["tenant-08", "tenant-09"]);
+        let mut model = SensorsModel::new(&SensorsConfig {
+            hosts_per_tenant: 1,
+            ..named(&["demo"], 2)
+        });
+        let tenants: BTreeSet<String> = (0..model.series_count()).map(|s| model.sample(s, T0).tenant).collect();
+        assert_eq!(tenants, BTreeSet::from(["demo".to_owned(), "acme".to_owned()]));
     }
 
     #[test]

@@ -62,8 +62,7 @@ pub fn http(address: SocketAddr, method: &str, path: &str, token: Option<&str>, 
         body.len()
     );
     stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
+    let response = read_response(&mut stream);
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
@@ -73,6 +72,40 @@ pub fn http(address: SocketAddr, method: &str, path: &str, token: Option<&str>, 
     };
     let json = serde_json::from_str(&body).unwrap_or(Value::String(body));
     (status, json)
+}
+
+/// Reads one response: up to its `Content-Length`, the end of its chunks, or
+/// the end of the stream (some servers keep the connection open regardless of
+/// `Connection: close`, so reading to the end alone would wait for a timeout).
+fn read_response(stream: &mut TcpStream) -> String {
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        if is_complete(&bytes) {
+            break;
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn is_complete(bytes: &[u8]) -> bool {
+    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    let body = &bytes[end + 4..];
+    if let Some(length) = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse::<usize>().ok())
+    {
+        return body.len() >= length;
+    }
+    head.contains("transfer-encoding: chunked") && body.ends_with(b"0\r\n\r\n")
 }
 
 fn dechunk(mut body: &str) -> String {

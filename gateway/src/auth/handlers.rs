@@ -93,17 +93,22 @@ pub struct Me {
     pub auth_method: &'static str,
 }
 
-fn validate_username(username: &str) -> Result<(), AppError> {
-    let ok = (3..=64).contains(&username.len())
+/// What a user name must be, said in errors.
+pub(crate) const USERNAME_RULE: &str = "username must be 3-64 characters: letters, digits, `_`, `-` or `.`";
+
+/// Whether `username` follows [`USERNAME_RULE`].
+pub(crate) fn is_valid_username(username: &str) -> bool {
+    (3..=64).contains(&username.len())
         && username
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn validate_username(username: &str) -> Result<(), AppError> {
+    if is_valid_username(username) {
         Ok(())
     } else {
-        Err(AppError::invalid(
-            "username must be 3-64 characters: letters, digits, `_`, `-` or `.`",
-        ))
+        Err(AppError::invalid(USERNAME_RULE))
     }
 }
 

@@ -10,7 +10,7 @@ use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Scope;
+use super::{Scope, TenantId};
 use crate::error::{AppError, GatewayError};
 
 /// Shortest secret accepted.
@@ -184,11 +184,11 @@ impl JwtKeys {
                 format!("expected an {kind:?} token", kind = kind).to_lowercase(),
             ));
         }
-        if Uuid::parse_str(&claims.sub).is_err() {
+        if !TenantId::is_valid(&claims.sub) {
             return Err(AppError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "invalid_token",
-                "the token's subject is not a tenant id",
+                format!("the token's subject is not a tenant id ({})", TenantId::RULE),
             ));
         }
         Ok(claims)
@@ -196,8 +196,8 @@ impl JwtKeys {
 }
 
 /// An access token for `tenant` with `scopes`, valid for `ttl` (what `pulse token` prints).
-pub fn issue_token(secret: &JwtSecret, tenant: Uuid, scopes: &[Scope], ttl: Duration) -> String {
-    let claims = Claims::new(&tenant.to_string(), scopes, TokenKind::Access, ttl);
+pub fn issue_token(secret: &JwtSecret, tenant: TenantId, scopes: &[Scope], ttl: Duration) -> String {
+    let claims = Claims::new(tenant.as_str(), scopes, TokenKind::Access, ttl);
     JwtKeys::new(secret).sign(&claims)
 }
 
@@ -223,7 +223,12 @@ mod tests {
     #[test]
     fn issued_tokens_verify_only_with_their_secret_and_kind() {
         let tenant = Uuid::new_v4();
-        let token = issue_token(&secret(), tenant, &[Scope::Read], Duration::from_secs(60));
+        let token = issue_token(
+            &secret(),
+            tenant.to_string().parse().unwrap(),
+            &[Scope::Read],
+            Duration::from_secs(60),
+        );
         let claims = JwtKeys::new(&secret()).verify(&token, TokenKind::Access).unwrap();
         assert_eq!(claims.sub, tenant.to_string());
         assert_eq!(claims.scopes, vec![Scope::Read]);

@@ -3,6 +3,7 @@
 //! (then applies the caller's rate limit).
 
 pub mod api_keys;
+pub mod demo;
 pub mod handlers;
 pub mod jwt;
 pub mod password;
@@ -17,6 +18,49 @@ use serde::{Deserialize, Serialize};
 use crate::error::{AppError, GatewayError};
 use crate::state::AppState;
 use jwt::TokenKind;
+
+/// A tenant id: 1-64 ASCII letters, digits, `_`, `-` or `.`. Registered users
+/// get a UUID; the demo account and `pulse token` may name one, such as `demo`,
+/// to match the `tenant` that events carry. The character set keeps store keys
+/// (`kv:{tenant}:{key}`) unambiguous.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// What a tenant id must be, said in errors.
+    pub const RULE: &str = "a tenant id is 1-64 characters: letters, digits, `_`, `-` or `.`";
+
+    /// Whether `id` is a valid tenant id.
+    pub fn is_valid(id: &str) -> bool {
+        (1..=64).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for TenantId {
+    type Err = String;
+
+    fn from_str(id: &str) -> Result<Self, Self::Err> {
+        if Self::is_valid(id) {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(format!("{id:?}: {}", Self::RULE))
+        }
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// What a token or key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]

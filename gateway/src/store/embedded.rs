@@ -284,6 +284,26 @@ impl Store for EmbeddedStore {
         self.read_json(USERS, username)
     }
 
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let (username, password_hash) = (username.to_owned(), password_hash.to_owned());
+        self.write(move |txn| {
+            let mut users = txn.open_table(USERS).map_err(backend)?;
+            let found = users
+                .get(username.as_str())
+                .map_err(backend)?
+                .map(|json| json.value().to_vec());
+            let Some(json) = found else {
+                return Ok((false, false));
+            };
+            let mut user: UserRecord = serde_json::from_slice(&json).map_err(corrupt)?;
+            user.password_hash = password_hash;
+            let json = serde_json::to_vec(&user).expect("users serialise");
+            users.insert(username.as_str(), json.as_slice()).map_err(backend)?;
+            Ok((true, true))
+        })
+        .await
+    }
+
     async fn user_by_tenant(&self, tenant: &str) -> Result<Option<UserRecord>, StoreError> {
         let username = {
             let txn = self.db.begin_read().map_err(backend)?;

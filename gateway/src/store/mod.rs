@@ -248,7 +248,7 @@ pub struct AuditRecord {
 /// A registered user; each user owns one tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
-    /// The tenant the user owns (a UUID).
+    /// The tenant the user owns: a UUID, or the tenant named by `[gateway.demo_account]`.
     pub tenant_id: String,
     /// Unique user name.
     pub username: String,
@@ -312,6 +312,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The user owning this tenant.
     async fn user_by_tenant(&self, tenant: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Replaces the password hash of user `username`; false if there is no such user.
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, StoreError>;
 
     /// Stores an API key record.
     async fn create_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;

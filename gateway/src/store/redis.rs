@@ -278,6 +278,22 @@ impl Store for RedisStore {
         }
     }
 
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, StoreError> {
+        // Read-modify-write: only the gateway's start-up (the demo account) changes passwords.
+        let Some(mut user) = self.user_by_name(username).await? else {
+            return Ok(false);
+        };
+        user.password_hash = password_hash.to_owned();
+        let json = serde_json::to_string(&user).expect("users serialise");
+        let () = self
+            .conn
+            .clone()
+            .set(format!("{}user:{}", self.prefix, user.tenant_id), json)
+            .await
+            .map_err(redis_error)?;
+        Ok(true)
+    }
+
     async fn user_by_tenant(&self, tenant: &str) -> Result<Option<UserRecord>, StoreError> {
         let json: Option<String> = self
             .conn

@@ -1,0 +1,589 @@
+// The pulse live dashboard: logs in (user and password, or a pasted token),
+// subscribes to the tenant's closed windows on /ws, draws one chart per window
+// operator for the selected metric, and polls /api/v1/stats for the counters.
+// Plain browser JavaScript with no dependencies: it must work offline.
+"use strict";
+
+(() => {
+  const API = "/api/v1";
+  /** Points kept per series (one point per closed window). */
+  const MAX_POINTS = 240;
+  const STATS_INTERVAL_MS = 1000;
+  /** The span the events/s and windows/s rates are measured over. */
+  const RATE_SPAN_MS = 10000;
+  /** How far back a chart is filled from the query API when it first appears. */
+  const BACKFILL_MS = 10 * 60 * 1000;
+  const MAX_RECONNECT_DELAY_MS = 10000;
+  const PALETTE = ["#4fb3ff", "#4cc38a", "#e5b454", "#ef6b6b", "#b58cff", "#5fd4d4", "#ff9f6b",
+    "#9ccc65", "#f06292", "#90a4ae", "#ffd54f", "#7986cb"];
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---- Sessions: one token set per tenant, kept for the browser tab's life.
+
+  const sessions = {
+    all() {
+      try {
+        return JSON.parse(sessionStorage.getItem("pulse.sessions") || "{}");
+      } catch (_) {
+        return {};
+      }
+    },
+    get(tenant) {
+      return this.all()[tenant] || null;
+    },
+    put(tenant, session) {
+      const all = this.all();
+      all[tenant] = session;
+      sessionStorage.setItem("pulse.sessions", JSON.stringify(all));
+      sessionStorage.setItem("pulse.current", tenant);
+    },
+    remove(tenant) {
+      const all = this.all();
+      delete all[tenant];
+      sessionStorage.setItem("pulse.sessions", JSON.stringify(all));
+    },
+    current() {
+      const tenant = sessionStorage.getItem("pulse.current");
+      return tenant && this.get(tenant) ? tenant : Object.keys(this.all())[0] || null;
+    },
+  };
+
+  /** The `exp` of a JWT in ms since the epoch, or null if it cannot be read. */
+  function tokenExpiry(token) {
+    try {
+      const payload = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+      return typeof payload.exp === "number" ? payload.exp * 1000 : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  async function api(path, { method = "GET", body, token } = {}) {
+    const headers = {};
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const reply = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await reply.text();
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch (_) { /* not JSON: reported by status below */ }
+    if (!reply.ok) {
+      const error = new Error((json && json.error && json.error.message) || `${reply.status} ${reply.statusText}`);
+      error.status = reply.status;
+      throw error;
+    }
+    return json;
+  }
+
+  function sessionOf(pair) {
+    return { access: pair.access_token, refresh: pair.refresh_token, expiresAt: Date.now() + pair.expires_in * 1000 };
+  }
+
+  // ---- What the page shows.
+
+  const view = {
+    tenant: null,
+    ws: null,
+    reconnectDelay: 500,
+    timers: { reconnect: null, refresh: null, stats: null },
+    metric: null,
+    /** operator -> { field, fields: Set, groupFields: [], card, metrics: Map(metric -> Map(group -> points)) } */
+    operators: new Map(),
+    backfilled: new Set(),
+    received: 0,
+    /** Recent `/api/v1/stats` answers, oldest first, for rates. */
+    samples: [],
+    renderQueued: false,
+  };
+
+  function setConnection(state, text) {
+    const element = $("connection");
+    element.dataset.state = state;
+    element.textContent = text;
+  }
+
+  function notice(text) {
+    $("notice").textContent = text;
+  }
+
+  function showLogin(message) {
+    $("login").hidden = false;
+    $("login-error").textContent = message || "";
+  }
+
+  function fillTenantSelect() {
+    const select = $("tenant");
+    select.replaceChildren(...Object.keys(sessions.all()).sort().map((tenant) => new Option(tenant, tenant)));
+    select.value = view.tenant || "";
+    $("controls").hidden = select.options.length === 0;
+  }
+
+  // ---- Starting, stopping and switching tenants.
+
+  function stop() {
+    for (const name of Object.keys(view.timers)) {
+      clearTimeout(view.timers[name]);
+      clearInterval(view.timers[name]);
+      view.timers[name] = null;
+    }
+    if (view.ws) {
+      view.ws.onclose = null;
+      view.ws.close(1000, "switching");
+      view.ws = null;
+    }
+    view.operators.clear();
+    view.backfilled.clear();
+    view.metric = null;
+    view.received = 0;
+    view.samples = [];
+    $("charts").replaceChildren();
+    $("metrics").replaceChildren();
+    $("charts").dataset.points = "0";
+    $("stat-received").textContent = "0";
+    $("empty").hidden = false;
+    setConnection("idle", "not connected");
+  }
+
+  function start(tenant) {
+    stop();
+    view.tenant = tenant;
+    sessionStorage.setItem("pulse.current", tenant);
+    fillTenantSelect();
+    $("login").hidden = true;
+    $("live").hidden = false;
+    scheduleRefresh();
+    connect();
+    pollStats();
+    view.timers.stats = setInterval(pollStats, STATS_INTERVAL_MS);
+  }
+
+  function scheduleRefresh() {
+    const session = sessions.get(view.tenant);
+    if (!session || !session.refresh || !session.expiresAt) return;
+    const due = Math.max(5000, session.expiresAt - Date.now() - 60000);
+    view.timers.refresh = setTimeout(() => refresh().catch(() => {}), due);
+  }
+
+  /** Exchanges the refresh token for a new pair; shows the login when that fails. */
+  async function refresh() {
+    const tenant = view.tenant;
+    const session = sessions.get(tenant);
+    if (!session || !session.refresh) throw new Error("no refresh token");
+    try {
+      const pair = await api("/auth/refresh", { method: "POST", body: { refresh_token: session.refresh } });
+      sessions.put(tenant, sessionOf(pair));
+      scheduleRefresh();
+    } catch (error) {
+      if (error.status === 401) expired(tenant);
+      throw error;
+    }
+  }
+
+  function expired(tenant) {
+    sessions.remove(tenant);
+    stop();
+    view.tenant = null;
+    fillTenantSelect();
+    $("live").hidden = true;
+    showLogin(`The session of tenant ${tenant} expired; log in again.`);
+  }
+
+  // ---- The WebSocket.
+
+  function connect() {
+    const session = sessions.get(view.tenant);
+    if (!session) return;
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(session.access)}`);
+    view.ws = ws;
+    setConnection("connecting", "connecting…");
+    ws.onopen = () => {
+      view.reconnectDelay = 500;
+      setConnection("open", `live · tenant ${view.tenant}`);
+      ws.send(JSON.stringify({ type: "subscribe", topic: "windows", filter: {} }));
+    };
+    ws.onmessage = (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (_) {
+        return;
+      }
+      switch (message.type) {
+        case "window": onWindow(message); break;
+        case "lagged": notice(`This page fell behind: the server dropped ${message.dropped} window messages.`); break;
+        case "error": notice(`Server: ${message.message}`); break;
+        default: break;
+      }
+    };
+    ws.onclose = (event) => {
+      if (view.ws !== ws) return;
+      view.ws = null;
+      setConnection("closed", `disconnected (${event.code}${event.reason ? ": " + event.reason : ""})`);
+      reconnect(event.code);
+    };
+  }
+
+  async function reconnect(code) {
+    const session = sessions.get(view.tenant);
+    if (!session) return;
+    if (code === 4401 || (session.expiresAt && session.expiresAt <= Date.now())) {
+      if (!session.refresh) {
+        expired(view.tenant);
+        return;
+      }
+      try {
+        await refresh();
+      } catch (_) {
+        return;
+      }
+    }
+    const delay = view.reconnectDelay;
+    view.reconnectDelay = Math.min(view.reconnectDelay * 2, MAX_RECONNECT_DELAY_MS);
+    view.timers.reconnect = setTimeout(connect, delay);
+  }
+
+  // ---- Window data.
+
+  /** The key fields that tell series apart in a chart: all but tenant and metric. */
+  function groupFields(key) {
+    return Object.keys(key).filter((field) => field !== "tenant" && field !== "metric").sort();
+  }
+
+  function groupLabel(fields, key) {
+    if (fields.length === 0) return "all";
+    return fields.map((field) => `${field}=${key[field] === null || key[field] === undefined ? "∅" : key[field]}`).join(" ");
+  }
+
+  function operatorOf(name, values, key) {
+    let operator = view.operators.get(name);
+    if (!operator) {
+      const fields = Object.keys(values);
+      operator = {
+        field: ["avg", "p95", "p99", "count"].find((f) => fields.includes(f)) || fields[0],
+        fields: new Set(),
+        groupFields: groupFields(key),
+        card: null,
+        metrics: new Map(),
+      };
+      view.operators.set(name, operator);
+    }
+    for (const field of Object.keys(values)) operator.fields.add(field);
+    return operator;
+  }
+
+  function addPoint(operator, metric, group, t, values) {
+    let groups = operator.metrics.get(metric);
+    if (!groups) operator.metrics.set(metric, (groups = new Map()));
+    let points = groups.get(group);
+    if (!points) groups.set(group, (points = []));
+    // Windows arrive in order; a backfilled or replayed one is put in its place.
+    let at = points.length;
+    while (at > 0 && points[at - 1].t > t) at -= 1;
+    if (at > 0 && points[at - 1].t === t) {
+      points[at - 1].values = Object.assign({}, points[at - 1].values, values);
+    } else {
+      points.splice(at, 0, { t, values });
+    }
+    if (points.length > MAX_POINTS) points.splice(0, points.length - MAX_POINTS);
+  }
+
+  function onWindow(message) {
+    view.received += 1;
+    const metric = message.key.metric === undefined ? "all" : String(message.key.metric);
+    const operator = operatorOf(message.operator, message.values, message.key);
+    const group = groupLabel(operator.groupFields, message.key);
+    addPoint(operator, metric, group, message.window_start, message.values);
+    if (!view.metric || (view.metric !== "cpu" && metric === "cpu" && view.received < 50)) view.metric = metric;
+    backfill(message.operator, metric, operator.field);
+    scheduleRender();
+  }
+
+  /** Fills a chart with the windows the gateway retained before the page connected. */
+  async function backfill(operatorName, metric, field) {
+    const id = `${operatorName}\u0000${metric}\u0000${field}`;
+    const session = sessions.get(view.tenant);
+    if (view.backfilled.has(id) || metric === "all" || !session) return;
+    view.backfilled.add(id);
+    const operator = view.operators.get(operatorName);
+    const aggregation = ["avg", "min", "max", "sum", "count"].includes(field) || /^p\d+$/.test(field) ? field : null;
+    if (!aggregation) return;
+    const now = Date.now();
+    try {
+      const result = await api("/analytics/query", {
+        method: "POST",
+        token: session.access,
+        body: {
+          metric_name: metric, operator: operatorName, aggregation,
+          start_time: now - BACKFILL_MS, end_time: now, group_by: operator.groupFields,
+        },
+      });
+      if (view.operators.get(operatorName) !== operator) return;
+      for (const series of result.series || []) {
+        const group = groupLabel(operator.groupFields, series.group || {});
+        for (const point of series.points) addPoint(operator, metric, group, point.timestamp, { [field]: point.value });
+      }
+      scheduleRender();
+    } catch (_) {
+      // The live stream still fills the chart.
+    }
+  }
+
+  // ---- Rendering.
+
+  function scheduleRender() {
+    if (view.renderQueued) return;
+    view.renderQueued = true;
+    requestAnimationFrame(() => {
+      view.renderQueued = false;
+      render();
+    });
+  }
+
+  function render() {
+    $("stat-received").textContent = view.received.toLocaleString();
+    renderMetricTabs();
+    let total = 0;
+    for (const [name, operator] of view.operators) total += renderChart(name, operator);
+    $("charts").dataset.points = String(total);
+    $("empty").hidden = total > 0;
+  }
+
+  function renderMetricTabs() {
+    const metrics = new Set();
+    for (const operator of view.operators.values()) for (const metric of operator.metrics.keys()) metrics.add(metric);
+    const nav = $("metrics");
+    const names = [...metrics].sort();
+    if (nav.dataset.names !== names.join(",")) {
+      nav.dataset.names = names.join(",");
+      nav.replaceChildren(...names.map((metric) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = metric;
+        button.dataset.metric = metric;
+        button.onclick = () => {
+          view.metric = metric;
+          for (const [name, operator] of view.operators) backfill(name, metric, operator.field);
+          render();
+        };
+        return button;
+      }));
+    }
+    for (const button of nav.children) button.setAttribute("aria-pressed", String(button.dataset.metric === view.metric));
+  }
+
+  function chartCard(name, operator) {
+    if (operator.card) return operator.card;
+    const card = document.createElement("article");
+    card.className = "chart";
+    card.dataset.operator = name;
+    const header = document.createElement("header");
+    const title = document.createElement("h3");
+    title.textContent = name;
+    const select = document.createElement("select");
+    select.setAttribute("aria-label", "Aggregate");
+    select.onchange = () => {
+      operator.field = select.value;
+      backfill(name, view.metric, operator.field);
+      render();
+    };
+    header.append(title, select);
+    const canvas = document.createElement("canvas");
+    const legend = document.createElement("div");
+    legend.className = "legend";
+    card.append(header, canvas, legend);
+    $("charts").append(card);
+    operator.card = { root: card, select, canvas, legend };
+    return operator.card;
+  }
+
+  /** Draws one operator's series for the selected metric; returns how many points it plotted. */
+  function renderChart(name, operator) {
+    const card = chartCard(name, operator);
+    const fields = [...operator.fields].sort();
+    if (card.select.dataset.fields !== fields.join(",")) {
+      card.select.dataset.fields = fields.join(",");
+      card.select.replaceChildren(...fields.map((field) => new Option(field, field)));
+    }
+    card.select.value = operator.field;
+    const groups = operator.metrics.get(view.metric) || new Map();
+    const series = [...groups].sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }))
+      .map(([group, points], index) => ({
+        group,
+        color: PALETTE[index % PALETTE.length],
+        points: points.filter((p) => typeof p.values[operator.field] === "number")
+          .map((p) => ({ t: p.t, v: p.values[operator.field] })),
+      }));
+    const plotted = series.reduce((sum, s) => sum + s.points.length, 0);
+    card.root.dataset.points = String(plotted);
+    card.root.dataset.series = String(series.length);
+    draw(card.canvas, series);
+    card.legend.replaceChildren(...series.map((s) => {
+      const item = document.createElement("span");
+      item.style.setProperty("--swatch", s.color);
+      const last = s.points[s.points.length - 1];
+      item.textContent = last ? `${s.group} ${formatNumber(last.v)}` : s.group;
+      return item;
+    }));
+    return plotted;
+  }
+
+  function formatNumber(value) {
+    const magnitude = Math.abs(value);
+    if (magnitude >= 1e6) return value.toExponential(2);
+    if (magnitude >= 100) return value.toFixed(0);
+    if (magnitude >= 1) return value.toFixed(2);
+    return value.toPrecision(3);
+  }
+
+  function formatTime(ms) {
+    return new Date(ms).toLocaleTimeString([], { hour12: false });
+  }
+
+  function draw(canvas, series) {
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth || 600;
+    const height = canvas.clientHeight || 260;
+    if (canvas.width !== Math.round(width * ratio)) canvas.width = Math.round(width * ratio);
+    if (canvas.height !== Math.round(height * ratio)) canvas.height = Math.round(height * ratio);
+    const g = canvas.getContext("2d");
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    g.clearRect(0, 0, width, height);
+    const all = series.flatMap((s) => s.points);
+    const style = getComputedStyle(document.documentElement);
+    g.font = "11px system-ui, sans-serif";
+    g.fillStyle = style.getPropertyValue("--muted");
+    if (all.length === 0) {
+      g.fillText("no windows of this metric yet", 12, height / 2);
+      return;
+    }
+    const pad = { left: 52, right: 12, top: 10, bottom: 22 };
+    let [t0, t1] = [Math.min(...all.map((p) => p.t)), Math.max(...all.map((p) => p.t))];
+    let [v0, v1] = [Math.min(...all.map((p) => p.v)), Math.max(...all.map((p) => p.v))];
+    if (t0 === t1) [t0, t1] = [t0 - 5000, t1 + 5000];
+    const span = v1 - v0 || Math.abs(v1) || 1;
+    [v0, v1] = [v0 - span * 0.08, v1 + span * 0.08];
+    const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
+    const y = (v) => height - pad.bottom - ((v - v0) / (v1 - v0)) * (height - pad.top - pad.bottom);
+    g.strokeStyle = style.getPropertyValue("--line");
+    g.lineWidth = 1;
+    g.textAlign = "right";
+    g.textBaseline = "middle";
+    for (let i = 0; i <= 4; i += 1) {
+      const v = v0 + ((v1 - v0) * i) / 4;
+      g.beginPath();
+      g.moveTo(pad.left, y(v));
+      g.lineTo(width - pad.right, y(v));
+      g.stroke();
+      g.fillText(formatNumber(v), pad.left - 6, y(v));
+    }
+    g.textAlign = "center";
+    g.textBaseline = "top";
+    for (let i = 0; i <= 3; i += 1) {
+      const t = t0 + ((t1 - t0) * i) / 3;
+      g.fillText(formatTime(t), Math.min(Math.max(x(t), pad.left + 24), width - pad.right - 24), height - pad.bottom + 6);
+    }
+    for (const s of series) {
+      g.strokeStyle = s.color;
+      g.fillStyle = s.color;
+      g.lineWidth = 1.6;
+      g.beginPath();
+      s.points.forEach((p, i) => (i === 0 ? g.moveTo(x(p.t), y(p.v)) : g.lineTo(x(p.t), y(p.v))));
+      g.stroke();
+      if (s.points.length < 40) {
+        for (const p of s.points) {
+          g.beginPath();
+          g.arc(x(p.t), y(p.v), 2.2, 0, Math.PI * 2);
+          g.fill();
+        }
+      }
+    }
+  }
+
+  // ---- Counters.
+
+  async function pollStats() {
+    const tenant = view.tenant;
+    const session = sessions.get(tenant);
+    if (!session) return;
+    let stats;
+    try {
+      stats = await api("/stats", { token: session.access });
+    } catch (error) {
+      if (error.status === 401 && session.refresh) refresh().catch(() => {});
+      return;
+    }
+    if (view.tenant !== tenant) return;
+    const now = performance.now();
+    const pipeline = stats.pipeline || {};
+    // Rates over the last RATE_SPAN_MS of samples: windows close in bursts.
+    view.samples.push({ at: now, pipeline });
+    while (view.samples.length > 2 && now - view.samples[1].at >= RATE_SPAN_MS) view.samples.shift();
+    const oldest = view.samples[0];
+    if (oldest.at < now) {
+      const seconds = (now - oldest.at) / 1000;
+      const rate = (name) => Math.max(0, ((pipeline[name] || 0) - (oldest.pipeline[name] || 0)) / seconds);
+      $("stat-events-rate").textContent = Math.round(rate("events_in_total")).toLocaleString();
+      $("stat-windows-rate").textContent = rate("windows_out_total").toFixed(1);
+    }
+    $("stat-late").textContent = (pipeline.late_events_total || 0).toLocaleString();
+    $("stat-dead").textContent = (pipeline.dead_letters_total || 0).toLocaleString();
+    $("stat-clients").textContent = ((stats.live && stats.live.connections) || 0).toLocaleString();
+  }
+
+  // ---- Forms and controls.
+
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("login-error").textContent = "";
+    try {
+      const pair = await api("/auth/login", {
+        method: "POST",
+        body: { username: $("username").value.trim(), password: $("password").value },
+      });
+      $("password").value = "";
+      sessions.put(pair.tenant_id, sessionOf(pair));
+      start(pair.tenant_id);
+    } catch (error) {
+      $("login-error").textContent = error.message;
+    }
+  });
+
+  $("token-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("login-error").textContent = "";
+    const token = $("token").value.trim();
+    try {
+      const me = await api("/auth/me", { token });
+      $("token").value = "";
+      sessions.put(me.tenant_id, { access: token, refresh: null, expiresAt: tokenExpiry(token) });
+      start(me.tenant_id);
+    } catch (error) {
+      $("login-error").textContent = error.message;
+    }
+  });
+
+  $("tenant").addEventListener("change", (event) => start(event.target.value));
+  $("add-tenant").addEventListener("click", () => showLogin());
+  $("logout").addEventListener("click", () => {
+    const tenant = view.tenant;
+    stop();
+    if (tenant) sessions.remove(tenant);
+    view.tenant = null;
+    const next = sessions.current();
+    if (next) {
+      start(next);
+    } else {
+      fillTenantSelect();
+      $("live").hidden = true;
+      showLogin();
+    }
+  });
+  window.addEventListener("resize", scheduleRender);
+
+  const tenant = sessions.current();
+  if (tenant) start(tenant);
+  else showLogin();
+})();

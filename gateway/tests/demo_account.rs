@@ -1,0 +1,181 @@
+//! `[gateway.demo_account]`: the demo login is ready every time the gateway
+//! opens (created once, its password reset after), on both stores; a named
+//! tenant works end to end; and the dashboard's files are served at `/`.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{Backend, TempDir, TestApp, config_for};
+use pulse_gateway::{DemoAccountConfig, Gateway, GatewayConfig, JwtSecret};
+use serde_json::json;
+
+fn demo(password: &str) -> DemoAccountConfig {
+    DemoAccountConfig {
+        password: password.to_owned(),
+        ..DemoAccountConfig::default()
+    }
+}
+
+/// Closes the gateway, keeping what reopens it: its configuration and directory.
+fn close(app: TestApp) -> (GatewayConfig, TempDir) {
+    let TestApp {
+        gateway,
+        router,
+        dir,
+        config,
+    } = app;
+    drop((router, gateway));
+    (config, dir)
+}
+
+async fn login(app: &TestApp, username: &str, password: &str) -> common::Reply {
+    app.call(
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": username, "password": password})),
+    )
+    .await
+}
+
+async fn demo_account_is_ready_on_every_open(backend: Backend) {
+    let Some(app) = TestApp::with(backend, |c| c.demo_account = Some(demo("First-pass-1"))).await else {
+        return;
+    };
+    assert_eq!(app.gateway.demo_login().unwrap().generated_password, None);
+    let reply = login(&app, "demo", "First-pass-1").await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.body["tenant_id"], "demo");
+    let token = reply.body["access_token"].as_str().unwrap().to_owned();
+    let me = app.get("/api/v1/auth/me", &token).await;
+    assert_eq!(
+        (me.body["tenant_id"].as_str(), me.body["username"].as_str()),
+        (Some("demo"), Some("demo"))
+    );
+    // The named tenant uses the KV API like any other.
+    let created = app.post("/api/v1/kv", &token, json!({"key": "k", "value": 1})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let refreshed = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": reply.body["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{refreshed:?}");
+
+    // Reopened with no password configured: a new one is generated and the old one stops working.
+    let (mut config, dir) = close(app);
+    config.demo_account = Some(demo(""));
+    let app = TestApp::open(config, dir).await;
+    let generated = app.gateway.demo_login().unwrap().generated_password.clone().unwrap();
+    assert_eq!(
+        login(&app, "demo", "First-pass-1").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(login(&app, "demo", &generated).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/kv/k", &token).await.body["value"],
+        1,
+        "the tenant's data stayed"
+    );
+}
+
+#[tokio::test]
+async fn demo_account_is_ready_on_every_open_embedded() {
+    demo_account_is_ready_on_every_open(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn demo_account_is_ready_on_every_open_redis() {
+    demo_account_is_ready_on_every_open(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn a_demo_account_never_takes_over_a_registered_user() {
+    let app = TestApp::new(Backend::Embedded).await.unwrap();
+    let registered = app.register("taken").await;
+    let (mut config, dir) = close(app);
+    config.demo_account = Some(DemoAccountConfig {
+        username: registered.username.clone(),
+        ..demo("Another-pass-2")
+    });
+    let error = Gateway::open_with_secret(config, JwtSecret::new(common::SECRET).unwrap())
+        .await
+        .err()
+        .expect("the gateway refuses the demo account");
+    assert!(error.to_string().contains("already exists for tenant"), "{error}");
+    drop(dir);
+}
+
+#[test]
+fn demo_account_settings_are_checked() {
+    let dir = TempDir::new("demo-config");
+    let mut config = config_for(Backend::Embedded, &dir).unwrap();
+    for (account, expected) in [
+        (demo("short"), "password"),
+        (
+            DemoAccountConfig {
+                tenant: "has space".into(),
+                ..demo("")
+            },
+            "tenant id",
+        ),
+        (
+            DemoAccountConfig {
+                tenant: "a:b".into(),
+                ..demo("")
+            },
+            "tenant id",
+        ),
+        (
+            DemoAccountConfig {
+                username: "x".into(),
+                ..demo("")
+            },
+            "username",
+        ),
+    ] {
+        config.demo_account = Some(account);
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("demo_account") && error.contains(expected), "{error}");
+    }
+    config.demo_account = Some(demo(""));
+    config.validate().unwrap();
+    let parsed: pulse_gateway::GatewayConfig = toml::from_str("[demo_account]\npassword = \"\"").unwrap();
+    assert_eq!(parsed.demo_account, Some(DemoAccountConfig::default()));
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_at_the_root_with_a_strict_policy() {
+    let app = TestApp::new(Backend::Embedded).await.unwrap();
+    for (path, content_type, marker) in [
+        ("/", "text/html", "/dashboard.js"),
+        ("/dashboard.js", "text/javascript", "new WebSocket("),
+        ("/dashboard.css", "text/css", ".chart"),
+    ] {
+        let reply = app.call(Method::GET, path, None, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert!(
+            reply.header("content-type").unwrap().starts_with(content_type),
+            "{path}"
+        );
+        let policy = reply.header("content-security-policy").unwrap();
+        assert!(policy.contains("default-src 'self'"), "{policy}");
+        assert!(
+            reply.body.as_str().unwrap_or_default().contains(marker),
+            "{path} lacks {marker}"
+        );
+    }
+    // No file outside the three is served, and nothing is loaded from elsewhere.
+    assert_eq!(
+        app.call(Method::GET, "/dashboard.json", None, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let page = include_str!("../dashboard/index.html");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no CDN or remote asset"
+    );
+}
