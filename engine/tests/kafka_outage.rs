@@ -91,9 +91,12 @@ demo = true
         ),
     )
     .unwrap();
+    // The run's log stays in the kept directory when the test fails.
+    let log = std::fs::File::create(dir.join("pulse.log")).unwrap();
     let mut run = Command::new(pulse_bin())
         .args(["run", &pipeline.display().to_string()])
-        .stderr(Stdio::null())
+        .env("RUST_LOG", "info,pulse_connectors=debug")
+        .stderr(log)
         .spawn()
         .unwrap();
     wait_until("the pipeline is ready", Duration::from_secs(30), || {

@@ -6,7 +6,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{Backend, TempDir, TestApp, config_for};
-use pulse_gateway::{DemoAccountConfig, Gateway, GatewayConfig, JwtSecret};
+use pulse_gateway::{DemoAccountConfig, Gateway, JwtSecret};
 use serde_json::json;
 
 fn demo(password: &str) -> DemoAccountConfig {
@@ -14,18 +14,6 @@ fn demo(password: &str) -> DemoAccountConfig {
         password: password.to_owned(),
         ..DemoAccountConfig::default()
     }
-}
-
-/// Closes the gateway, keeping what reopens it: its configuration and directory.
-fn close(app: TestApp) -> (GatewayConfig, TempDir) {
-    let TestApp {
-        gateway,
-        router,
-        dir,
-        config,
-    } = app;
-    drop((router, gateway));
-    (config, dir)
 }
 
 async fn login(app: &TestApp, username: &str, password: &str) -> common::Reply {
@@ -66,7 +54,7 @@ async fn demo_account_is_ready_on_every_open(backend: Backend) {
     assert_eq!(refreshed.status, StatusCode::OK, "{refreshed:?}");
 
     // Reopened with no password configured: a new one is generated and the old one stops working.
-    let (mut config, dir) = close(app);
+    let (mut config, dir) = app.close();
     config.demo_account = Some(demo(""));
     let app = TestApp::open(config, dir).await;
     let generated = app.gateway.demo_login().unwrap().generated_password.clone().unwrap();
@@ -96,7 +84,7 @@ async fn demo_account_is_ready_on_every_open_redis() {
 async fn a_demo_account_never_takes_over_a_registered_user() {
     let app = TestApp::new(Backend::Embedded).await.unwrap();
     let registered = app.register("taken").await;
-    let (mut config, dir) = close(app);
+    let (mut config, dir) = app.close();
     config.demo_account = Some(DemoAccountConfig {
         username: registered.username.clone(),
         ..demo("Another-pass-2")

@@ -31,14 +31,7 @@ async fn data_survives_a_restart_and_expired_keys_stay_gone() {
     )
     .await;
     let (key, _) = app.api_key(&t, &["read"]).await;
-    let TestApp {
-        gateway,
-        router,
-        dir,
-        config,
-    } = app;
-    drop(router);
-    drop(gateway);
+    let (config, dir) = app.close();
 
     tokio::time::sleep(Duration::from_millis(1200)).await; // `brief` expires while the gateway is down
     let app = TestApp::open(config, dir).await;
@@ -88,14 +81,7 @@ async fn the_sweeper_reclaims_expired_keys() {
         .await;
     let path = app.dir.path().join("gateway.redb");
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    let TestApp {
-        gateway,
-        router,
-        dir,
-        config,
-    } = app;
-    drop(router);
-    drop(gateway);
+    let (config, dir) = app.close();
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Read the file directly: the entry itself must be gone, not just hidden.
     let store = pulse_gateway::store::EmbeddedStore::open(dir.path()).unwrap();

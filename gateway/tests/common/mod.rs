@@ -203,6 +203,19 @@ impl TestApp {
         }
     }
 
+    /// Closes the gateway (releasing its store) and hands back what reopens
+    /// it with [`TestApp::open`]: its configuration and directory.
+    pub fn close(self) -> (GatewayConfig, TempDir) {
+        let Self {
+            gateway,
+            router,
+            dir,
+            config,
+        } = self;
+        drop((router, gateway));
+        (config, dir)
+    }
+
     /// Sends a request; `auth` is a bearer token, or `X-API-Key` when it starts with `pk_`.
     pub async fn call(&self, method: Method, path: &str, auth: Option<&str>, body: Option<Value>) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
