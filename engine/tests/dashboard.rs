@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::process::{free_port, http, terminate, wait_until};
+use common::process::{free_port, http, pulse_token, terminate, wait_for_status, wait_until};
 use common::{TempDir, pulse_bin, workspace_dir};
 use serde_json::{Value, json};
 
@@ -29,10 +29,7 @@ fn run_demo(dir: &TempDir, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("pulse starts");
-    let address: SocketAddr = ([127, 0, 0, 1], port).into();
-    wait_until("the demo's gateway is ready", Duration::from_secs(60), || {
-        http(address, "GET", "/health/ready", None, None).0 == 200
-    });
+    wait_for_status(([127, 0, 0, 1], port).into(), "/health/ready", 200);
     child
 }
 
@@ -202,13 +199,7 @@ fn a_browser_watches_the_demo_windows_update_live() {
     // Logging out shows the login again; a token from `pulse token` logs in too.
     browser.click("#logout");
     wait_for_page(&browser, "the login is back", |s| s["login_visible"] == true);
-    let output = Command::new(pulse_bin())
-        .args(["token", "--tenant", "demo", "--scopes", "read"])
-        .env("PULSE_JWT_SECRET", SECRET)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    browser.type_into("#token", String::from_utf8(output.stdout).unwrap().trim());
+    browser.type_into("#token", &pulse_token(SECRET, "demo", "read"));
     browser.click("#token-form button");
     wait_for_page(&browser, "the pasted token shows tenant demo live", |s| {
         s["connection"] == "live · tenant demo" && s["points"].as_u64().unwrap_or(0) > 0

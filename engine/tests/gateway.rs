@@ -8,18 +8,11 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::process::{free_port, http, terminate, wait_until};
+use common::process::{free_port, http, pulse_token, terminate, wait_for_status, wait_until};
 use common::{TempDir, pulse_bin};
 use serde_json::json;
 
 const SECRET: &str = "an-engine-test-secret-of-more-than-32-characters";
-
-/// Waits until `GET path` answers `status`.
-fn wait_for(address: SocketAddr, path: &str, status: u16) {
-    wait_until(&format!("{path} answers {status}"), Duration::from_secs(60), || {
-        http(address, "GET", path, None, None).0 == status
-    });
-}
 
 /// A pipeline that runs until stopped, with a gateway on `port`.
 fn pipeline_with_gateway(dir: &TempDir, port: u16) -> String {
@@ -63,7 +56,7 @@ fn a_pipeline_serves_the_gateway_while_it_runs() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(address, "/health/ready", 200);
+    wait_for_status(address, "/health/ready", 200);
     assert_eq!(http(address, "GET", "/health", None, None).0, 200);
 
     // The KV flow of a user: register, write, read.
@@ -89,16 +82,7 @@ fn a_pipeline_serves_the_gateway_while_it_runs() {
 
     // A token from `pulse token` works for its tenant, with its scopes only.
     let tenant = registered["tenant_id"].as_str().expect("a tenant id");
-    let issued = |scopes: &str| {
-        let output = Command::new(pulse_bin())
-            .args(["token", "--tenant", tenant, "--scopes", scopes, "--ttl", "5m"])
-            .env("PULSE_JWT_SECRET", SECRET)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
-    let reader = issued("read");
+    let reader = pulse_token(SECRET, tenant, "read");
     let (status, read) = http(address, "GET", "/api/v1/kv/greeting", Some(&reader), None);
     assert_eq!((status, &read["value"]), (200, &json!({"hello": "world"})), "{read}");
     let (status, refused) = http(
@@ -141,7 +125,7 @@ fn pulse_serve_runs_the_gateway_alone_and_token_refuses_a_short_secret() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(address, "/health/ready", 200);
+    wait_for_status(address, "/health/ready", 200);
     let (status, body) = http(address, "GET", "/api/v1/kv/anything", None, None);
     assert_eq!(status, 401, "{body}");
     assert!(body["error"]["code"].is_string(), "errors are JSON: {body}");
@@ -213,15 +197,8 @@ data_dir = "{dir}/gateway"
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(address, "/health/ready", 200);
-    let token = |tenant: &str| {
-        let output = Command::new(pulse_bin())
-            .args(["token", "--tenant", tenant, "--scopes", "read"])
-            .env("PULSE_JWT_SECRET", SECRET)
-            .output()
-            .unwrap();
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
+    wait_for_status(address, "/health/ready", 200);
+    let token = |tenant: &str| pulse_token(SECRET, tenant, "read");
     let query = json!({"metric_name": "cpu", "start_time": 0, "end_time": 2_000_000,
                        "aggregation": "sum", "operator": "cpu_10s"});
     let owner = token(tenant);

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::kafka::create_topic;
-use common::process::{free_port, http, terminate, wait_until};
+use common::process::{free_port, http, terminate, wait_for_status};
 use common::{TempDir, pulse_bin};
 
 /// A tansu broker on `port`, or `None` (after saying so) without tansu.
@@ -99,15 +99,11 @@ demo = true
         .stderr(log)
         .spawn()
         .unwrap();
-    wait_until("the pipeline is ready", Duration::from_secs(30), || {
-        get(gateway, "/health/ready").0 == 200
-    });
+    wait_for_status(gateway, "/health/ready", 200);
 
     broker.kill().unwrap();
     broker.wait().unwrap();
-    wait_until("the source reports the lost broker", Duration::from_secs(60), || {
-        get(gateway, "/health/ready").0 == 503
-    });
+    wait_for_status(gateway, "/health/ready", 503); // the source reports the lost broker
     let (_, metrics) = get(gateway, "/metrics");
     assert!(
         metrics.contains("pulse_component_up{component=\"events\"} 0"),

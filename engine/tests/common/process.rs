@@ -45,6 +45,24 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
+/// Waits (up to 60 s) until `GET path` at `address` answers `status`.
+pub fn wait_for_status(address: SocketAddr, path: &str, status: u16) {
+    wait_until(&format!("{path} answers {status}"), Duration::from_secs(60), || {
+        http(address, "GET", path, None, None).0 == status
+    });
+}
+
+/// A token from `pulse token --tenant TENANT --scopes SCOPES`, signed with `secret`.
+pub fn pulse_token(secret: &str, tenant: &str, scopes: &str) -> String {
+    let output = Command::new(super::pulse_bin())
+        .args(["token", "--tenant", tenant, "--scopes", scopes, "--ttl", "5m"])
+        .env("PULSE_JWT_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 /// One HTTP/1.1 request (closing the connection): the status (0 when nothing
 /// answers) and the body, as JSON when it parses, else as a string.
 pub fn http(address: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
