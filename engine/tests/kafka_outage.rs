@@ -100,6 +100,12 @@ demo = true
         .spawn()
         .unwrap();
     wait_for_status(gateway, "/health/ready", 200);
+    // Lose the broker once the source is reading, not while it starts up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !get(gateway, "/metrics").1.contains("pulse_kafka_consumer_lag{") {
+        assert!(Instant::now() < deadline, "the source never measured its lag");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     broker.kill().unwrap();
     broker.wait().unwrap();

@@ -76,17 +76,31 @@ pub(crate) fn consume(
         .set("fetch.wait.max.ms", "10")
         .create()?;
     let partitions = &assignment.partitions;
+    let mut backoff = Duration::from_millis(100);
+    // The broker may be unreachable when the run starts, or go away before the
+    // first request: keep asking (unhealthy meanwhile), as the polling loop does.
+    let Located {
+        mut position,
+        end,
+        mut rewinds,
+    } = loop {
+        match locate(&consumer, assignment) {
+            Ok(located) => break located,
+            Err(error) => {
+                if stop.load(Ordering::Relaxed) {
+                    let _ = sender.send(FromConsumer::End);
+                    return Ok(());
+                }
+                health.unhealthy(error.to_string());
+                tracing::warn!(component = %settings.component, %error, "cannot locate the Kafka partitions; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
     let mut list = TopicPartitionList::new();
-    let mut position = assignment.starts.clone();
-    let mut end = Vec::with_capacity(partitions.len());
-    let mut rewinds = Vec::with_capacity(partitions.len());
-    for ((topic, partition), start) in partitions.iter().zip(&mut position) {
-        let (low, high) = consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)?;
-        *start = (*start).max(low);
-        let rewind = Rewind::new(*start, low);
+    for ((topic, partition), rewind) in partitions.iter().zip(&rewinds) {
         list.add_partition_offset(topic, *partition, Offset::Offset(rewind.first_fetch()))?;
-        rewinds.push(rewind);
-        end.push(high);
     }
     consumer.assign(&list)?;
     let index: BTreeMap<(&str, i32), usize> = partitions
@@ -114,7 +128,6 @@ pub(crate) fn consume(
         })
         .collect();
     let mut lag_measured = Instant::now() - LAG_INTERVAL;
-    let mut backoff = Duration::from_millis(100);
     while !stop.load(Ordering::Relaxed) && !done(&position, &caught_up) {
         if lag_measured.elapsed() >= LAG_INTERVAL {
             lag_measured = Instant::now();
@@ -200,6 +213,33 @@ pub(crate) fn consume(
     }
     let _ = sender.send(FromConsumer::End);
     Ok(())
+}
+
+/// Where fetching starts and ends in each assigned partition, as the broker says.
+struct Located {
+    /// The first offset to deliver: the resume point, raised to the earliest retained.
+    position: Vec<i64>,
+    /// The end offset when the run started (where a bounded run stops).
+    end: Vec<i64>,
+    rewinds: Vec<Rewind>,
+}
+
+/// Asks the broker for each assigned partition's retained range.
+fn locate(consumer: &BaseConsumer, assignment: &Assignment) -> Result<Located, KafkaError> {
+    let count = assignment.partitions.len();
+    let mut located = Located {
+        position: Vec::with_capacity(count),
+        end: Vec::with_capacity(count),
+        rewinds: Vec::with_capacity(count),
+    };
+    for ((topic, partition), &start) in assignment.partitions.iter().zip(&assignment.starts) {
+        let (low, high) = consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)?;
+        let start = start.max(low);
+        located.position.push(start);
+        located.end.push(high);
+        located.rewinds.push(Rewind::new(start, low));
+    }
+    Ok(located)
 }
 
 /// Moves the fetch position of `partition` back to `offset` (see [`Rewind`]).
