@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use pulse_gateway::{Gateway, GatewayConfig, JwtSecret, Scope, StoreConfig, issue_token, serve};
 
+/// The allocator of the `pulse` binary, so that figures measured here hold for it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

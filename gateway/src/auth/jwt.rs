@@ -1,6 +1,7 @@
 //! HS256 JSON Web Tokens: the signing secret, the claims, issuing and checking.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
@@ -130,11 +131,44 @@ impl Claims {
     }
 }
 
+/// Most tokens [`VerifiedTokens`] remembers; it forgets them all when full.
+const VERIFIED_CAPACITY: usize = 4_096;
+
+/// Tokens whose signature and claims were checked, by their whole text. A
+/// client sends the same token with every request, and checking the HMAC and
+/// decoding the claims cost more than the rest of a KV read; a byte-identical
+/// token is the same signed claims, so only the time-dependent check (`exp`)
+/// has to be made again.
+#[derive(Default)]
+struct VerifiedTokens(Mutex<HashMap<Box<str>, Claims>>);
+
+impl VerifiedTokens {
+    /// The claims of `token` if it was verified and has not expired by `now` (Unix seconds).
+    fn get(&self, token: &str, now: i64) -> Option<Claims> {
+        let mut tokens = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let claims = tokens.get(token)?;
+        if claims.exp.saturating_add(LEEWAY_SECS as i64) < now {
+            tokens.remove(token);
+            return None;
+        }
+        Some(claims.clone())
+    }
+
+    fn insert(&self, token: &str, claims: &Claims) {
+        let mut tokens = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if tokens.len() >= VERIFIED_CAPACITY {
+            tokens.clear();
+        }
+        tokens.insert(token.into(), claims.clone());
+    }
+}
+
 /// Signing and verifying keys derived from one secret.
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    verified: VerifiedTokens,
 }
 
 impl JwtKeys {
@@ -147,6 +181,7 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret.bytes()),
             decoding: DecodingKey::from_secret(secret.bytes()),
             validation,
+            verified: VerifiedTokens::default(),
         }
     }
 
@@ -158,7 +193,34 @@ impl JwtKeys {
 
     /// The claims of `token` if it is well signed, unexpired, of `kind`, and names a UUID tenant.
     pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims, AppError> {
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = match self.verified.get(token, crate::store::now_millis() / 1000) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.decode(token)?;
+                self.verified.insert(token, &claims);
+                claims
+            }
+        };
+        if claims.typ != kind {
+            return Err(AppError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                format!("expected an {kind:?} token", kind = kind).to_lowercase(),
+            ));
+        }
+        if !TenantId::is_valid(&claims.sub) {
+            return Err(AppError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                format!("the token's subject is not a tenant id ({})", TenantId::RULE),
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// Checks the signature and expiry of `token` and decodes its claims.
+    fn decode(&self, token: &str) -> Result<Claims, AppError> {
+        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => AppError::new(
                     axum::http::StatusCode::UNAUTHORIZED,
@@ -176,22 +238,7 @@ impl JwtKeys {
                     "the token is malformed",
                 ),
             })?
-            .claims;
-        if claims.typ != kind {
-            return Err(AppError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                format!("expected an {kind:?} token", kind = kind).to_lowercase(),
-            ));
-        }
-        if !TenantId::is_valid(&claims.sub) {
-            return Err(AppError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                format!("the token's subject is not a tenant id ({})", TenantId::RULE),
-            ));
-        }
-        Ok(claims)
+            .claims)
     }
 }
 
@@ -255,5 +302,34 @@ mod tests {
         claims.exp -= 120;
         let error = keys.verify(&keys.sign(&claims), TokenKind::Access).unwrap_err();
         assert_eq!(error.code(), "token_expired");
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_keeps_its_kind() {
+        let keys = JwtKeys::new(&secret());
+        let claims = Claims::new("acme", &[Scope::Read], TokenKind::Access, Duration::from_secs(60));
+        let token = keys.sign(&claims);
+        assert_eq!(keys.verify(&token, TokenKind::Access).unwrap(), claims);
+        assert_eq!(
+            keys.verify(&token, TokenKind::Access).unwrap(),
+            claims,
+            "served from memory"
+        );
+        assert!(
+            keys.verify(&token, TokenKind::Refresh).is_err(),
+            "the kind is checked on every use"
+        );
+        let leeway = LEEWAY_SECS as i64;
+        assert_eq!(keys.verified.get(&token, claims.exp + leeway), Some(claims.clone()));
+        assert_eq!(
+            keys.verified.get(&token, claims.exp + leeway + 1),
+            None,
+            "expired: forgotten"
+        );
+        let tampered = format!("{token}x");
+        assert!(
+            keys.verify(&tampered, TokenKind::Access).is_err(),
+            "only the exact token is remembered"
+        );
     }
 }
