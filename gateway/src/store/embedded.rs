@@ -1,8 +1,9 @@
 //! [`EmbeddedStore`]: everything in one redb file under the data directory.
 //!
 //! Reads run inline (redb reads are short and never wait for a writer); writes
-//! run on the blocking pool because a commit waits for the disk. An entry and its
-//! audit record are written in the same transaction, so they persist together.
+//! go to the writer thread of [`GroupCommit`], which makes the writes queued
+//! together durable with one fsync. An entry and its audit record are written
+//! in the same transaction, so they persist together.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::group_commit::GroupCommit;
 use super::{
     Actor, ApiKeyRecord, AuditRecord, KvApplied, KvEntry, KvListing, KvMetadata, KvOp, KvOutcome, KvPage, KvWrite,
     Millis, Store, StoreError, UserConflict, UserRecord,
@@ -41,6 +43,7 @@ const REAP_BATCH: usize = 10_000;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    writer: GroupCommit,
 }
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
@@ -104,28 +107,19 @@ impl EmbeddedStore {
             txn.open_table(AUDIT_SEQ).map_err(backend)?;
         }
         txn.commit().map_err(backend)?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let writer = GroupCommit::start(Arc::clone(&db))?;
+        Ok(Self { db, writer })
     }
 
-    /// Runs a write transaction on the blocking pool and commits it when `work` returns `Ok(true)`.
+    /// Runs a write transaction and commits it when `work` returns `Ok((_, true))`;
+    /// answers once the commit is durable (see [`GroupCommit`]).
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<(T, bool), StoreError> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write().map_err(backend)?;
-            let (result, commit) = work(&txn)?;
-            if commit {
-                txn.commit().map_err(backend)?;
-            } else {
-                txn.abort().map_err(backend)?;
-            }
-            Ok(result)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("write task failed: {e}")))?
+        self.writer.write(work).await
     }
 
     fn read_json<T: serde::de::DeserializeOwned>(

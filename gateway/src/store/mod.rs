@@ -6,6 +6,7 @@
 //! by one clock and tests can reason about it.
 
 mod embedded;
+mod group_commit;
 mod redis;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,7 @@ pub fn now_millis() -> Millis {
 }
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached (Redis down, database file locked).
     #[error("store unavailable: {0}")]
