@@ -245,6 +245,11 @@ pub struct RateLimitConfig {
     /// Requests per window for each plan; given plans replace the defaults of the same name.
     #[serde(deserialize_with = "plans_over_defaults")]
     pub plans: BTreeMap<String, PlanLimit>,
+    /// Requests per window from one client address to the endpoints that take
+    /// a password or a refresh token instead of an access token (`auth/register`,
+    /// `auth/login`, `auth/refresh`, `auth/token`): they have no tenant to count
+    /// against, and each costs a password hash. Default 100; `"unlimited"` turns it off.
+    pub sign_in: PlanLimit,
 }
 
 impl Default for RateLimitConfig {
@@ -254,6 +259,7 @@ impl Default for RateLimitConfig {
             window_secs: 60,
             default_plan: "free".into(),
             plans: default_plans(),
+            sign_in: PlanLimit::PerWindow(100),
         }
     }
 }

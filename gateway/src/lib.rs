@@ -154,6 +154,13 @@ impl Gateway {
     /// The HTTP routes with all middleware, ready for [`serve`] (or `oneshot` in tests).
     pub fn router(&self) -> Router {
         let state = self.state.clone();
+        // These take no access token, so they are limited per client address instead of per tenant.
+        let sign_in = Router::new()
+            .route("/auth/register", post(auth::handlers::register))
+            .route("/auth/login", post(auth::handlers::login))
+            .route("/auth/refresh", post(auth::handlers::refresh))
+            .route("/auth/token", post(auth::handlers::basic_token))
+            .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::limit_sign_in));
         let api = Router::new()
             .route("/auth/me", get(auth::handlers::me))
             .route(
@@ -162,7 +169,10 @@ impl Gateway {
             )
             .route("/api-keys/{id}", delete(auth::handlers::delete_api_key))
             .route("/kv", post(kv::handlers::create).get(kv::handlers::list))
-            .route("/kv/batch", post(kv::handlers::batch))
+            .route(
+                "/kv/batch",
+                post(kv::handlers::batch).merge(kv::handlers::batch_named_key()),
+            )
             .route("/kv/stats/count", get(kv::handlers::count))
             .route(
                 "/kv/{key}",
@@ -176,11 +186,7 @@ impl Gateway {
             .route("/analytics/query", post(live::analytics::query))
             .route("/stats", get(live::analytics::stats))
             .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
-            // Registered after the auth layer: these take no bearer credential and are not rate limited.
-            .route("/auth/register", post(auth::handlers::register))
-            .route("/auth/login", post(auth::handlers::login))
-            .route("/auth/refresh", post(auth::handlers::refresh))
-            .route("/auth/token", post(auth::handlers::basic_token))
+            .merge(sign_in)
             .route("/openapi.json", get(openapi::openapi_json));
         let router = Router::new()
             .nest("/api/v1", api)
@@ -271,6 +277,8 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "gateway listening");
     }
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    // The peer's address is what sign-in requests are rate limited by.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

@@ -18,6 +18,7 @@ both_backends! {
     invalid_writes_are_refused => invalid_writes,
     ttls_expire_for_real => ttl_expiry,
     writes_are_audited => audit_log,
+    keys_named_like_routes_are_ordinary_keys => route_named_keys,
 }
 
 async fn crud_round_trip(app: TestApp) {
@@ -85,6 +86,41 @@ async fn crud_round_trip(app: TestApp) {
         .post("/api/v1/kv", &t.access, json!({ "key": "cfg/alpha", "value": 1 }))
         .await;
     assert_eq!(recreated.body["metadata"]["version"], 1, "a deleted key starts over");
+}
+
+/// `batch` and `stats` are also path segments of the API (`POST kv/batch`,
+/// `GET kv/stats/count`); as keys they behave like any other.
+async fn route_named_keys(app: TestApp) {
+    let t = app.register("routes").await;
+    for key in ["batch", "stats", "count"] {
+        let created = app
+            .post("/api/v1/kv", &t.access, json!({ "key": key, "value": key }))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{key}: {created:?}");
+        let read = app.get(&format!("/api/v1/kv/{key}"), &t.access).await;
+        assert_eq!(
+            (read.status, &read.body["value"]),
+            (StatusCode::OK, &json!(key)),
+            "{key}: {read:?}"
+        );
+        let updated = app
+            .put(&format!("/api/v1/kv/{key}"), &t.access, json!({ "value": 2 }))
+            .await;
+        assert_eq!(updated.body["metadata"]["version"], 2, "{key}: {updated:?}");
+        let exists = app.get(&format!("/api/v1/kv/{key}/exists"), &t.access).await;
+        assert_eq!(exists.status, StatusCode::OK, "{key}: {exists:?}");
+        assert_eq!(exists.body["exists"], true, "{key}: {exists:?}");
+        let ttl = app.get(&format!("/api/v1/kv/{key}/ttl"), &t.access).await;
+        assert_eq!(ttl.body["ttl"], -1, "{key}: {ttl:?}");
+    }
+    let count = app.get("/api/v1/kv/stats/count", &t.access).await;
+    assert_eq!(count.body["count"], 3, "{count:?}");
+    for key in ["batch", "stats", "count"] {
+        let deleted = app.delete(&format!("/api/v1/kv/{key}"), &t.access).await;
+        assert!(deleted.status.is_success(), "{key}: {deleted:?}");
+        let read = app.get(&format!("/api/v1/kv/{key}"), &t.access).await;
+        assert_eq!(read.status, StatusCode::NOT_FOUND, "{key}: {read:?}");
+    }
 }
 
 async fn conflicts_and_missing_keys(app: TestApp) {

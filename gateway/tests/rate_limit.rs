@@ -132,3 +132,67 @@ async fn two_gateways_share_a_redis_window() {
     let fourth = second.get("/api/v1/kv/stats/count", &t.access).await;
     assert_eq!(fourth.status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// A login from `client`, with `password`.
+async fn login_from(app: &TestApp, client: [u8; 4], username: &str, password: &str) -> common::Reply {
+    let mut request = axum::http::Request::post("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            json!({ "username": username, "password": password }).to_string(),
+        ))
+        .unwrap();
+    let peer = std::net::SocketAddr::from((client, 40_000));
+    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    app.send(request).await
+}
+
+async fn limits_sign_in_per_client_address(app: &TestApp) {
+    let t = app.register("signin").await;
+    let guesser = [10, 0, 0, 1];
+    for remaining in ["2", "1", "0"] {
+        let guess = login_from(app, guesser, &t.username, "Wrong-guess-1").await;
+        assert_eq!(guess.status, StatusCode::UNAUTHORIZED, "{guess:?}");
+        assert_eq!(guess.header("x-ratelimit-limit"), Some("3"));
+        assert_eq!(guess.header("x-ratelimit-remaining"), Some(remaining));
+    }
+    let refused = login_from(app, guesser, &t.username, common::PASSWORD).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password: {refused:?}"
+    );
+    assert!(refused.header("retry-after").is_some());
+
+    let other = login_from(app, [10, 0, 0, 2], &t.username, common::PASSWORD).await;
+    assert_eq!(
+        other.status,
+        StatusCode::OK,
+        "another address has its own window: {other:?}"
+    );
+    let access = other.body["access_token"].as_str().unwrap();
+    let reply = app.get("/api/v1/kv/stats/count", access).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(
+        reply.header("x-ratelimit-limit"),
+        Some("1000"),
+        "token requests count against the tenant's plan, not the sign-in limit"
+    );
+}
+
+fn tiny_sign_in(config: &mut pulse_gateway::GatewayConfig) {
+    config.rate_limit.sign_in = PlanLimit::PerWindow(3);
+    config.rate_limit.default_plan = "basic".into();
+}
+
+#[tokio::test]
+async fn sign_in_is_limited_per_client_address() {
+    let app = TestApp::with(Backend::Embedded, tiny_sign_in).await.unwrap();
+    limits_sign_in_per_client_address(&app).await;
+}
+
+#[tokio::test]
+async fn sign_in_is_limited_per_client_address_in_redis() {
+    if let Some(app) = TestApp::with(Backend::Redis, tiny_sign_in).await {
+        limits_sign_in_per_client_address(&app).await;
+    }
+}

@@ -253,12 +253,33 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         .rate_limits
         .check(&principal.rate_subject, principal.plan.as_deref())
         .await;
+    request.extensions_mut().insert(principal);
+    within_limit(&state, decision, request, next).await
+}
+
+/// Middleware of the sign-in endpoints, which take a password or a refresh
+/// token rather than an access token: limits requests per client address
+/// (`rate_limit.sign_in`), so that nobody can guess passwords, or spend the
+/// gateway's CPU on password hashes, without bound.
+pub async fn limit_sign_in(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let decision = state.rate_limits.check_sign_in(client).await;
+    within_limit(&state, decision, request, next).await
+}
+
+/// Runs `request` unless `decision` refuses it (429), and adds the rate-limit headers.
+async fn within_limit(
+    state: &AppState,
+    decision: Option<crate::rate_limit::Decision>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = match decision {
         Some(decision) if !decision.allowed => AppError::rate_limited(decision.retry_after_secs).into_response(),
-        _ => {
-            request.extensions_mut().insert(principal);
-            next.run(request).await
-        }
+        _ => next.run(request).await,
     };
     if let Some(decision) = decision {
         state.rate_limits.add_headers(&decision, response.headers_mut());

@@ -18,6 +18,22 @@ use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::state::AppState;
 use crate::store::{Actor, KvApplied, KvMetadata, KvOp, KvOutcome, Millis, now_millis};
 
+/// `GET`, `PUT` and `DELETE` of the key named `batch`, whose path `kv/batch`
+/// is also the batch endpoint's (`POST`): the router cannot tell them apart by
+/// path, so this path answers the other methods for that key.
+pub fn batch_named_key() -> axum::routing::MethodRouter<AppState> {
+    fn key() -> PathParams<String> {
+        PathParams("batch".to_owned())
+    }
+    axum::routing::get(|state: State<AppState>, principal: Principal| get(state, principal, key()))
+        .put(
+            |state: State<AppState>, principal: Principal, body: JsonBody<ReplaceEntry>| {
+                replace(state, principal, key(), body)
+            },
+        )
+        .delete(|state: State<AppState>, principal: Principal| delete(state, principal, key()))
+}
+
 /// Largest page.
 const MAX_PAGE_SIZE: u64 = 100;
 /// Page size when none is asked for.

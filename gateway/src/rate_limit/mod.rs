@@ -7,6 +7,7 @@
 mod memory;
 mod redis;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,10 +61,21 @@ impl RateLimits {
     /// limited (limiting off, an unlimited plan, or the limiter failing: then the
     /// request goes through and the failure is logged).
     pub async fn check(&self, subject: &str, plan: Option<&str>) -> Option<Decision> {
+        self.acquire(subject, self.config.limit_of(plan)).await
+    }
+
+    /// The decision for a sign-in request (see [`RateLimitConfig::sign_in`])
+    /// from `client`, the peer's IP address when known.
+    pub async fn check_sign_in(&self, client: Option<IpAddr>) -> Option<Decision> {
+        let subject = client.map_or_else(|| "sign_in:unknown".to_owned(), |ip| format!("sign_in:{ip}"));
+        self.acquire(&subject, self.config.sign_in).await
+    }
+
+    async fn acquire(&self, subject: &str, limit: PlanLimit) -> Option<Decision> {
         if !self.config.enabled {
             return None;
         }
-        let PlanLimit::PerWindow(limit) = self.config.limit_of(plan) else {
+        let PlanLimit::PerWindow(limit) = limit else {
             return None;
         };
         match self.limiter.acquire(subject, limit, self.window()).await {
