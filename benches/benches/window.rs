@@ -100,6 +100,7 @@ fn window_dataflow(c: &mut Criterion) {
                     aggregates: aggregates(&["count", "sum", "min", "max", "avg"]),
                     granule_ms: 100,
                     delivered_before: 0,
+                    session_progress: None,
                 };
                 let probe = worker.dataflow(|scope| {
                     scope

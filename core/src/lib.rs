@@ -9,6 +9,7 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod event;
 pub mod health;
+pub mod session_progress;
 pub mod shutdown;
 pub mod time;
 
@@ -16,5 +17,6 @@ pub use dead_letter::DeadLetter;
 pub use delivery::{Delivered, DeliveryTracker};
 pub use event::{Event, EventBody, EventKind, K8sEvent, LogRecord, Metric, ResourceRef, TopologyChange, TopologyOp};
 pub use health::{HealthBoard, HealthReporter};
+pub use session_progress::{SessionProgress, SessionReporter};
 pub use shutdown::Shutdown;
 pub use time::{DurationSpec, EventTime};

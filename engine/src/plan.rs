@@ -18,7 +18,7 @@ use pulse_connectors::kafka::{
 };
 use pulse_connectors::{SourceSettings, event_source};
 use pulse_core::time::coarsen;
-use pulse_core::{DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, Shutdown};
+use pulse_core::{DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, SessionProgress, Shutdown};
 use pulse_live::LiveSource;
 use pulse_operators::window::{WindowConfig, WindowExt, WindowRow, WindowSpec, output_time};
 use pulse_sinks::{
@@ -110,6 +110,8 @@ pub struct Resources {
     health: HealthBoard,
     /// Where websocket sinks publish, when the pipeline has a gateway.
     live: Option<LivePlan>,
+    /// How far session windows have settled, when the pipeline has any.
+    session_progress: Option<SessionProgress>,
 }
 
 /// The live outputs of a run: its gateway's hub and views, and the name rows
@@ -246,7 +248,12 @@ impl Resources {
         let started_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as EventTime);
+        let has_sessions = config
+            .operators
+            .values()
+            .any(|OperatorConfig::Window { window, .. }| matches!(window, WindowSpec::Session { .. }));
         Ok(Self {
+            session_progress: has_sessions.then(SessionProgress::new),
             config,
             sinks,
             unread_dead_letters,
@@ -355,6 +362,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 let needs = DeliveryNeeds {
                     delivered: resources.delivered.clone(),
                     last_output: last_output(config, granule_ms),
+                    sessions: resources.session_progress.clone(),
                     granule_ms,
                 };
                 let ended = Arc::clone(&plan.ended);
@@ -420,6 +428,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             aggregates: aggregates.clone(),
             granule_ms,
             delivered_before,
+            session_progress: resources.session_progress.clone(),
         };
         let rows = scope
             .concatenate(events)
@@ -477,7 +486,8 @@ fn take(slot: &SinkSlot) -> (Box<dyn LineSink>, Option<DeliveryTracker>) {
 /// For an event at `ts`, the latest time output derived from it is sent at:
 /// the output time of the last window (of any operator) it falls in, or its
 /// own time for sinks that read events directly. Session windows end when
-/// their key falls silent, which is not known in advance: `EventTime::MAX`.
+/// their key falls silent, which is not known in advance: they count here with
+/// the event's own time, and the source asks their [`SessionProgress`] instead.
 fn last_output(config: &PipelineConfig, granule_ms: u64) -> Arc<dyn Fn(EventTime) -> EventTime + Send + Sync> {
     let windows: Vec<WindowSpec> = config
         .operators
@@ -486,9 +496,7 @@ fn last_output(config: &PipelineConfig, granule_ms: u64) -> Arc<dyn Fn(EventTime
         .collect();
     Arc::new(move |ts| {
         windows.iter().fold(coarsen(ts, granule_ms), |latest, window| {
-            let sent_at = window
-                .last_end(ts)
-                .map_or(EventTime::MAX, |end| output_time(end, granule_ms));
+            let sent_at = window.last_end(ts).map_or(latest, |end| output_time(end, granule_ms));
             latest.max(sent_at)
         })
     })

@@ -18,9 +18,24 @@ use serde_json::Value;
 
 const PARTITIONS: i32 = 3;
 
+/// 5 s tumbling windows.
+const TUMBLING: &str = r#"{ tumbling = "5s" }"#;
+
 /// A pipeline reading `topic` with `group` (bounded when `until_end`), writing
-/// 5 s windows, appended, to `{out}.jsonl` in `dir`.
+/// `window`s (TOML, e.g. [`TUMBLING`]), appended, to `{out}.jsonl` in `dir`.
 fn pipeline(dir: &TempDir, brokers: &str, topic: &str, group: &str, until_end: bool, out: &str) -> String {
+    windows_pipeline(dir, brokers, topic, group, until_end, out, TUMBLING)
+}
+
+fn windows_pipeline(
+    dir: &TempDir,
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    until_end: bool,
+    out: &str,
+    window: &str,
+) -> String {
     let until = if until_end { "until = \"end\"" } else { "" };
     let text = format!(
         r#"
@@ -33,16 +48,16 @@ max_out_of_orderness = "2s"
 commit_interval = "500ms"
 {until}
 
-[operators.tumbling_5s]
+[operators.windows]
 type = "window"
 inputs = ["events"]
-window = {{ tumbling = "5s" }}
+window = {window}
 key = ["tenant", "metric"]
 aggregates = ["count", "sum", "min", "max", "avg", "p95"]
 
 [sinks.rows]
 type = "file"
-inputs = ["tumbling_5s"]
+inputs = ["windows"]
 path = "{dir}/{out}.jsonl"
 append = true
 
@@ -247,6 +262,79 @@ fn a_killed_bounded_run_restarted_loses_no_window() {
         &expected,
         &keyed_state(&read_jsonl(&dir.join("union.jsonl"))),
         "final keyed state after kill + restart vs a clean run",
+    )
+    .unwrap();
+}
+
+/// Bursts of events, 400 ms long every 2 s of event time, from 20 hosts:
+/// with a 1 s gap, every burst is one session per (tenant, metric), closed
+/// before the next burst starts.
+fn bursts(dir: &TempDir, bursts: u64) -> std::path::PathBuf {
+    const START: u64 = 1_700_000_000_000;
+    let mut text = String::new();
+    for burst in 0..bursts {
+        for n in 0..400_u64 {
+            let ts = START + burst * 2_000 + n;
+            for metric in ["cpu", "mem"] {
+                let host = (burst + n) % 20;
+                let value = ((burst * 7 + n * 13) % 1_000) as f64 / 10.0;
+                text.push_str(&format!(
+                    r#"{{"ts":{ts},"tenant":"acme","source":"host-{host:03}","kind":"metric","metric":"{metric}","value":{value}}}"#
+                ));
+                text.push('\n');
+            }
+        }
+    }
+    let path = dir.join("bursts.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Session windows end when their key falls silent, which no event says in
+/// advance: an unbounded run still commits what went into sessions that
+/// closed and were delivered, and, killed and restarted, loses no session.
+#[test]
+fn a_killed_unbounded_run_of_session_windows_commits_and_resumes() {
+    const SESSIONS: &str = r#"{ session = "1s" }"#;
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-resume-sessions");
+    let input = bursts(&dir, 250);
+    let total = 250 * 400 * 2;
+    let topic = unique("acme") + ".events.normalized";
+    create_topic(&brokers, &topic, PARTITIONS as u32);
+    produce_file(&brokers, &topic, &input);
+
+    let clean = windows_pipeline(&dir, &brokers, &topic, &unique("clean"), true, "clean", SESSIONS);
+    pulse(&["run", &clean, "--workers", "2"]);
+    let expected = sorted(&dir.join("clean.jsonl"));
+    assert_eq!(expected.len(), 250 * 2, "one session per burst and metric");
+
+    let group = unique("resumed");
+    let unbounded = windows_pipeline(&dir, &brokers, &topic, &group, false, "union", SESSIONS);
+    let mut child = spawn_run(&unbounded);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed_total(&brokers, &group, &topic) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the unbounded run of session windows committed nothing within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let committed = committed_total(&brokers, &group, &topic);
+    assert!(
+        committed > 0 && committed < total,
+        "the kill came mid-stream: {committed} of {total} messages committed"
+    );
+
+    let restart = windows_pipeline(&dir, &brokers, &topic, &group, true, "union", SESSIONS);
+    pulse(&["run", &restart, "--workers", "2"]);
+    let union = read_jsonl(&dir.join("union.jsonl"));
+    compare_rows(
+        &expected,
+        &keyed_state(&union),
+        "sessions after kill + restart vs a clean run",
     )
     .unwrap();
 }

@@ -690,6 +690,7 @@ fn run_dataflow(scenario: &Scenario, workers: usize, interrupt_at: Option<usize>
             aggregates: aggregates(),
             granule_ms: scenario.granule,
             delivered_before: 0,
+            session_progress: None,
         })
         .collect();
     let captured: Arc<Mutex<Captured>> = Arc::new(Mutex::new(vec![Vec::new(); configs.len()]));

@@ -88,6 +88,9 @@ impl ResumePoint {
 struct Step {
     offset: i64,
     needs: EventTime,
+    /// The newest event time of the run's messages (for session windows: the
+    /// run is delivered once every session before it is).
+    max_event_time: Option<EventTime>,
     /// The newest event time before `offset`.
     max_event_time_before: Option<EventTime>,
 }
@@ -115,12 +118,14 @@ impl PartitionLedger {
     /// decode), which is delivered once the delivered frontier reaches `needs`.
     #[inline]
     pub fn record(&mut self, offset: i64, ts: Option<EventTime>, needs: EventTime) {
-        if self.steps.back().is_none_or(|last| needs > last.needs) {
-            self.steps.push_back(Step {
+        match self.steps.back_mut() {
+            Some(last) if needs <= last.needs => last.max_event_time = last.max_event_time.max(ts),
+            _ => self.steps.push_back(Step {
                 offset,
                 needs,
+                max_event_time: ts,
                 max_event_time_before: self.max_event_time,
-            });
+            }),
         }
         if let Some(ts) = ts {
             self.max_event_time = self.max_event_time.max(Some(ts));
@@ -129,9 +134,15 @@ impl PartitionLedger {
     }
 
     /// The point to commit once the sinks have delivered everything before
-    /// `delivered`: the first message still waiting, or the end of what was read.
-    pub fn committable(&mut self, delivered: EventTime) -> ResumePoint {
-        while self.steps.front().is_some_and(|step| step.needs <= delivered) {
+    /// `delivered`, and every session window of events before `settled` (see
+    /// `pulse_core::SessionProgress`; [`EventTime::MAX`] without session
+    /// windows): the first message still waiting, or the end of what was read.
+    pub fn committable(&mut self, delivered: EventTime, settled: EventTime) -> ResumePoint {
+        while self
+            .steps
+            .front()
+            .is_some_and(|step| step.needs <= delivered && step.max_event_time.is_none_or(|ts| ts < settled))
+        {
             self.steps.pop_front();
         }
         let (offset, max_event_time) = match self.steps.front() {
@@ -177,7 +188,7 @@ mod tests {
     #[test]
     fn commits_up_to_the_first_undelivered_message() {
         let mut ledger = PartitionLedger::new(&start(100));
-        assert_eq!(ledger.committable(0).offset, 100, "nothing read yet");
+        assert_eq!(ledger.committable(0, EventTime::MAX).offset, 100, "nothing read yet");
         // Offsets 100..=103 with needs 2s, 2s, 4s, 3s (an out-of-order event).
         for (offset, ts, needs) in [
             (100, 1_500, 2_000),
@@ -188,7 +199,7 @@ mod tests {
             ledger.record(offset, Some(ts), needs);
         }
         assert_eq!(ledger.len(), 2, "103 needs less than 102 and waits behind it");
-        let at = |ledger: &mut PartitionLedger, delivered| ledger.committable(delivered);
+        let at = |ledger: &mut PartitionLedger, delivered| ledger.committable(delivered, EventTime::MAX);
         assert_eq!(at(&mut ledger, 1_000).offset, 100);
         let point = at(&mut ledger, 2_000);
         assert_eq!((point.offset, point.max_event_time), (102, Some(1_900)));
@@ -205,8 +216,31 @@ mod tests {
         ledger.record(0, Some(10), 1_000);
         ledger.record(1, Some(20), EventTime::MAX);
         ledger.record(2, Some(30), 1_000);
-        assert_eq!(ledger.committable(1_000_000).offset, 1);
-        assert_eq!(ledger.committable(EventTime::MAX).offset, 3, "the end of input");
+        assert_eq!(ledger.committable(1_000_000, EventTime::MAX).offset, 1);
+        assert_eq!(
+            ledger.committable(EventTime::MAX, EventTime::MAX).offset,
+            3,
+            "the end of input"
+        );
+    }
+
+    #[test]
+    fn messages_in_unsettled_sessions_hold_the_commit_point() {
+        let mut ledger = PartitionLedger::new(&start(0));
+        // Session windows only: each message needs its own time delivered, and its sessions settled.
+        for (offset, ts) in [(0, 1_000), (1, 1_050), (2, 2_000), (3, 1_900), (4, 3_000)] {
+            ledger.record(offset, Some(ts), ts - ts % 100 + 100);
+        }
+        assert_eq!(ledger.committable(10_000, 0).offset, 0, "nothing settled");
+        assert_eq!(ledger.committable(10_000, 1_051).offset, 2);
+        assert_eq!(
+            ledger.committable(10_000, 2_000).offset,
+            2,
+            "2,000 is not before 2,000; 1,900 waits with it"
+        );
+        assert_eq!(ledger.committable(1_500, 5_000).offset, 2, "delivered bounds it too");
+        assert_eq!(ledger.committable(10_000, 2_001).offset, 4);
+        assert_eq!(ledger.committable(10_000, EventTime::MAX).offset, 5);
     }
 
     #[test]

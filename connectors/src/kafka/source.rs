@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 
 use pulse_core::dead_letter::Position;
-use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthReporter};
+use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthReporter, SessionProgress};
 
 use super::committer::Committer;
 use super::consumer::{Assignment, FromConsumer, consume};
@@ -60,9 +60,11 @@ pub struct DeliveryNeeds {
     pub delivered: Delivered,
     /// For an event at `ts`, the latest timestamp any output derived from it
     /// is sent at (its last window's output time, or its own time for a sink
-    /// that reads the source directly); `EventTime::MAX` when that is not
-    /// known in advance (session windows).
+    /// that reads the source directly), session windows aside.
     pub last_output: Arc<dyn Fn(EventTime) -> EventTime + Send + Sync>,
+    /// How far the pipeline's session windows have settled, if it has any: an
+    /// event is delivered only once every session it went into is.
+    pub sessions: Option<SessionProgress>,
     /// The engine's time granule in ms.
     pub granule_ms: u64,
 }
@@ -184,9 +186,14 @@ impl KafkaReader {
         let Some(delivered) = self.needs.delivered.frontier() else {
             return;
         };
+        let settled = self
+            .needs
+            .sessions
+            .as_ref()
+            .map_or(EventTime::MAX, |s| s.settled(delivered));
         let mut points = BTreeMap::new();
         for assigned in &mut self.assigned {
-            let point = assigned.ledger.committable(delivered);
+            let point = assigned.ledger.committable(delivered, settled);
             let moved = assigned.committed.is_none_or(|last| last.offset != point.offset);
             if moved {
                 assigned.committed = Some(point);

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use metrics::{Counter, Gauge};
 use pulse_core::time::coarsen;
-use pulse_core::{Event, EventTime, Shutdown};
+use pulse_core::{Event, EventTime, SessionProgress, SessionReporter, Shutdown};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use timely::container::CapacityContainerBuilder;
@@ -54,6 +54,10 @@ pub struct WindowConfig {
     /// emitted again, since replayed input would give only part of them.
     /// 0 for a fresh run.
     pub delivered_before: EventTime,
+    /// Where session windows report how far they have settled, so that
+    /// sources can commit what went into them (see [`SessionProgress`]);
+    /// `None` when nothing commits. Ignored by other window shapes.
+    pub session_progress: Option<SessionProgress>,
 }
 
 /// Windows over a stream of events.
@@ -83,6 +87,7 @@ pub trait WindowExt<'scope> {
     ///     aggregates: vec!["count".parse().unwrap(), "avg".parse().unwrap()],
     ///     granule_ms: 100,
     ///     delivered_before: 0,
+    ///     session_progress: None,
     /// };
     /// let captured = timely::example(move |scope| {
     ///     events.to_stream(scope).window("cpu_10s", &config, &Shutdown::new()).capture()
@@ -125,11 +130,16 @@ impl<'scope> WindowExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
             shutdown: shutdown.clone(),
             discarded: metrics::counter!("pulse_window_discarded_windows_total", &labels),
             open_windows: metrics::gauge!("pulse_window_open_windows", "component" => name.to_owned(), "stage" => stage.to_owned()),
+            session_progress: None,
         };
 
         if matches!(config.spec, WindowSpec::Session { .. }) {
             let route = key.clone();
-            return stage("session").run(
+            let stage = Stage {
+                session_progress: config.session_progress.as_ref().map(SessionProgress::register),
+                ..stage("session")
+            };
+            return stage.run(
                 self,
                 Exchange::new(move |event: &Event| route.hash_event(event)),
                 new_state(),
@@ -229,6 +239,8 @@ struct Stage {
     shutdown: Shutdown,
     discarded: Counter,
     open_windows: Gauge,
+    /// Where a session stage reports how far it has settled after each close.
+    session_progress: Option<SessionReporter>,
 }
 
 impl Stage {
@@ -254,6 +266,7 @@ impl Stage {
             shutdown,
             discarded,
             open_windows,
+            session_progress,
         } = self;
         let output_time = move |end: EventTime| output_time(end, granule_ms);
         input.unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(pact, &name.clone(), move |_, _| {
@@ -301,6 +314,9 @@ impl Stage {
                         while let Some((_, next)) = closed.next_if(|(e, _)| output_time(*e) == time) {
                             session.give(next);
                         }
+                    }
+                    if let Some(progress) = &session_progress {
+                        progress.report(close_to, state.earliest_session_start());
                     }
                 }
                 // Every window still open ends after the frontier, so it needs no

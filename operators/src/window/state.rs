@@ -28,6 +28,8 @@ pub struct WindowState {
     sessions: HashTable<Entry<Vec<Session>>>,
     /// No session ends before this.
     earliest_session_end: EventTime,
+    /// No open session starts before this.
+    earliest_session_start: EventTime,
     open_sessions: usize,
 }
 
@@ -75,6 +77,7 @@ impl WindowState {
             aligned: BTreeMap::new(),
             sessions: HashTable::new(),
             earliest_session_end: EventTime::MAX,
+            earliest_session_start: EventTime::MAX,
             open_sessions: 0,
         }
     }
@@ -190,11 +193,18 @@ impl WindowState {
             merged.acc.merge(&session.acc);
         }
         merged.acc.add(value);
-        let end = merged.last + gap;
+        let (end, merged_start) = (merged.last + gap, merged.start);
         sessions.insert(touching.start, merged);
         self.open_sessions = self.open_sessions + sessions.len() - before;
         self.earliest_session_end = self.earliest_session_end.min(end);
+        self.earliest_session_start = self.earliest_session_start.min(merged_start);
         end
+    }
+
+    /// The start of the earliest open session ([`EventTime::MAX`] when none
+    /// is open): every event before it that this state saw is in a closed session.
+    pub fn earliest_session_start(&self) -> EventTime {
+        self.earliest_session_start
     }
 
     /// Removes every window that ends at or before `frontier` and returns its
@@ -217,20 +227,22 @@ impl WindowState {
         };
         let gap = gap.as_millis();
         let mut closed = Vec::new();
-        let mut earliest = EventTime::MAX;
+        let (mut earliest_end, mut earliest_start) = (EventTime::MAX, EventTime::MAX);
         self.sessions.retain(|entry| {
             entry.state.retain(|s| {
                 if s.last + gap <= frontier {
                     closed.push((s.last + gap, s.start, entry.key.clone(), s.acc.clone()));
                     false
                 } else {
-                    earliest = earliest.min(s.last + gap);
+                    earliest_end = earliest_end.min(s.last + gap);
+                    earliest_start = earliest_start.min(s.start);
                     true
                 }
             });
             !entry.state.is_empty()
         });
-        self.earliest_session_end = earliest;
+        self.earliest_session_end = earliest_end;
+        self.earliest_session_start = earliest_start;
         self.open_sessions -= closed.len();
         closed.sort_by_key(|(end, start, _, _)| (*end, *start));
         closed
@@ -246,6 +258,7 @@ impl WindowState {
         self.sessions.clear();
         self.open_sessions = 0;
         self.earliest_session_end = EventTime::MAX;
+        self.earliest_session_start = EventTime::MAX;
         open
     }
 
@@ -269,5 +282,34 @@ impl WindowState {
             key,
             values: self.schema.aggregates.iter().map(|a| acc.finish(*a)).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(ts: EventTime, host: &str) -> Event {
+        let json =
+            format!(r#"{{"ts":{ts},"tenant":"acme","source":"{host}","kind":"metric","metric":"cpu","value":1}}"#);
+        Event::from_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_earliest_open_session_start_follows_inserts_merges_and_closes() {
+        let spec = WindowSpec::Session {
+            gap: "1s".parse().unwrap(),
+        };
+        let key = KeySpec::new(vec!["source".parse().unwrap()]);
+        let mut state = WindowState::new(spec, key, vec!["count".parse().unwrap()]);
+        assert_eq!(state.earliest_session_start(), EventTime::MAX);
+        state.insert(&event(5_000, "a"), |_| {});
+        state.insert(&event(7_000, "b"), |_| {});
+        state.insert(&event(4_500, "a"), |_| {}); // merges into a's session, which now starts earlier
+        assert_eq!(state.earliest_session_start(), 4_500);
+        assert_eq!(state.close(6_000).len(), 1, "a's session ends at 6,000");
+        assert_eq!(state.earliest_session_start(), 7_000);
+        assert_eq!(state.close(8_000).len(), 1);
+        assert_eq!(state.earliest_session_start(), EventTime::MAX);
     }
 }
