@@ -128,6 +128,28 @@ fn keyed_state(rows: &[Value]) -> Vec<Value> {
     state
 }
 
+/// Runs `pipeline` (unbounded, reading `topic` with `group`) until its first
+/// commit, then kills it with SIGKILL; checks that the kill came mid-stream,
+/// with some but not all of the `total` messages committed.
+fn kill_after_first_commit(pipeline: &str, brokers: &str, group: &str, topic: &str, total: i64) {
+    let mut child = spawn_run(pipeline);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed_total(brokers, group, topic) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the unbounded run committed nothing within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let committed = committed_total(brokers, group, topic);
+    assert!(
+        committed > 0 && committed < total,
+        "the kill came mid-stream: {committed} of {total} messages committed"
+    );
+}
+
 fn spawn_run(pipeline: &str) -> Child {
     Command::new(pulse_bin())
         .args(["run", pipeline, "--workers", "2"])
@@ -174,23 +196,9 @@ fn a_killed_unbounded_run_resumes_from_its_commits_and_loses_no_window() {
     assert!(!expected_late.is_empty(), "the disorder makes some events late");
 
     let group = unique("resumed");
-    let mut child = spawn_run(&pipeline(&dir, &brokers, &topic, &group, false, "union"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while committed_total(&brokers, &group, &topic) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the unbounded run committed nothing within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let committed = committed_total(&brokers, &group, &topic);
+    let unbounded = pipeline(&dir, &brokers, &topic, &group, false, "union");
+    kill_after_first_commit(&unbounded, &brokers, &group, &topic, total);
     let written_before_kill = read_jsonl(&dir.join("union.jsonl")).len();
-    assert!(
-        committed > 0 && committed < total,
-        "the kill came mid-stream: {committed} of {total} messages committed"
-    );
 
     pulse(&[
         "run",
@@ -311,22 +319,7 @@ fn a_killed_unbounded_run_of_session_windows_commits_and_resumes() {
 
     let group = unique("resumed");
     let unbounded = windows_pipeline(&dir, &brokers, &topic, &group, false, "union", SESSIONS);
-    let mut child = spawn_run(&unbounded);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while committed_total(&brokers, &group, &topic) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the unbounded run of session windows committed nothing within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let committed = committed_total(&brokers, &group, &topic);
-    assert!(
-        committed > 0 && committed < total,
-        "the kill came mid-stream: {committed} of {total} messages committed"
-    );
+    kill_after_first_commit(&unbounded, &brokers, &group, &topic, total);
 
     let restart = windows_pipeline(&dir, &brokers, &topic, &group, true, "union", SESSIONS);
     pulse(&["run", &restart, "--workers", "2"]);
