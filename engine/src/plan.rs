@@ -186,6 +186,7 @@ impl Resources {
             }
         }
         let delivered = Delivered::new(shutdown.clone());
+        let health = HealthBoard::new();
         let slot = |sink: Box<dyn LineSink + Send>| Mutex::new(Some((sink, delivered.register())));
         let mut sinks = BTreeMap::new();
         for (name, sink) in &config.sinks {
@@ -204,12 +205,19 @@ impl Resources {
                     topic,
                     key_fields,
                     ..
-                } => Box::new(KafkaSink::connect(brokers, topic, key_fields.clone()).map_err(|error| {
-                    PlanError::Sink {
+                } => Box::new(
+                    KafkaSink::connect(
+                        brokers,
+                        topic,
+                        key_fields.clone(),
+                        health.reporter(name),
+                        shutdown.clone(),
+                    )
+                    .map_err(|error| PlanError::Sink {
                         sink: name.clone(),
                         error: std::io::Error::other(error),
-                    }
-                })?),
+                    })?,
+                ),
             };
             sinks.insert(name.clone(), slot(opened));
         }
@@ -263,7 +271,7 @@ impl Resources {
             started_ms,
             kafka,
             delivered,
-            health: HealthBoard::new(),
+            health,
             live,
         })
     }

@@ -4,15 +4,20 @@
 //! that a compacted topic or a keyed consumer treats as the same: by default
 //! `window_start`, `window_end` and every string field (for window rows: the
 //! window and its key), joined with `/`; or the configured `key_fields`.
-//! Delivery failures reported by the broker are counted, and `flush` fails
-//! while any are outstanding, so a lost message fails the run instead of
-//! vanishing.
+//! A broker outage is waited out: messages are retried until the broker takes
+//! them (one request in flight per connection, so retries keep their order),
+//! and `flush` waits — holding the dataflow back — while the sink reports
+//! itself unhealthy. Only once stopping does it give up, after
+//! [`SHUTDOWN_GRACE`]. Failures the broker reports for good (a message too
+//! large, say) are counted, and `flush` fails while any are outstanding, so a
+//! lost message fails the run instead of vanishing.
 
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use pulse_core::{HealthReporter, Shutdown};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -21,6 +26,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use serde_json::Value;
 
 use crate::writer::LineSink;
+
+/// How long one flush waits before the sink reports the wait and goes on waiting.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a flush still waits for the broker once the run is stopping.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Counts messages the broker did not accept.
 #[derive(Clone, Default)]
@@ -45,16 +56,29 @@ pub struct KafkaSink {
     failures: DeliveryFailures,
     topic: String,
     key_fields: Option<Vec<String>>,
+    health: HealthReporter,
+    shutdown: Shutdown,
 }
 
 impl KafkaSink {
-    /// A producer for `topic` on `brokers`, keyed by `key_fields` (or the default key).
-    pub fn connect(brokers: &str, topic: &str, key_fields: Option<Vec<String>>) -> Result<Self, KafkaError> {
+    /// A producer for `topic` on `brokers`, keyed by `key_fields` (or the
+    /// default key), reporting to `health` while it waits for the broker and
+    /// giving up on that wait [`SHUTDOWN_GRACE`] after `shutdown`.
+    pub fn connect(
+        brokers: &str,
+        topic: &str,
+        key_fields: Option<Vec<String>>,
+        health: HealthReporter,
+        shutdown: Shutdown,
+    ) -> Result<Self, KafkaError> {
         let failures = DeliveryFailures::default();
         let producer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "60000")
+            // Retry until the broker takes each message: an outage is waited out, not lost.
+            .set("message.timeout.ms", "0")
+            // With retries, more than one request in flight could reorder messages.
+            .set("max.in.flight.requests.per.connection", "1")
             .set("log_level", "3")
             .create_with_context(failures.clone())?;
         Ok(Self {
@@ -62,7 +86,43 @@ impl KafkaSink {
             failures,
             topic: topic.to_owned(),
             key_fields,
+            health,
+            shutdown,
         })
+    }
+
+    /// Waits until the broker has every message sent, reporting the sink
+    /// unhealthy while it waits; gives up [`SHUTDOWN_GRACE`] into a shutdown.
+    fn wait_for_broker(&self) -> io::Result<()> {
+        let mut waited = false;
+        let mut stopping_since: Option<Instant> = None;
+        loop {
+            match self.producer.flush(FLUSH_WAIT) {
+                Ok(()) => {
+                    if waited {
+                        self.health.healthy();
+                        tracing::info!(topic = %self.topic, "the broker took the waiting messages");
+                    }
+                    return Ok(());
+                }
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {
+                    let waiting = self.producer.in_flight_count();
+                    let problem = format!("{waiting} messages to {} are waiting for the broker", self.topic);
+                    if !waited {
+                        tracing::warn!(topic = %self.topic, waiting, "the broker does not take messages; retrying");
+                    }
+                    self.health.unhealthy(problem.clone());
+                    waited = true;
+                    if self.shutdown.is_triggered() {
+                        let since = *stopping_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= SHUTDOWN_GRACE {
+                            return Err(io::Error::other(format!("stopping: {problem}")));
+                        }
+                    }
+                }
+                Err(error) => return Err(io::Error::other(error)),
+            }
+        }
     }
 
     fn send(&self, key: &str, line: &str) -> io::Result<()> {
@@ -113,7 +173,7 @@ impl LineSink for KafkaSink {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.producer.flush(Duration::from_secs(60)).map_err(io::Error::other)?;
+        self.wait_for_broker()?;
         match self.failures.0.swap(0, Ordering::Relaxed) {
             0 => Ok(()),
             failed => Err(io::Error::other(format!(
