@@ -15,4 +15,4 @@ pub mod source;
 pub mod watermark;
 
 pub use source::{EventReader, ReadBatch, ReadStatus, SourceSettings, SourceStreams, event_source};
-pub use watermark::{Split, SplitWatermarks, Watermark};
+pub use watermark::{Split, SplitWatermarks, Watermark, WorkerWatermarks};

@@ -18,7 +18,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, Stream};
 
-use crate::watermark::{Split, SplitWatermarks};
+use crate::watermark::{Split, SplitWatermarks, WorkerWatermarks};
 
 /// What a reader produced in one call.
 #[derive(Debug, Default)]
@@ -98,6 +98,9 @@ pub struct SourceSettings {
     pub granule_ms: u64,
     /// Stops the source when triggered.
     pub shutdown: Shutdown,
+    /// The watermarks of this source's workers, so that a worker whose splits
+    /// are all idle stops holding the others back (with an idle timeout).
+    pub workers: WorkerWatermarks,
 }
 
 /// The three outputs of a source.
@@ -131,6 +134,7 @@ pub fn event_source<'scope, R: EventReader>(
     let dead_count = metrics::counter!("pulse_dead_letters_total", &labels);
     let watermark_gauge = metrics::gauge!("pulse_source_watermark_ms", &labels);
     let granule = settings.granule_ms;
+    let worker = scope.index();
 
     builder.build(move |capabilities| {
         let mut capabilities = Some(capabilities);
@@ -187,7 +191,14 @@ pub fn event_source<'scope, R: EventReader>(
                 batch.dead_letters.clear();
             }
 
-            let watermark = watermarks.current(now);
+            let mut watermark = watermarks.current(now);
+            if settings.idle_timeout.is_some() {
+                let idle = watermarks.all_idle(now);
+                settings.workers.publish(worker, watermark, !idle);
+                if idle && let Some(others) = settings.workers.for_idle() {
+                    watermark = watermark.max(others);
+                }
+            }
             let progress = coarsen(watermark, granule);
             if *caps[0].time() < progress {
                 watermark_gauge.set(watermark as f64);

@@ -1,6 +1,7 @@
 //! Bounded out-of-orderness watermarks, one per split, combined by minimum.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pulse_core::EventTime;
@@ -96,13 +97,22 @@ impl SplitWatermarks {
         *seen = now;
     }
 
+    fn is_active(&self, seen: &Instant, now: Instant) -> bool {
+        self.idle_timeout.is_none_or(|idle| now.duration_since(*seen) < idle)
+    }
+
+    /// Whether every split has been idle for `idle_timeout` at `now` (false
+    /// without splits or without an idle timeout).
+    pub fn all_idle(&self, now: Instant) -> bool {
+        !self.splits.is_empty() && !self.splits.values().any(|(_, seen)| self.is_active(seen, now))
+    }
+
     /// The combined watermark at `now`.
     pub fn current(&self, now: Instant) -> EventTime {
-        let active = |seen: &Instant| self.idle_timeout.is_none_or(|idle| now.duration_since(*seen) < idle);
         let active_min = self
             .splits
             .values()
-            .filter(|(_, seen)| active(seen))
+            .filter(|(_, seen)| self.is_active(seen, now))
             .map(|(w, _)| w.current())
             .min();
         active_min
@@ -111,9 +121,64 @@ impl SplitWatermarks {
     }
 }
 
+/// The watermarks of one source's workers, shared between them: a worker
+/// whose splits are all idle must not hold back the others, whose frontier
+/// is the minimum over every worker's.
+///
+/// Each worker publishes its combined watermark and whether any of its splits
+/// is active; a worker whose splits are all idle moves up to the minimum over
+/// the workers with active splits (or, when none has, the largest watermark of
+/// all), as a split does within a worker. Its later events behind that are late.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerWatermarks {
+    published: Arc<Mutex<Vec<Option<Published>>>>,
+}
+
+/// A worker's combined watermark, and whether any of its splits is active.
+type Published = (EventTime, bool);
+
+impl WorkerWatermarks {
+    /// Nothing published yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Publishes `worker`'s combined watermark, and whether any split of it is active.
+    pub fn publish(&self, worker: usize, watermark: EventTime, active: bool) {
+        let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        if published.len() <= worker {
+            published.resize(worker + 1, None);
+        }
+        published[worker] = Some((watermark, active));
+    }
+
+    /// Where an all-idle worker's watermark may go: the least watermark of the
+    /// workers with active splits, else the largest published; `None` before
+    /// anything is published.
+    pub fn for_idle(&self) -> Option<EventTime> {
+        let published = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        let published = published.iter().flatten();
+        let active_min = published.clone().filter(|(_, active)| *active).map(|(w, _)| *w).min();
+        active_min.or_else(|| published.map(|(w, _)| *w).max())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_worker_follows_the_least_active_one() {
+        let workers = WorkerWatermarks::new();
+        assert_eq!(workers.for_idle(), None);
+        workers.publish(0, 5_000, false);
+        assert_eq!(workers.for_idle(), Some(5_000), "nobody active: the largest");
+        workers.publish(2, 60_000, true);
+        workers.publish(1, 20_000, true);
+        assert_eq!(workers.for_idle(), Some(20_000));
+        workers.publish(1, 70_000, false);
+        assert_eq!(workers.for_idle(), Some(60_000));
+    }
 
     #[test]
     fn lags_the_newest_event_by_the_allowed_disorder() {

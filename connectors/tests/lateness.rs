@@ -85,6 +85,7 @@ fn run(times: &[u64], batch_size: usize, bound: u64, granule: u64) -> Seen {
                 idle_timeout: None,
                 granule_ms: granule,
                 shutdown: Shutdown::new(),
+                workers: pulse_connectors::WorkerWatermarks::new(),
             };
             let streams = event_source(scope, settings, Batches(batches.into_iter()));
             let on_time = Arc::clone(&sink);

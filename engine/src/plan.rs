@@ -16,7 +16,7 @@ use pulse_connectors::kafka::{
     self, DeliveryNeeds, KafkaConnectorError, KafkaReader, KafkaSourceSettings, PartitionOffsets, ResumePoint,
     TopicPartition,
 };
-use pulse_connectors::{SourceSettings, event_source};
+use pulse_connectors::{SourceSettings, WorkerWatermarks, event_source};
 use pulse_core::time::coarsen;
 use pulse_core::{DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, SessionProgress, Shutdown};
 use pulse_live::LiveSource;
@@ -112,6 +112,8 @@ pub struct Resources {
     live: Option<LivePlan>,
     /// How far session windows have settled, when the pipeline has any.
     session_progress: Option<SessionProgress>,
+    /// Each source's workers' watermarks, shared between the workers.
+    worker_watermarks: BTreeMap<String, WorkerWatermarks>,
 }
 
 /// The live outputs of a run: its gateway's hub and views, and the name rows
@@ -262,6 +264,11 @@ impl Resources {
             .any(|OperatorConfig::Window { window, .. }| matches!(window, WindowSpec::Session { .. }));
         Ok(Self {
             session_progress: has_sessions.then(SessionProgress::new),
+            worker_watermarks: config
+                .sources
+                .keys()
+                .map(|name| (name.clone(), WorkerWatermarks::new()))
+                .collect(),
             config,
             sinks,
             unread_dead_letters,
@@ -342,6 +349,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             idle_timeout,
             granule_ms,
             shutdown: resources.shutdown.clone(),
+            workers: resources.worker_watermarks[name].clone(),
         };
         let outputs = match source {
             SourceConfig::Generator {

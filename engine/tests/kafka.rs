@@ -7,7 +7,8 @@
 
 mod common;
 
-use common::kafka::{broker, create_topic, generate, produce_file, pulse, read_topic, unique};
+use common::kafka::{broker, create_topic, generate, produce_file, produce_to_partition, pulse, read_topic, unique};
+use common::process::{KillOnDrop, terminate, wait_until};
 use common::{TempDir, compare_rows, load_pipeline, read_jsonl, run_pipeline, sort_rows};
 use rdkafka::Message;
 
@@ -298,4 +299,63 @@ fn bounded_reads_get_the_whole_last_batch() {
     );
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["count"], 50, "every message of the batch is read");
+}
+
+/// With two workers each reads one of two partitions. A partition without data
+/// must not hold the other's windows back for ever: after `idle_timeout` its
+/// worker follows the one with data, and the windows close.
+#[test]
+fn an_idle_partition_of_another_worker_does_not_hold_windows_back() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-idle-worker");
+    let input = dir.join("events.jsonl");
+    generate(&input, 12_000); // 12 s of event time
+    let lines: Vec<String> = std::fs::read_to_string(&input)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let topic = unique("acme") + ".events.normalized";
+    create_topic(&brokers, &topic, 2);
+    produce_to_partition(&brokers, &topic, 0, &lines);
+
+    let (from_file, _) = run(
+        &dir,
+        &format!(
+            "[sources.events]\ntype = \"file\"\npath = \"{}\"\n{WINDOWS}",
+            input.display()
+        ),
+        1,
+    );
+    let out = TempDir::new("kafka-idle-worker-out");
+    let pipeline = out.join("pipeline.toml");
+    let source = format!(
+        "[sources.events]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup = \"{}\"\nidle_timeout = \"1s\"\n",
+        unique("g")
+    );
+    std::fs::write(&pipeline, (source + WINDOWS).replace("${OUT}", &out.display())).unwrap();
+    let run = KillOnDrop::new(
+        std::process::Command::new(common::pulse_bin())
+            .args(["run", &pipeline.display().to_string(), "--workers", "2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rows = out.join("rows.jsonl");
+    // The first two 5 s windows close once the watermark passes 10 s.
+    wait_until(
+        "windows despite the idle partition",
+        std::time::Duration::from_secs(60),
+        || std::fs::read_to_string(&rows).is_ok_and(|text| text.lines().count() >= 2 * from_file.len() / 3),
+    );
+    assert_eq!(terminate(run.take()), Some(0));
+    let mut from_kafka = read_jsonl(&rows);
+    sort_rows(&mut from_kafka);
+    let closed: Vec<serde_json::Value> = from_file
+        .iter()
+        .filter(|row| from_kafka.iter().any(|k| k["window_start"] == row["window_start"]))
+        .cloned()
+        .collect();
+    compare_rows(&closed, &from_kafka, "closed windows with an idle partition vs file").unwrap();
 }

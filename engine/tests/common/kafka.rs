@@ -104,3 +104,31 @@ pub fn read_topic(brokers: &str, topic: &str, count: usize) -> Vec<rdkafka::mess
     }
     messages
 }
+
+/// Writes each of `payloads` to `partition` of `topic` (no key).
+pub fn produce_to_partition(brokers: &str, topic: &str, partition: i32, payloads: &[String]) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    for payload in payloads {
+        let mut record = BaseRecord::<(), str>::to(topic)
+            .partition(partition)
+            .payload(payload.as_str());
+        // A full local queue empties as the broker takes messages: retry until it has room.
+        while let Err((error, back)) = producer.send(record) {
+            assert!(
+                matches!(
+                    error,
+                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                ),
+                "producing to {topic}/{partition}: {error}"
+            );
+            record = back;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
