@@ -4,10 +4,24 @@
 # Needs $state (a directory for logs and build caches).
 
 # tansu, a Kafka-compatible broker (see ../shared/SERVICES.md); a long build, once per machine.
+# Features: dynostore for memory:// storage (the shared broker), libsql for sqlite://
+# storage, which keeps a broker's data across a restart (the broker-restart test).
 ensure_tansu() {
-  command -v tansu >/dev/null && return 0
-  echo "installing tansu (a long build, once per machine)"
-  CARGO_TARGET_DIR="$state/tansu-target" cargo install tansu --locked --features dynostore
+  command -v tansu >/dev/null && tansu_has_sqlite && return 0
+  echo "installing tansu with the dynostore and libsql features (a long build, once per machine)"
+  CARGO_TARGET_DIR="$state/tansu-target" cargo install tansu --locked --features dynostore,libsql
+}
+
+# Whether this tansu accepts sqlite:// storage: a build without libsql refuses the URL at once.
+tansu_has_sqlite() {
+  local probe rc
+  probe="$(mktemp -d)"
+  timeout 3 tansu broker --listener-url tcp://127.0.0.1:0 --advertised-listener-url tcp://127.0.0.1:0 \
+    --storage-engine "sqlite:///$probe/probe.db" >"$probe/log" 2>&1
+  ! grep -q -e UnsupportedStorageUrl -e FeatureNotEnabled "$probe/log"
+  rc=$?
+  rm -rf "$probe"
+  return "$rc"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -1,48 +1,62 @@
-//! A Kafka source whose broker goes away reports itself unhealthy — the
-//! gateway's `/health/ready` answers 503 and `pulse_component_up` drops to 0 —
-//! and the run goes on retrying, and still drains and exits 0 on SIGTERM.
+//! Broker outages. A Kafka source whose broker goes away reports itself
+//! unhealthy — the gateway's `/health/ready` answers 503 and
+//! `pulse_component_up` drops to 0 — and the run goes on retrying, and still
+//! drains and exits 0 on SIGTERM. When the broker comes back (with its data:
+//! tansu on SQLite storage), the source is healthy again and resumes where it
+//! was: the windows equal a file replay of the same events.
 //!
-//! The test starts a broker of its own (tansu, from `PATH`, as the test script
-//! installs it) on a free port, so stopping it disturbs no other test.
-//! Bringing the broker back is not tested here: tansu keeps this broker's data
-//! in memory, and a restarted one serving a re-created topic makes librdkafka
-//! (2.x, in its metadata cache) crash the process — see the README.
+//! Each test starts a broker of its own (tansu, from `PATH`, as the test
+//! script installs it) on a free port, so stopping it disturbs no other test.
 
 mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kafka::create_topic;
-use common::process::{free_port, http, terminate, wait_for_status};
-use common::{TempDir, pulse_bin};
+use common::kafka::{create_topic, generate, produce_file, produce_to_partition, read_topic};
+use common::process::{KillOnDrop, free_port, http, terminate, wait_for_status, wait_until};
+use common::{TempDir, compare_rows, pulse_bin, read_jsonl, sort_rows};
+use rdkafka::Message;
+use serde_json::Value;
 
-/// A tansu broker on `port`, or `None` (after saying so) without tansu.
-fn start_broker(port: u16) -> Option<Child> {
+/// Skips the test (saying so loudly) or, under `CI=true`, fails it.
+fn skip_unless_ci(why: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{why}: CI requires it (scripts/test.sh installs it)"
+    );
+    let _ = std::io::stderr().write_all(format!("\n*** SKIPPED: {why}; run ./scripts/test.sh ***\n").as_bytes());
+}
+
+/// A tansu broker on `port` keeping its data in `storage` (a tansu storage
+/// URL), or `None` (after saying why) when tansu is missing or cannot use
+/// that storage.
+fn start_broker(port: u16, storage: &str) -> Option<KillOnDrop> {
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new("tansu")
         .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", "memory://tansu/"])
+        .args(["--storage-engine", storage])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
-    let mut child = match (child, std::env::var("CI").as_deref()) {
-        (Ok(child), _) => child,
-        (Err(error), Ok("true")) => {
-            panic!("cannot start tansu ({error}): CI requires it (scripts/test.sh installs it)")
-        }
-        (Err(error), _) => {
-            let warning = format!("\n*** SKIPPED: cannot start tansu ({error}); run ./scripts/test.sh ***\n");
-            let _ = std::io::stderr().write_all(warning.as_bytes());
+    let mut child = match child {
+        Ok(child) => KillOnDrop::new(child),
+        Err(error) => {
+            skip_unless_ci(&format!("cannot start tansu ({error})"));
             return None;
         }
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "tansu did not open port {port}");
-        assert!(child.try_wait().unwrap().is_none(), "tansu exited");
+        if let Some(status) = child.try_wait().unwrap() {
+            skip_unless_ci(&format!(
+                "tansu exited ({status}) with storage {storage} (SQLite needs its libsql feature)"
+            ));
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     Some(child)
@@ -57,7 +71,7 @@ fn get(address: SocketAddr, path: &str) -> (u16, String) {
 #[test]
 fn a_source_reports_a_lost_broker_and_the_run_still_drains() {
     let broker_port = free_port();
-    let Some(mut broker) = start_broker(broker_port) else {
+    let Some(mut broker) = start_broker(broker_port, "memory://tansu/") else {
         return;
     };
     let brokers = format!("127.0.0.1:{broker_port}");
@@ -93,12 +107,15 @@ demo = true
     .unwrap();
     // The run's log stays in the kept directory when the test fails.
     let log = std::fs::File::create(dir.join("pulse.log")).unwrap();
-    let mut run = Command::new(pulse_bin())
-        .args(["run", &pipeline.display().to_string()])
-        .env("RUST_LOG", "info,pulse_connectors=debug")
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut run = KillOnDrop::new(
+        Command::new(pulse_bin())
+            .args(["run", &pipeline.display().to_string()])
+            .env("RUST_LOG", "info,pulse_connectors=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     wait_for_status(gateway, "/health/ready", 200);
     // Lose the broker once the source is reading, not while it starts up.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -117,5 +134,209 @@ demo = true
     );
     assert!(run.try_wait().unwrap().is_none(), "the run goes on without its broker");
 
-    assert_eq!(terminate(run), Some(0), "SIGTERM drains and exits 0 without a broker");
+    assert_eq!(
+        terminate(run.take()),
+        Some(0),
+        "SIGTERM drains and exits 0 without a broker"
+    );
+}
+
+/// Waits until the source has measured its consumer lag (it reads), and the lag is 0.
+fn wait_for_no_lag(gateway: SocketAddr) {
+    wait_until("the source to catch up", Duration::from_secs(60), || {
+        let metrics = get(gateway, "/metrics").1;
+        let lags: Vec<&str> = metrics
+            .lines()
+            .filter(|line| line.starts_with("pulse_kafka_consumer_lag{"))
+            .collect();
+        !lags.is_empty() && lags.iter().all(|line| line.ends_with(" 0"))
+    });
+}
+
+/// The pipeline of the restart test: `source` (a TOML table body) into 1 s
+/// windows per (tenant, metric), written to `{name}.jsonl`, and to the sinks
+/// in `more_sinks` (TOML tables).
+fn windows_pipeline(
+    dir: &TempDir,
+    name: &str,
+    source: &str,
+    more_sinks: &str,
+    gateway: Option<SocketAddr>,
+) -> std::path::PathBuf {
+    let gateway = gateway.map_or_else(String::new, |address| {
+        format!(
+            "[gateway]\nlisten = \"{address}\"\ndata_dir = \"{}/gateway-{name}\"\ndemo = true\n",
+            dir.display()
+        )
+    });
+    let path = dir.join(&format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[sources.events]
+{source}
+
+[operators.per_second]
+type = "window"
+inputs = ["events"]
+window = {{ tumbling = "1s" }}
+key = ["tenant", "metric"]
+aggregates = ["count", "sum", "min", "max"]
+
+[sinks.rows]
+type = "file"
+inputs = ["per_second"]
+path = "{dir}/{name}.jsonl"
+
+{more_sinks}
+
+{gateway}
+"#,
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The broker stops mid-run and comes back with its data: the run reports the
+/// outage, stays up, resumes reading from where it was, and its windows — in a
+/// file, and in a topic of the same broker — equal a file replay of the same
+/// events: nothing lost, nothing out of order.
+#[test]
+fn a_restarted_broker_is_resumed_from_with_nothing_lost() {
+    let dir = TempDir::new("kafka-broker-restart");
+    let broker_port = free_port();
+    // An absolute path: tansu reads the path of `sqlite:///x` as relative.
+    let storage = format!("sqlite:///{}/tansu.db", dir.display());
+    let Some(mut broker) = start_broker(broker_port, &storage) else {
+        return;
+    };
+    let brokers = format!("127.0.0.1:{broker_port}");
+    let topic = "acme.events.normalized";
+    create_topic(&brokers, topic, 2);
+    let results = "streaming-metrics";
+    create_topic(&brokers, results, 1);
+
+    // 6 s of events in two halves, then one event a minute later in each
+    // partition, which closes every window of theirs.
+    let all = dir.join("all.jsonl");
+    generate(&all, 6_000);
+    let lines: Vec<String> = std::fs::read_to_string(&all)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let closing_ts = last["ts"].as_u64().unwrap() + 60_000;
+    let mut closing = last.clone();
+    closing["ts"] = closing_ts.into();
+    let closing = closing.to_string();
+    let write = |name: &str, lines: &[String]| {
+        let path = dir.join(name);
+        std::fs::write(&path, lines.iter().map(|line| format!("{line}\n")).collect::<String>()).unwrap();
+        path
+    };
+    let (before, after) = lines.split_at(lines.len() / 2);
+    let before = write("before.jsonl", before);
+    let after = write("after.jsonl", after);
+    let replay = write(
+        "replay-input.jsonl",
+        &[lines.clone(), vec![closing.clone(); 2]].concat(),
+    );
+
+    let gateway: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let kafka_source = format!(
+        "type = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\nmax_out_of_orderness = \"200ms\"\nidle_timeout = \"10m\""
+    );
+    let kafka_sink = format!(
+        "[sinks.to_kafka]\ntype = \"kafka\"\ninputs = [\"per_second\"]\nbrokers = \"{brokers}\"\ntopic = \"{results}\""
+    );
+    let pipeline = windows_pipeline(&dir, "kafka", &kafka_source, &kafka_sink, Some(gateway));
+    produce_file(&brokers, topic, &before);
+    let log = std::fs::File::create(dir.join("pulse.log")).unwrap();
+    let mut run = KillOnDrop::new(
+        Command::new(pulse_bin())
+            .args(["run", &pipeline.display().to_string(), "--workers", "2"])
+            .env("RUST_LOG", "info,pulse_connectors=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_status(gateway, "/health/ready", 200);
+    wait_for_no_lag(gateway);
+
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    wait_for_status(gateway, "/health/ready", 503);
+    assert!(run.try_wait().unwrap().is_none(), "the run goes on without its broker");
+
+    let Some(mut broker) = start_broker(broker_port, &storage) else {
+        unreachable!("tansu started before");
+    };
+    wait_for_status(gateway, "/health/ready", 200); // healthy again
+    produce_file(&brokers, topic, &after);
+    for partition in 0..2 {
+        produce_to_partition(&brokers, topic, partition, std::slice::from_ref(&closing));
+    }
+    let out = dir.join("kafka.jsonl");
+    let closing_window = closing_ts - closing_ts % 1_000;
+    let expected = {
+        let replay_source = format!(
+            "type = \"file\"\npath = \"{}\"\nmax_out_of_orderness = \"200ms\"",
+            replay.display()
+        );
+        let replay_pipeline = windows_pipeline(&dir, "replay", &replay_source, "", None);
+        let status = Command::new(pulse_bin())
+            .args(["run", &replay_pipeline.display().to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the file replay runs");
+        let mut rows: Vec<Value> = read_jsonl(&dir.join("replay.jsonl"))
+            .into_iter()
+            .filter(|row| row["window_start"].as_u64() < Some(closing_window))
+            .collect();
+        sort_rows(&mut rows);
+        rows
+    };
+    assert!(!expected.is_empty());
+    // Every window before the closing events' is written once both partitions have one.
+    wait_until("the windows of both halves", Duration::from_secs(60), || {
+        std::fs::read_to_string(&out).is_ok_and(|text| text.lines().count() >= expected.len())
+    });
+    assert_eq!(terminate(run.take()), Some(0), "SIGTERM drains and exits 0");
+    let published: Vec<Value> = read_topic(&brokers, results, expected.len())
+        .iter()
+        .map(|message| serde_json::from_slice(message.payload().unwrap()).unwrap())
+        .collect();
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+
+    let windows_before_closing = |rows: Vec<Value>| {
+        let mut rows: Vec<Value> = rows
+            .into_iter()
+            .filter(|row| row["window_start"].as_u64() < Some(closing_window))
+            .collect();
+        sort_rows(&mut rows);
+        rows
+    };
+    let log = dir.join("pulse.log");
+    let in_file = windows_before_closing(read_jsonl(&out));
+    if let Err(difference) = compare_rows(&expected, &in_file, "windows in the file across a broker restart") {
+        panic!("{difference}\n(pulse's log: {})", log.display());
+    }
+    let starts: Vec<u64> = published
+        .iter()
+        .map(|row| row["window_start"].as_u64().unwrap())
+        .collect();
+    assert!(starts.is_sorted(), "the topic has the windows in order: {starts:?}");
+    // At least once: a batch the broker wrote just before it died may come again, identical.
+    let mut in_topic = windows_before_closing(published);
+    in_topic.dedup();
+    if let Err(difference) = compare_rows(&expected, &in_topic, "windows in the topic") {
+        panic!("{difference}\n(pulse's log: {})", log.display());
+    }
 }

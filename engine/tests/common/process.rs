@@ -13,6 +13,45 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A child process that is killed when dropped, unless taken back with
+/// [`KillOnDrop::take`]: a failing test leaves no process behind, holding its
+/// ports or the test's output pipe open.
+pub struct KillOnDrop(Option<Child>);
+
+impl KillOnDrop {
+    /// Guards `child`.
+    pub fn new(child: Child) -> Self {
+        Self(Some(child))
+    }
+
+    /// The child, no longer guarded.
+    pub fn take(mut self) -> Child {
+        self.0.take().expect("present until taken")
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("present until taken")
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("present until taken")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// The child's exit code once it exits within `timeout`; else kills it and
 /// returns `None`.
 pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<i32> {
