@@ -62,6 +62,26 @@ fn start_broker(port: u16, storage: &str) -> Option<KillOnDrop> {
     Some(child)
 }
 
+/// `pulse run pipeline` with `workers`, its log in `pulse.log` of `dir` (kept
+/// there when the test fails).
+fn spawn_logged(dir: &TempDir, pipeline: &std::path::Path, workers: usize) -> KillOnDrop {
+    let log = std::fs::File::create(dir.join("pulse.log")).unwrap();
+    KillOnDrop::new(
+        Command::new(pulse_bin())
+            .args([
+                "run",
+                &pipeline.display().to_string(),
+                "--workers",
+                &workers.to_string(),
+            ])
+            .env("RUST_LOG", "info,pulse_connectors=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// `GET path` on the gateway: the status and the body as text.
 fn get(address: SocketAddr, path: &str) -> (u16, String) {
     let (status, body) = http(address, "GET", path, None, None);
@@ -105,17 +125,7 @@ demo = true
         ),
     )
     .unwrap();
-    // The run's log stays in the kept directory when the test fails.
-    let log = std::fs::File::create(dir.join("pulse.log")).unwrap();
-    let mut run = KillOnDrop::new(
-        Command::new(pulse_bin())
-            .args(["run", &pipeline.display().to_string()])
-            .env("RUST_LOG", "info,pulse_connectors=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let mut run = spawn_logged(&dir, &pipeline, 1);
     wait_for_status(gateway, "/health/ready", 200);
     // Lose the broker once the source is reading, not while it starts up.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -255,16 +265,7 @@ fn a_restarted_broker_is_resumed_from_with_nothing_lost() {
     );
     let pipeline = windows_pipeline(&dir, "kafka", &kafka_source, &kafka_sink, Some(gateway));
     produce_file(&brokers, topic, &before);
-    let log = std::fs::File::create(dir.join("pulse.log")).unwrap();
-    let mut run = KillOnDrop::new(
-        Command::new(pulse_bin())
-            .args(["run", &pipeline.display().to_string(), "--workers", "2"])
-            .env("RUST_LOG", "info,pulse_connectors=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let mut run = spawn_logged(&dir, &pipeline, 2);
     wait_for_status(gateway, "/health/ready", 200);
     wait_for_no_lag(gateway);
 
