@@ -46,7 +46,8 @@ pub struct EmbeddedStore {
     writer: GroupCommit,
 }
 
-fn backend(error: impl std::fmt::Display) -> StoreError {
+/// A redb failure, as a store error.
+pub(super) fn backend(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 

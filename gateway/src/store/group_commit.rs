@@ -21,6 +21,7 @@ use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use super::embedded::backend;
 
 /// Most writes made durable by one fsync.
 const MAX_GROUP: usize = 256;
@@ -53,10 +54,6 @@ impl Drop for Writer {
             let _ = thread.join();
         }
     }
-}
-
-fn backend(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(error.to_string())
 }
 
 impl GroupCommit {
