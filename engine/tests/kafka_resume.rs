@@ -176,6 +176,20 @@ fn sorted(path: &Path) -> Vec<Value> {
 /// rows, as keyed state, equals a clean run's — late events included.
 #[test]
 fn a_killed_unbounded_run_resumes_from_its_commits_and_loses_no_window() {
+    kill_then_resume_with("2");
+}
+
+/// Rescaling: a 2-worker run killed mid-stream and restarted with 3 workers
+/// (so its 3 partitions are dealt to workers differently) resumes every
+/// partition from its own commit point, with the same result.
+#[test]
+fn a_killed_run_restarted_with_more_workers_resumes_every_partition() {
+    kill_then_resume_with("3");
+}
+
+/// Kills an unbounded 2-worker run after its first commit, restarts it with
+/// `restart_workers` workers, and checks the union against a clean run.
+fn kill_then_resume_with(restart_workers: &str) {
     let Some(brokers) = broker() else { return };
     let dir = TempDir::new("kafka-resume");
     let input = disordered_events(&dir, 200_000);
@@ -204,7 +218,7 @@ fn a_killed_unbounded_run_resumes_from_its_commits_and_loses_no_window() {
         "run",
         &pipeline(&dir, &brokers, &topic, &group, true, "union"),
         "--workers",
-        "2",
+        restart_workers,
     ]);
     let union = read_jsonl(&dir.join("union.jsonl"));
     let emitted_by_restart = union.len() - written_before_kill;
