@@ -30,6 +30,9 @@ pub struct ReadBatch {
     /// The source's progress (its capability's time) when the batch is read:
     /// late events and dead letters of this batch are sent at this time.
     progress: EventTime,
+    /// Splits the reader started serving in this call (e.g. Kafka partitions
+    /// found while running), before any of their events.
+    added_splits: Vec<Split>,
 }
 
 impl ReadBatch {
@@ -48,6 +51,13 @@ impl ReadBatch {
     /// and dead letters are sent.
     pub fn progress(&self) -> EventTime {
         self.progress
+    }
+
+    /// Registers a split the reader serves from now on; its watermark starts
+    /// at the source's progress, so it holds windows back from there until it
+    /// has events or goes idle.
+    pub fn add_split(&mut self, split: Split) {
+        self.added_splits.push(split);
     }
 
     /// Removes and returns the events added so far.
@@ -159,6 +169,9 @@ pub fn event_source<'scope, R: EventReader>(
             batch.progress = *caps[0].time();
             let status = reader.read(&mut batch);
             let now = Instant::now();
+            for split in batch.added_splits.drain(..) {
+                watermarks.add_at(split, *caps[0].time(), now);
+            }
 
             for (split, event) in batch.events.drain(..) {
                 // Behind its split's watermark, or behind the source's progress
@@ -193,7 +206,8 @@ pub fn event_source<'scope, R: EventReader>(
 
             let mut watermark = watermarks.current(now);
             if settings.idle_timeout.is_some() {
-                let idle = watermarks.all_idle(now);
+                // A reader without splits (yet) follows the others too.
+                let idle = watermarks.all_idle(now) || watermarks.is_empty();
                 settings.workers.publish(worker, watermark, !idle);
                 if idle && let Some(others) = settings.workers.for_idle() {
                     watermark = watermark.max(others);

@@ -79,6 +79,21 @@ impl SplitWatermarks {
             .or_insert((Watermark::new(self.out_of_orderness), now));
     }
 
+    /// Registers a split that starts serving while the source runs: its
+    /// watermark starts at `watermark` (the source's progress; its events
+    /// behind that are late anyway) and holds the combined one there until it
+    /// has events or goes idle.
+    pub fn add_at(&mut self, split: Split, watermark: EventTime, now: Instant) {
+        let mut started = Watermark::new(self.out_of_orderness);
+        started.observe(watermark.saturating_add(self.out_of_orderness));
+        self.splits.entry(split).or_insert((started, now));
+    }
+
+    /// Whether no split is registered.
+    pub fn is_empty(&self) -> bool {
+        self.splits.is_empty()
+    }
+
     /// Whether an event at `ts` on `split` is late.
     #[inline]
     pub fn is_late(&self, split: Split, ts: EventTime) -> bool {
@@ -178,6 +193,36 @@ mod tests {
         assert_eq!(workers.for_idle(), Some(20_000));
         workers.publish(1, 70_000, false);
         assert_eq!(workers.for_idle(), Some(60_000));
+    }
+
+    #[test]
+    fn a_split_added_while_running_starts_at_the_progress() {
+        let start = Instant::now();
+        let mut splits = SplitWatermarks::new(1_000, Some(Duration::from_secs(5)));
+        splits.add(0, start);
+        splits.observe(0, 10_000, start);
+        assert_eq!(splits.current(start), 9_000);
+        splits.add_at(1, 9_000, start);
+        assert_eq!(splits.current(start), 9_000, "the new split does not pull it back");
+        assert!(!splits.is_late(1, 9_000));
+        assert!(splits.is_late(1, 8_999));
+        splits.observe(0, 30_000, start);
+        assert_eq!(
+            splits.current(start),
+            9_000,
+            "the new split holds it until it has events"
+        );
+        splits.observe(1, 9_500, start);
+        assert_eq!(
+            splits.current(start),
+            9_000,
+            "an event before progress + disorder keeps it"
+        );
+        splits.observe(1, 20_000, start);
+        assert_eq!(splits.current(start), 19_000);
+        let later = start + Duration::from_secs(6);
+        splits.observe(0, 31_000, later);
+        assert_eq!(splits.current(later), 30_000, "and it stops holding it back when idle");
     }
 
     #[test]

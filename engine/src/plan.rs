@@ -147,6 +147,7 @@ impl Resources {
                     until,
                     resume_topic,
                     commit_interval,
+                    discovery_interval,
                     ..
                 } => {
                     let settings = KafkaSourceSettings {
@@ -158,6 +159,7 @@ impl Resources {
                         until_end: until.is_some(),
                         resume_topic: resume_topic.clone(),
                         commit_interval: commit_interval.to_std(),
+                        discovery_interval: Some(discovery_interval.to_std()).filter(|d| !d.is_zero()),
                     };
                     let failed = |error| PlanError::Kafka {
                         source_name: name.clone(),

@@ -359,3 +359,92 @@ fn an_idle_partition_of_another_worker_does_not_hold_windows_back() {
         .collect();
     compare_rows(&closed, &from_kafka, "closed windows with an idle partition vs file").unwrap();
 }
+
+/// An unbounded run with a topic pattern reads a tenant's topic created while
+/// it runs (and its empty second partition does not hold windows back): the
+/// windows closed by the end equal what the events give, nothing late.
+#[test]
+fn a_running_source_picks_up_a_tenant_topic_created_after_it_started() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-discovery");
+    let run_id = unique("d").replace('-', "_");
+    let topic = |tenant: &str| format!("{tenant}_{run_id}.events.normalized");
+    let produce = |tenant: &str, times: &[u64]| {
+        let lines: Vec<String> = times
+            .iter()
+            .map(|ts| {
+                format!(r#"{{"ts":{ts},"tenant":"{tenant}","source":"h1","kind":"metric","metric":"cpu","value":1}}"#)
+            })
+            .collect();
+        produce_to_partition(&brokers, &topic(tenant), 0, &lines);
+    };
+    create_topic(&brokers, &topic("acme"), 2);
+    produce("acme", &[1_000, 2_000, 3_000, 20_000]);
+
+    let pipeline = dir.join("pipeline.toml");
+    let source = format!(
+        "[sources.events]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopic_pattern = \"^[a-z]+_{run_id}\\\\.events\\\\.normalized$\"\n\
+         group = \"{}\"\nidle_timeout = \"1s\"\ndiscovery_interval = \"300ms\"\n",
+        unique("g")
+    );
+    let late_sink = "\n[sinks.late]\ntype = \"file\"\ninputs = [\"events.late\"]\npath = \"${OUT}/late.jsonl\"\n";
+    std::fs::write(
+        &pipeline,
+        (source + WINDOWS + late_sink).replace("${OUT}", &dir.display()),
+    )
+    .unwrap();
+    let run = KillOnDrop::new(
+        std::process::Command::new(common::pulse_bin())
+            .args(["run", &pipeline.display().to_string(), "--workers", "2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rows_path = dir.join("rows.jsonl");
+    let rows_with = |tenant: &str| {
+        std::fs::read_to_string(&rows_path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(&format!("\"tenant\":\"{tenant}\"")))
+            .count()
+    };
+    wait_until("acme's first window", std::time::Duration::from_secs(60), || {
+        rows_with("acme") >= 1
+    });
+
+    create_topic(&brokers, &topic("globex"), 2);
+    produce("globex", &[30_000, 31_000, 32_000, 33_000, 34_000, 50_000]);
+    wait_until("globex's window", std::time::Duration::from_secs(60), || {
+        rows_with("globex") >= 1
+    });
+    assert_eq!(terminate(run.take()), Some(0));
+
+    let windows: Vec<(String, u64, u64)> = read_jsonl(&rows_path)
+        .iter()
+        .map(|row| {
+            (
+                row["tenant"].as_str().unwrap().to_owned(),
+                row["window_start"].as_u64().unwrap(),
+                row["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        windows,
+        vec![
+            ("acme".to_owned(), 0, 3),
+            ("acme".to_owned(), 20_000, 1),
+            ("globex".to_owned(), 30_000, 5)
+        ],
+        "every window up to globex's last event, once; none after"
+    );
+    assert!(
+        read_jsonl_if_exists(&dir.join("late.jsonl")).is_empty(),
+        "no event is late"
+    );
+}
+
+fn read_jsonl_if_exists(path: &std::path::Path) -> Vec<serde_json::Value> {
+    if path.exists() { read_jsonl(path) } else { Vec::new() }
+}

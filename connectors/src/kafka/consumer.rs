@@ -6,7 +6,7 @@
 //! of their own, [`Committer`](super::committer::Committer), so that their
 //! round trips never hold up fetching.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use pulse_core::HealthReporter;
 
-use super::offsets::TopicPartition;
+use super::offsets::{TopicPartition, matching_partitions};
 use super::rewind::{Rewind, Verdict};
 use super::source::KafkaSourceSettings;
 use super::{KafkaConnectorError, REQUEST_TIMEOUT, client_config};
@@ -47,6 +47,9 @@ pub(crate) struct FetchedBatch {
 
 /// What the consumer thread tells its worker.
 pub(crate) enum FromConsumer {
+    /// Partitions found while running, now read by this worker: they take the
+    /// next indices, in this order, before any of their messages is sent.
+    Added(Vec<TopicPartition>),
     Messages(FetchedBatch),
     End,
     Failed(String),
@@ -56,13 +59,20 @@ pub(crate) enum FromConsumer {
 pub(crate) struct Assignment {
     pub partitions: Vec<TopicPartition>,
     pub starts: Vec<i64>,
+    /// Every partition of the source when the run started, whichever worker
+    /// reads it: partition discovery deals out only the others.
+    pub known: BTreeSet<TopicPartition>,
+    /// This worker and how many the source has.
+    pub worker: (usize, usize),
 }
 
 /// Polls `assignment` and sends batches until stopped, or until every
-/// partition is read to its end offset when `until_end`.
+/// partition is read to its end offset when `until_end`. An unbounded source
+/// also looks for new partitions every `discovery_interval` and reads the
+/// ones [dealt](owner) to its worker from their first offset.
 pub(crate) fn consume(
     settings: &KafkaSourceSettings,
-    assignment: &Assignment,
+    assignment: Assignment,
     sender: &SyncSender<FromConsumer>,
     stop: &AtomicBool,
     health: &HealthReporter,
@@ -75,17 +85,12 @@ pub(crate) fn consume(
         // Latency: a broker may hold a fetch this long waiting for data (default 500 ms).
         .set("fetch.wait.max.ms", "10")
         .create()?;
-    let partitions = &assignment.partitions;
     let mut backoff = Duration::from_millis(100);
     // The broker may be unreachable when the run starts, or go away before the
     // first request: keep asking (unhealthy meanwhile), as the polling loop does.
-    let Located {
-        mut position,
-        end,
-        mut rewinds,
-    } = loop {
-        match locate(&consumer, assignment) {
-            Ok(located) => break located,
+    let mut reading = loop {
+        match Reading::locate(&consumer, &assignment, &settings.component) {
+            Ok(reading) => break reading,
             Err(error) => {
                 if stop.load(Ordering::Relaxed) {
                     let _ = sender.send(FromConsumer::End);
@@ -98,68 +103,62 @@ pub(crate) fn consume(
             }
         }
     };
-    let mut list = TopicPartitionList::new();
-    for ((topic, partition), rewind) in partitions.iter().zip(&rewinds) {
-        list.add_partition_offset(topic, *partition, Offset::Offset(rewind.first_fetch()))?;
-    }
-    consumer.assign(&list)?;
-    let index: BTreeMap<(&str, i32), usize> = partitions
-        .iter()
-        .enumerate()
-        .map(|(i, (t, p))| ((t.as_str(), *p), i))
-        .collect();
-    // A partition is finished when it has reached its end offset *and* the
-    // consumer has caught up with what the broker hands out (end of partition,
-    // or a poll with nothing new): some brokers (tansu) report an end offset
-    // short of the last record batch they already hold.
-    let mut caught_up = vec![false; partitions.len()];
-    let done = |position: &[i64], caught_up: &[bool]| {
-        settings.until_end && position.iter().zip(&end).zip(caught_up).all(|((p, e), c)| p >= e && *c)
-    };
+    consumer.assign(&reading.fetch_list(0)?)?;
+    let mut discovery = Discovery::new(settings, assignment.known, assignment.worker);
 
     let labels = [("component", settings.component.clone())];
     let messages_in = metrics::counter!("pulse_kafka_messages_total", &labels);
     let bytes_in = metrics::counter!("pulse_kafka_bytes_total", &labels);
-    let lag: Vec<metrics::Gauge> = partitions
-        .iter()
-        .map(|(topic, partition)| {
-            metrics::gauge!("pulse_kafka_consumer_lag", "component" => settings.component.clone(),
-                "topic" => topic.clone(), "partition" => partition.to_string())
-        })
-        .collect();
     let mut lag_measured = Instant::now() - LAG_INTERVAL;
-    while !stop.load(Ordering::Relaxed) && !done(&position, &caught_up) {
+    let finished = |reading: &Reading| settings.until_end && reading.all_done();
+    while !stop.load(Ordering::Relaxed) && !finished(&reading) {
         if lag_measured.elapsed() >= LAG_INTERVAL {
             lag_measured = Instant::now();
             // Also the health check: a poll answers nothing, not an error, while
             // every broker is down; a metadata request fails.
-            for (i, (topic, partition)) in partitions.iter().enumerate() {
-                match consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT) {
-                    Ok((_, high)) => {
-                        lag[i].set((high - position[i]).max(0) as f64);
-                        health.healthy();
-                    }
-                    Err(error) => health.unhealthy(format!("{topic}/{partition}: {error}")),
+            let healthy = if reading.partitions.is_empty() {
+                consumer.fetch_metadata(None, REQUEST_TIMEOUT).map(drop)
+            } else {
+                reading.measure_lag(&consumer)
+            };
+            match healthy {
+                Ok(()) => health.healthy(),
+                Err(error) => health.unhealthy(error.to_string()),
+            }
+        }
+        if let Some(found) = discovery.poll(&consumer) {
+            let first = reading.partitions.len();
+            for partition in &found {
+                match consumer.fetch_watermarks(&partition.0, partition.1, REQUEST_TIMEOUT) {
+                    Ok((low, high)) => reading.add(partition.clone(), low, low, high, &settings.component),
+                    // Known from the metadata: read from the earliest retained
+                    // offset; the position check sorts it out.
+                    Err(_) => reading.add(partition.clone(), 0, 0, 0, &settings.component),
                 }
             }
+            tracing::info!(component = %settings.component, partitions = ?found, "reading partitions found while running");
+            if sender.send(FromConsumer::Added(found)).is_err() {
+                break;
+            }
+            consumer.incremental_assign(&reading.fetch_list(first)?)?;
         }
         let mut fetched = FetchedBatch::default();
         let mut timeout = Duration::from_millis(100);
         while fetched.messages.len() < MAX_BATCH {
             match consumer.poll(timeout) {
                 Some(Ok(message)) => {
-                    let Some(&i) = index.get(&(message.topic(), message.partition())) else {
+                    let Some(i) = reading.index_of(message.topic(), message.partition()) else {
                         continue;
                     };
-                    match rewinds[i].check(message.offset()) {
+                    match reading.rewinds[i].check(message.offset()) {
                         Verdict::Accept => {}
                         Verdict::Skip => continue,
                         Verdict::SeekTo(offset) => {
-                            seek(&consumer, &partitions[i], offset);
+                            seek(&consumer, &reading.partitions[i], offset);
                             continue;
                         }
                     }
-                    position[i] = message.offset() + 1;
+                    reading.position[i] = message.offset() + 1;
                     let payload = message.payload().map(|bytes| {
                         fetched.arena.extend_from_slice(bytes);
                         fetched.arena.len() - bytes.len()..fetched.arena.len()
@@ -172,16 +171,16 @@ pub(crate) fn consume(
                     timeout = Duration::ZERO;
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    for (i, (_, p)) in partitions.iter().enumerate() {
-                        if *p != partition {
+                    for i in 0..reading.partitions.len() {
+                        if reading.partitions[i].1 != partition {
                             continue;
                         }
-                        if !rewinds[i].is_settled()
-                            && let Some(offset) = rewinds[i].at_end()
+                        if !reading.rewinds[i].is_settled()
+                            && let Some(offset) = reading.rewinds[i].at_end()
                         {
-                            seek(&consumer, &partitions[i], offset);
-                        } else if position[i] >= end[i] {
-                            caught_up[i] = true;
+                            seek(&consumer, &reading.partitions[i], offset);
+                        } else if reading.position[i] >= reading.end[i] {
+                            reading.caught_up[i] = true;
                         }
                     }
                     timeout = Duration::ZERO;
@@ -195,9 +194,7 @@ pub(crate) fn consume(
                 }
                 None => {
                     // Nothing more to fetch right now: every partition at its end is caught up.
-                    for i in 0..partitions.len() {
-                        caught_up[i] |= rewinds[i].is_settled() && position[i] >= end[i];
-                    }
+                    reading.mark_caught_up();
                     break;
                 }
             }
@@ -215,31 +212,158 @@ pub(crate) fn consume(
     Ok(())
 }
 
-/// Where fetching starts and ends in each assigned partition, as the broker says.
-struct Located {
-    /// The first offset to deliver: the resume point, raised to the earliest retained.
+/// The partitions a consumer reads, in the worker's order, and how far each is.
+struct Reading {
+    partitions: Vec<TopicPartition>,
+    /// Index of each partition, by topic then partition number.
+    index: BTreeMap<String, BTreeMap<i32, usize>>,
+    /// The next offset to deliver.
     position: Vec<i64>,
-    /// The end offset when the run started (where a bounded run stops).
+    /// The end offset when the partition was first located (where a bounded run stops).
     end: Vec<i64>,
     rewinds: Vec<Rewind>,
+    /// Whether the consumer has caught up with what the broker hands out, at
+    /// or past `end`. Some brokers (tansu) report an end offset short of the
+    /// last record batch they already hold, so reaching it is not enough.
+    caught_up: Vec<bool>,
+    lag: Vec<metrics::Gauge>,
 }
 
-/// Asks the broker for each assigned partition's retained range.
-fn locate(consumer: &BaseConsumer, assignment: &Assignment) -> Result<Located, KafkaError> {
-    let count = assignment.partitions.len();
-    let mut located = Located {
-        position: Vec::with_capacity(count),
-        end: Vec::with_capacity(count),
-        rewinds: Vec::with_capacity(count),
-    };
-    for ((topic, partition), &start) in assignment.partitions.iter().zip(&assignment.starts) {
-        let (low, high) = consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)?;
-        let start = start.max(low);
-        located.position.push(start);
-        located.end.push(high);
-        located.rewinds.push(Rewind::new(start, low));
+impl Reading {
+    /// Asks the broker for each assigned partition's retained range.
+    fn locate(consumer: &BaseConsumer, assignment: &Assignment, component: &str) -> Result<Self, KafkaError> {
+        let mut reading = Self {
+            partitions: Vec::new(),
+            index: BTreeMap::new(),
+            position: Vec::new(),
+            end: Vec::new(),
+            rewinds: Vec::new(),
+            caught_up: Vec::new(),
+            lag: Vec::new(),
+        };
+        for ((topic, partition), &start) in assignment.partitions.iter().zip(&assignment.starts) {
+            let (low, high) = consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)?;
+            reading.add((topic.clone(), *partition), start, low, high, component);
+        }
+        Ok(reading)
     }
-    Ok(located)
+
+    /// Adds `partition`, to be read from `start` (raised to its first offset `low`) on.
+    fn add(&mut self, partition: TopicPartition, start: i64, low: i64, high: i64, component: &str) {
+        let i = self.partitions.len();
+        let start = start.max(low);
+        self.index
+            .entry(partition.0.clone())
+            .or_default()
+            .insert(partition.1, i);
+        self.lag.push(
+            metrics::gauge!("pulse_kafka_consumer_lag", "component" => component.to_owned(),
+            "topic" => partition.0.clone(), "partition" => partition.1.to_string()),
+        );
+        self.partitions.push(partition);
+        self.position.push(start);
+        self.end.push(high);
+        self.rewinds.push(Rewind::new(start, low));
+        self.caught_up.push(false);
+    }
+
+    /// The partitions from index `first` on, each at its first fetch offset.
+    fn fetch_list(&self, first: usize) -> Result<TopicPartitionList, KafkaError> {
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), rewind) in self.partitions.iter().zip(&self.rewinds).skip(first) {
+            list.add_partition_offset(topic, *partition, Offset::Offset(rewind.first_fetch()))?;
+        }
+        Ok(list)
+    }
+
+    #[inline]
+    fn index_of(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.index.get(topic)?.get(&partition).copied()
+    }
+
+    /// Marks every partition at its end caught up (a poll found nothing more).
+    fn mark_caught_up(&mut self) {
+        for i in 0..self.partitions.len() {
+            self.caught_up[i] |= self.rewinds[i].is_settled() && self.position[i] >= self.end[i];
+        }
+    }
+
+    /// Whether every partition has been read to its end offset.
+    fn all_done(&self) -> bool {
+        self.position
+            .iter()
+            .zip(&self.end)
+            .zip(&self.caught_up)
+            .all(|((p, e), c)| p >= e && *c)
+    }
+
+    /// Sets each partition's lag gauge (end offset − position).
+    fn measure_lag(&self, consumer: &BaseConsumer) -> Result<(), KafkaError> {
+        let mut result = Ok(());
+        for (i, (topic, partition)) in self.partitions.iter().enumerate() {
+            match consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT) {
+                Ok((_, high)) => self.lag[i].set((high - self.position[i]).max(0) as f64),
+                Err(error) => result = Err(error),
+            }
+        }
+        result
+    }
+}
+
+/// Looks for partitions that were not there when the run started: new
+/// topics matching the pattern, partitions added to a topic.
+struct Discovery {
+    settings: KafkaSourceSettings,
+    /// Every partition seen so far, whichever worker reads it.
+    known: BTreeSet<TopicPartition>,
+    worker: (usize, usize),
+    last: Instant,
+}
+
+impl Discovery {
+    fn new(settings: &KafkaSourceSettings, known: BTreeSet<TopicPartition>, worker: (usize, usize)) -> Self {
+        Self {
+            settings: settings.clone(),
+            known,
+            worker,
+            last: Instant::now(),
+        }
+    }
+
+    /// The new partitions dealt to this worker, when it is time to look and
+    /// there are any (never in a bounded run, or with discovery off).
+    fn poll(&mut self, consumer: &BaseConsumer) -> Option<Vec<TopicPartition>> {
+        let interval = self.settings.discovery_interval.filter(|_| !self.settings.until_end)?;
+        if self.last.elapsed() < interval {
+            return None;
+        }
+        self.last = Instant::now();
+        let found = match matching_partitions(consumer, &self.settings) {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(component = %self.settings.component, %error, "cannot look for new partitions");
+                return None;
+            }
+        };
+        let (worker, peers) = self.worker;
+        let mine: Vec<TopicPartition> = found
+            .into_iter()
+            .filter(|partition| self.known.insert(partition.clone()))
+            .filter(|partition| owner(partition, peers) == worker)
+            .collect();
+        (!mine.is_empty()).then_some(mine)
+    }
+}
+
+/// The worker (of `peers`) that reads a partition found while running: a
+/// hash of its name, which every worker computes alike without asking the
+/// others (FNV-1a, fixed for every build and platform).
+pub(crate) fn owner((topic, partition): &TopicPartition, peers: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in topic.bytes().chain(partition.to_le_bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % peers.max(1) as u64) as usize
 }
 
 /// Moves the fetch position of `partition` back to `offset` (see [`Rewind`]).
@@ -247,5 +371,30 @@ fn seek(consumer: &BaseConsumer, (topic, partition): &TopicPartition, offset: i6
     tracing::debug!(%topic, partition, offset, "rewinding to the record batch that holds the resume point");
     if let Err(error) = consumer.seek(topic, *partition, Offset::Offset(offset), REQUEST_TIMEOUT) {
         tracing::warn!(%topic, partition, %error, "cannot rewind the partition");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_found_while_running_go_to_one_worker_each_and_to_every_worker() {
+        let partitions: Vec<TopicPartition> = (0..40)
+            .flat_map(|tenant| (0..3).map(move |p| (format!("tenant-{tenant}.events.normalized"), p)))
+            .collect();
+        for peers in 1..=4 {
+            let mut per_worker = vec![0; peers];
+            for partition in &partitions {
+                let worker = owner(partition, peers);
+                assert_eq!(worker, owner(partition, peers), "the same answer every time");
+                per_worker[worker] += 1;
+            }
+            assert!(
+                per_worker.iter().all(|&n| n >= partitions.len() / peers / 2),
+                "{peers} workers share {} partitions: {per_worker:?}",
+                partitions.len()
+            );
+        }
     }
 }

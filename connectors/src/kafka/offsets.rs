@@ -21,9 +21,24 @@ pub type TopicPartition = (String, i32);
 pub type PartitionOffsets = Arc<Mutex<BTreeMap<TopicPartition, ResumePoint>>>;
 
 /// Every (topic, partition) the source reads, in the fixed order used to deal
-/// them to workers.
+/// them to workers; an error if a topic it names does not exist.
 pub fn partitions(settings: &KafkaSourceSettings) -> Result<Vec<TopicPartition>, KafkaConnectorError> {
     let consumer: BaseConsumer = client_config(&settings.brokers).create()?;
+    let found = matching_partitions(&consumer, settings)?;
+    for topic in &settings.topics {
+        if !found.iter().any(|(t, _)| t == topic) {
+            return Err(KafkaConnectorError::UnknownTopic(topic.clone()));
+        }
+    }
+    Ok(found)
+}
+
+/// The partitions of the topics `settings` names or matches that the broker
+/// has now, sorted.
+pub(crate) fn matching_partitions(
+    consumer: &BaseConsumer,
+    settings: &KafkaSourceSettings,
+) -> Result<Vec<TopicPartition>, KafkaConnectorError> {
     let metadata = consumer.fetch_metadata(None, REQUEST_TIMEOUT)?;
     let pattern = settings.topic_pattern.as_deref().map(regex::Regex::new).transpose()?;
     let mut found = Vec::new();
@@ -32,11 +47,6 @@ pub fn partitions(settings: &KafkaSourceSettings) -> Result<Vec<TopicPartition>,
         let matched = pattern.as_ref().is_some_and(|p| p.is_match(topic.name()));
         if named || matched {
             found.extend(topic.partitions().iter().map(|p| (topic.name().to_owned(), p.id())));
-        }
-    }
-    for topic in &settings.topics {
-        if !found.iter().any(|(t, _)| t == topic) {
-            return Err(KafkaConnectorError::UnknownTopic(topic.clone()));
         }
     }
     found.sort();

@@ -50,6 +50,10 @@ pub struct KafkaSourceSettings {
     pub resume_topic: String,
     /// How often what the sinks have delivered is committed.
     pub commit_interval: Duration,
+    /// How often an unbounded run asks the broker for partitions it does not
+    /// read yet (new topics matching `topic_pattern`, partitions added to a
+    /// topic); `None`: never.
+    pub discovery_interval: Option<Duration>,
 }
 
 /// When the output derived from a message has been delivered: what the
@@ -106,6 +110,8 @@ pub struct KafkaReader {
     ended: PartitionOffsets,
     /// The newest event time before the start of each partition, if resumed.
     resumed_watermarks: Vec<(Split, EventTime)>,
+    /// The split a partition found while running gets.
+    next_split: Split,
 }
 
 impl KafkaReader {
@@ -143,7 +149,8 @@ impl KafkaReader {
         let (sender, messages) = sync_channel(8);
         let stop = Arc::new(AtomicBool::new(false));
         let mut committer = None;
-        if assigned.is_empty() {
+        let discovers = settings.discovery_interval.is_some() && !settings.until_end;
+        if assigned.is_empty() && !discovers {
             let _ = sender.send(FromConsumer::End);
         } else {
             match Committer::start(settings, worker) {
@@ -153,11 +160,13 @@ impl KafkaReader {
             let assignment = Assignment {
                 partitions: assigned.iter().map(|a| (a.topic.clone(), a.partition)).collect(),
                 starts: assigned.iter().map(|a| a.ledger.end().offset).collect(),
+                known: all.iter().cloned().collect(),
+                worker: (worker, peers),
             };
             let (settings, stop) = (settings.clone(), Arc::clone(&stop));
             let name = format!("pulse-kafka-{}-{worker}", settings.component);
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                if let Err(error) = consume(&settings, &assignment, &sender, &stop, &health) {
+                if let Err(error) = consume(&settings, assignment, &sender, &stop, &health) {
                     health.unhealthy(error.to_string());
                     let _ = sender.send(FromConsumer::Failed(error.to_string()));
                 }
@@ -177,6 +186,24 @@ impl KafkaReader {
             commit_interval: settings.commit_interval,
             ended,
             resumed_watermarks,
+            next_split: all.len() as Split,
+        }
+    }
+
+    /// Starts reading partitions the consumer found while running, from their
+    /// first offset, each a new split.
+    fn add(&mut self, found: Vec<TopicPartition>, batch: &mut ReadBatch) {
+        for (topic, partition) in found {
+            let split = self.next_split;
+            self.next_split += 1;
+            self.assigned.push(Assigned {
+                split,
+                topic,
+                partition,
+                ledger: PartitionLedger::new(&ResumePoint::default()),
+                committed: None,
+            });
+            batch.add_split(split);
         }
     }
 
@@ -260,6 +287,10 @@ impl EventReader for KafkaReader {
                         }),
                     }
                 }
+                ReadStatus::More
+            }
+            Ok(FromConsumer::Added(found)) => {
+                self.add(found, batch);
                 ReadStatus::More
             }
             Ok(FromConsumer::End) | Err(TryRecvError::Disconnected) => {

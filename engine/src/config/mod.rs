@@ -145,6 +145,12 @@ pub enum SourceConfig {
         /// read again after a crash.
         #[serde(default = "default_commit_interval")]
         commit_interval: DurationSpec,
+        /// How often an unbounded run looks for partitions it does not read
+        /// yet: new topics matching `topic_pattern`, partitions added to a
+        /// topic (default 10s; `"0s"`: never). They are read from their first
+        /// offset. Bounded runs read the partitions found at start.
+        #[serde(default = "default_discovery_interval")]
+        discovery_interval: DurationSpec,
     },
 }
 
@@ -232,6 +238,10 @@ fn default_rate() -> u64 {
 
 fn default_commit_interval() -> DurationSpec {
     DurationSpec::from_secs(5)
+}
+
+fn default_discovery_interval() -> DurationSpec {
+    DurationSpec::from_secs(10)
 }
 
 fn default_resume_topic() -> String {
