@@ -334,14 +334,7 @@ fn an_idle_partition_of_another_worker_does_not_hold_windows_back() {
         unique("g")
     );
     std::fs::write(&pipeline, (source + WINDOWS).replace("${OUT}", &out.display())).unwrap();
-    let run = KillOnDrop::new(
-        std::process::Command::new(common::pulse_bin())
-            .args(["run", &pipeline.display().to_string(), "--workers", "2"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let run = spawn_run(&pipeline);
     let rows = out.join("rows.jsonl");
     // The first two 5 s windows close once the watermark passes 10 s.
     wait_until(
@@ -393,14 +386,7 @@ fn a_running_source_picks_up_a_tenant_topic_created_after_it_started() {
         (source + WINDOWS + late_sink).replace("${OUT}", &dir.display()),
     )
     .unwrap();
-    let run = KillOnDrop::new(
-        std::process::Command::new(common::pulse_bin())
-            .args(["run", &pipeline.display().to_string(), "--workers", "2"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let run = spawn_run(&pipeline);
     let rows_path = dir.join("rows.jsonl");
     let rows_with = |tenant: &str| {
         std::fs::read_to_string(&rows_path)
@@ -443,6 +429,18 @@ fn a_running_source_picks_up_a_tenant_topic_created_after_it_started() {
         read_jsonl_if_exists(&dir.join("late.jsonl")).is_empty(),
         "no event is late"
     );
+}
+
+/// Starts `pulse run PIPELINE --workers 2`, killed if the test fails.
+fn spawn_run(pipeline: &std::path::Path) -> KillOnDrop {
+    KillOnDrop::new(
+        std::process::Command::new(common::pulse_bin())
+            .args(["run", &pipeline.display().to_string(), "--workers", "2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn read_jsonl_if_exists(path: &std::path::Path) -> Vec<serde_json::Value> {
