@@ -211,6 +211,7 @@ impl Resources {
                     ..
                 } => Box::new(
                     KafkaSink::connect(
+                        name,
                         brokers,
                         topic,
                         key_fields.clone(),

@@ -308,6 +308,16 @@ fn a_restarted_broker_is_resumed_from_with_nothing_lost() {
     wait_until("the windows of both halves", Duration::from_secs(60), || {
         std::fs::read_to_string(&out).is_ok_and(|text| text.lines().count() >= expected.len())
     });
+    let produced = |metrics: &str| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with("pulse_kafka_produced_messages_total{") && line.contains(results))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    wait_until("the sink's messages are counted", Duration::from_secs(30), || {
+        produced(&get(gateway, "/metrics").1) >= expected.len()
+    });
     assert_eq!(terminate(run.take()), Some(0), "SIGTERM drains and exits 0");
     let published: Vec<Value> = read_topic(&brokers, results, expected.len())
         .iter()

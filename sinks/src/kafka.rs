@@ -33,27 +33,49 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// How long a flush still waits for the broker once the run is stopping.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Counts messages the broker did not accept.
-#[derive(Clone, Default)]
-struct DeliveryFailures(Arc<AtomicU64>);
+/// Counts what the broker accepted (`pulse_kafka_produced_messages_total`,
+/// `pulse_kafka_produced_bytes_total`) and the messages it did not accept.
+#[derive(Clone)]
+struct Deliveries {
+    failures: Arc<AtomicU64>,
+    messages: metrics::Counter,
+    bytes: metrics::Counter,
+}
 
-impl ClientContext for DeliveryFailures {}
+impl Deliveries {
+    fn new(component: &str, topic: &str) -> Self {
+        let labels = [("component", component.to_owned()), ("topic", topic.to_owned())];
+        Self {
+            failures: Arc::default(),
+            messages: metrics::counter!("pulse_kafka_produced_messages_total", &labels),
+            bytes: metrics::counter!("pulse_kafka_produced_bytes_total", &labels),
+        }
+    }
+}
 
-impl ProducerContext for DeliveryFailures {
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, _)) = result {
-            tracing::error!(%error, "Kafka delivery failed");
-            self.0.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(message) => {
+                self.messages.increment(1);
+                self.bytes.increment(message.payload_len() as u64);
+            }
+            Err((error, _)) => {
+                tracing::error!(%error, "Kafka delivery failed");
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
 
 /// Writes records to one topic.
 pub struct KafkaSink {
-    producer: BaseProducer<DeliveryFailures>,
-    failures: DeliveryFailures,
+    producer: BaseProducer<Deliveries>,
+    deliveries: Deliveries,
     topic: String,
     key_fields: Option<Vec<String>>,
     health: HealthReporter,
@@ -61,17 +83,18 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    /// A producer for `topic` on `brokers`, keyed by `key_fields` (or the
-    /// default key), reporting to `health` while it waits for the broker and
-    /// giving up on that wait [`SHUTDOWN_GRACE`] after `shutdown`.
+    /// The producer of sink `component` for `topic` on `brokers`, keyed by
+    /// `key_fields` (or the default key), reporting to `health` while it waits
+    /// for the broker and giving up on that wait [`SHUTDOWN_GRACE`] after `shutdown`.
     pub fn connect(
+        component: &str,
         brokers: &str,
         topic: &str,
         key_fields: Option<Vec<String>>,
         health: HealthReporter,
         shutdown: Shutdown,
     ) -> Result<Self, KafkaError> {
-        let failures = DeliveryFailures::default();
+        let deliveries = Deliveries::new(component, topic);
         let producer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("linger.ms", "5")
@@ -80,10 +103,10 @@ impl KafkaSink {
             // With retries, more than one request in flight could reorder messages.
             .set("max.in.flight.requests.per.connection", "1")
             .set("log_level", "3")
-            .create_with_context(failures.clone())?;
+            .create_with_context(deliveries.clone())?;
         Ok(Self {
             producer,
-            failures,
+            deliveries,
             topic: topic.to_owned(),
             key_fields,
             health,
@@ -174,7 +197,7 @@ impl LineSink for KafkaSink {
 
     fn flush(&mut self) -> io::Result<()> {
         self.wait_for_broker()?;
-        match self.failures.0.swap(0, Ordering::Relaxed) {
+        match self.deliveries.failures.swap(0, Ordering::Relaxed) {
             0 => Ok(()),
             failed => Err(io::Error::other(format!(
                 "{failed} messages to {} were not delivered",
