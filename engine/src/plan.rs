@@ -166,7 +166,6 @@ impl Resources {
                         error,
                     };
                     let partitions = kafka::partitions(&settings).map_err(failed)?;
-                    kafka::ensure_log(brokers, resume_topic).map_err(failed)?;
                     let resume = kafka::resume_points(&settings, &partitions).map_err(failed)?;
                     let plan = KafkaPlan {
                         settings,

@@ -25,7 +25,7 @@ use rdkafka::error::KafkaError;
 pub use admin::{Record, create_topics, list_topics, publish};
 pub use ledger::{PartitionLedger, ResumePoint};
 pub use offsets::{PartitionOffsets, TopicPartition, commit_offsets, partitions, resume_points};
-pub use resume::{ResumeLog, ensure_log};
+pub use resume::ResumeLog;
 pub use source::{DeliveryNeeds, KafkaReader, KafkaSourceSettings};
 
 /// How long metadata and watermark requests may take before they fail.

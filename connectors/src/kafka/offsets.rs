@@ -54,22 +54,25 @@ pub(crate) fn matching_partitions(
 }
 
 /// Where each of the source's `partitions` resumes: the newest point of the
-/// resume log, or the group's committed offset where that is further on (an
-/// offset moved by another tool); partitions with neither are left out.
+/// resume log (created if missing), or the group's committed offset where that
+/// is further on (an offset moved by another tool); partitions with neither
+/// are left out. The log and the group are asked at the same time: each takes
+/// a few broker round trips, and a run waits for both before it starts.
 pub fn resume_points(
     settings: &KafkaSourceSettings,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, ResumePoint>, KafkaConnectorError> {
-    let consumer: BaseConsumer = client_config(&settings.brokers)
-        .set("group.id", &settings.group)
-        .create()?;
-    let mut list = TopicPartitionList::new();
-    for (topic, partition) in partitions {
-        list.add_partition_offset(topic, *partition, Offset::Stored)?;
-    }
-    let committed = consumer.committed_offsets(list, REQUEST_TIMEOUT)?;
-    let mut points = resume::read_log(&settings.brokers, &settings.resume_topic, &settings.group, partitions)?;
-    for element in committed.elements() {
+    let (committed, logged) = std::thread::scope(|scope| {
+        let committed = scope.spawn(|| committed_offsets(settings, partitions));
+        let logged = resume::ensure_log(&settings.brokers, &settings.resume_topic)
+            .and_then(|()| resume::read_log(&settings.brokers, &settings.resume_topic, &settings.group, partitions));
+        let committed = committed
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (committed, logged)
+    });
+    let mut points = logged?;
+    for element in committed?.elements() {
         if let Offset::Offset(offset) = element.offset() {
             let partition = (element.topic().to_owned(), element.partition());
             let logged = points.get(&partition).map(|point| point.offset);
@@ -79,6 +82,21 @@ pub fn resume_points(
         }
     }
     Ok(points)
+}
+
+/// The group's committed offsets of `partitions`.
+fn committed_offsets(
+    settings: &KafkaSourceSettings,
+    partitions: &[TopicPartition],
+) -> Result<TopicPartitionList, KafkaConnectorError> {
+    let consumer: BaseConsumer = client_config(&settings.brokers)
+        .set("group.id", &settings.group)
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition_offset(topic, *partition, Offset::Stored)?;
+    }
+    Ok(consumer.committed_offsets(list, REQUEST_TIMEOUT)?)
 }
 
 /// The commit request for `points`, each with its point as metadata.
