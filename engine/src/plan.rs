@@ -89,10 +89,17 @@ impl KafkaPlan {
 /// tracker of what it has delivered.
 type SinkSlot = Mutex<Option<(Box<dyn LineSink + Send>, DeliveryTracker)>>;
 
+/// One writer of a sink: the inputs it writes and where (a Kafka sink has one
+/// per topic, every other sink one).
+struct SinkWriter {
+    inputs: Vec<String>,
+    slot: SinkSlot,
+}
+
 /// What the dataflow needs from outside, prepared once for all workers.
 pub struct Resources {
     config: Arc<PipelineConfig>,
-    sinks: BTreeMap<String, SinkSlot>,
+    sinks: BTreeMap<String, Vec<SinkWriter>>,
     /// Dead-letter streams no sink reads; they go to the engine's dead-letter file.
     unread_dead_letters: Vec<String>,
     /// The engine's dead-letter file, when some dead-letter stream needs it.
@@ -193,37 +200,46 @@ impl Resources {
         let slot = |sink: Box<dyn LineSink + Send>| Mutex::new(Some((sink, delivered.register())));
         let mut sinks = BTreeMap::new();
         for (name, sink) in &config.sinks {
-            let opened: Box<dyn LineSink + Send> = match sink {
+            let failed = |error| PlanError::Sink {
+                sink: name.clone(),
+                error,
+            };
+            let one = |opened: Box<dyn LineSink + Send>| {
+                vec![SinkWriter {
+                    inputs: sink.inputs().to_vec(),
+                    slot: slot(opened),
+                }]
+            };
+            let writers = match sink {
                 // Published in memory (see `build`), not written.
                 SinkConfig::Websocket { .. } => continue,
-                SinkConfig::Stdout { format, .. } => Box::new(Stdout::new(name, *format)),
+                SinkConfig::Stdout { format, .. } => one(Box::new(Stdout::new(name, *format))),
                 SinkConfig::File { path, append, .. } => {
-                    Box::new(JsonlFile::create(path, *append).map_err(|error| PlanError::Sink {
-                        sink: name.clone(),
-                        error,
-                    })?)
+                    one(Box::new(JsonlFile::create(path, *append).map_err(failed)?))
                 }
                 SinkConfig::Kafka {
-                    brokers,
-                    topic,
-                    key_fields,
-                    ..
-                } => Box::new(
-                    KafkaSink::connect(
-                        name,
-                        brokers,
-                        topic,
-                        key_fields.clone(),
-                        health.reporter(name),
-                        shutdown.clone(),
-                    )
-                    .map_err(|error| PlanError::Sink {
-                        sink: name.clone(),
-                        error: std::io::Error::other(error),
-                    })?,
-                ),
+                    brokers, key_fields, ..
+                } => {
+                    let mut writers = Vec::new();
+                    let topics = sink.kafka_topics();
+                    for (&topic, inputs) in &topics {
+                        // Each producer reports its own health: one topic's outage is not another's.
+                        let health = match topics.len() {
+                            1 => health.reporter(name),
+                            _ => health.reporter(&format!("{name}:{topic}")),
+                        };
+                        let producer =
+                            KafkaSink::connect(name, brokers, topic, key_fields.clone(), health, shutdown.clone())
+                                .map_err(|error| failed(std::io::Error::other(error)))?;
+                        writers.push(SinkWriter {
+                            inputs: inputs.iter().map(|input| (*input).to_owned()).collect(),
+                            slot: slot(Box::new(producer)),
+                        });
+                    }
+                    writers
+                }
             };
-            sinks.insert(name.clone(), slot(opened));
+            sinks.insert(name.clone(), writers);
         }
         let read: Vec<&String> = config.sinks.values().flat_map(|s| s.inputs()).collect();
         let mut unread_dead_letters = Vec::new();
@@ -472,13 +488,14 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             }
             continue;
         }
-        let lines: Vec<_> = sink
-            .inputs()
-            .iter()
-            .map(|input| streams[input].clone().json_lines())
-            .collect();
-        let slot = &resources.sinks[name];
-        write_lines(scope.concatenate(lines), name, || Ok(take(slot))).expect("sinks are opened up front");
+        for writer in &resources.sinks[name] {
+            let lines: Vec<_> = writer
+                .inputs
+                .iter()
+                .map(|input| streams[input].clone().json_lines())
+                .collect();
+            write_lines(scope.concatenate(lines), name, || Ok(take(&writer.slot))).expect("sinks are opened up front");
+        }
     }
     if let Some(slot) = &resources.default_dead_letters {
         let lines: Vec<_> = resources

@@ -207,6 +207,42 @@ fn the_kafka_sink_publishes_keyed_rows() {
     compare_rows(&rows, &values, "published rows vs the file sink's rows").unwrap();
 }
 
+/// One Kafka sink, two inputs, a topic each: `topics` names one input's
+/// topic, `topic` takes the other's.
+#[test]
+fn a_kafka_sink_writes_each_input_to_its_topic() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("kafka-sink-topics");
+    let input = dir.join("events.jsonl");
+    generate(&input, 3_000);
+    let (per_metric, per_tenant) = (unique("streaming-metrics"), unique("tenant-metrics"));
+    create_topic(&brokers, &per_metric, 1);
+    create_topic(&brokers, &per_tenant, 1);
+    let pipeline = format!(
+        "[sources.events]\ntype = \"file\"\npath = \"{}\"\n{WINDOWS}\n\
+         [operators.per_tenant]\ntype = \"window\"\ninputs = [\"events\"]\nwindow = {{ tumbling = \"10s\" }}\nkey = [\"tenant\"]\n\
+         [sinks.tenants]\ntype = \"file\"\ninputs = [\"per_tenant\"]\npath = \"${{OUT}}/tenants.jsonl\"\n\
+         [sinks.kafka]\ntype = \"kafka\"\ninputs = [\"tumbling_5s\", \"per_tenant\"]\nbrokers = \"{brokers}\"\n\
+         topic = \"{per_tenant}\"\ntopics = {{ tumbling_5s = \"{per_metric}\" }}\n",
+        input.display()
+    );
+    let (rows, _) = run(&dir, &pipeline, 2);
+    let mut tenant_rows = read_jsonl(&dir.join("tenants.jsonl"));
+    sort_rows(&mut tenant_rows);
+    assert!(!rows.is_empty() && !tenant_rows.is_empty());
+
+    for (topic, expected) in [(&per_metric, &rows), (&per_tenant, &tenant_rows)] {
+        // The rows of both inputs are written in one time order, so any row of
+        // the other input in this topic would be among the first this many.
+        let mut published: Vec<serde_json::Value> = read_topic(&brokers, topic, expected.len())
+            .iter()
+            .map(|message| serde_json::from_slice(message.payload().unwrap()).unwrap())
+            .collect();
+        sort_rows(&mut published);
+        compare_rows(expected, &published, &format!("topic {topic} vs its file sink")).unwrap();
+    }
+}
+
 #[test]
 fn topics_list_shows_created_topics_with_partitions() {
     let Some(brokers) = broker() else { return };

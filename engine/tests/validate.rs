@@ -641,3 +641,38 @@ fn a_websocket_sink_needs_a_gateway_and_window_rows() {
         },
     );
 }
+
+#[test]
+fn every_input_of_a_kafka_sink_needs_a_topic_and_topics_name_inputs_only() {
+    let text = broken(
+        "type = \"file\"\ninputs = [\"cpu_10s\"]\npath = \"out.jsonl\"\n",
+        "type = \"kafka\"\ninputs = [\"cpu_10s\", \"events.late\"]\nbrokers = \"127.0.0.1:9092\"\n\
+         topics = { cpu_10s = \"streaming-metrics\", alerts = \"streaming-alerts\" }\n",
+    );
+    let error = refused(&text);
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 15,
+            column: 10,
+            message: "input `events.late` has no topic to go to",
+            help: "set `topic` (for every input), or name it in `topics`",
+        },
+    );
+    assert_reported(
+        &error,
+        &text,
+        Expected {
+            line: 17,
+            column: 52,
+            message: "`alerts` in `topics` is not an input of this sink",
+            help: "add it to `inputs`, or remove it from `topics`",
+        },
+    );
+    assert_eq!(error.problems.len(), 2, "two mistakes, two errors:\n{error}");
+
+    let with_default = text.replace("brokers =", "topic = \"streaming-late\"\nbrokers =");
+    let error = refused(&with_default);
+    assert_eq!(error.problems.len(), 1, "`topic` takes the other inputs:\n{error}");
+}

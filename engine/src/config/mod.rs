@@ -224,12 +224,36 @@ pub enum SinkConfig {
         inputs: Vec<String>,
         /// `host:port[,host:port…]`.
         brokers: String,
-        /// The topic (it must exist).
-        topic: String,
+        /// The topic of every input that `topics` does not name (it must exist).
+        #[serde(default)]
+        topic: Option<String>,
+        /// A topic per input, e.g. `{ tumbling_10s = "streaming-metrics" }`;
+        /// inputs it does not name go to `topic`.
+        #[serde(default)]
+        topics: BTreeMap<String, String>,
         /// Fields whose values make the message key (default: the window and every string field).
         #[serde(default)]
         key_fields: Option<Vec<String>>,
     },
+}
+
+impl SinkConfig {
+    /// For a Kafka sink, its inputs grouped by the topic they go to (an input
+    /// without a topic is left out; validation reports it). Empty for other sinks.
+    pub fn kafka_topics(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut by_topic: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        if let SinkConfig::Kafka {
+            inputs, topic, topics, ..
+        } = self
+        {
+            for input in inputs {
+                if let Some(topic) = topics.get(input).or(topic.as_ref()) {
+                    by_topic.entry(topic).or_default().push(input);
+                }
+            }
+        }
+        by_topic
+    }
 }
 
 fn default_rate() -> u64 {

@@ -83,6 +83,7 @@ pub fn validate(config: &PipelineConfig) -> Vec<Problem> {
     for (name, sink) in &config.sinks {
         check_inputs("sinks", name, sink.inputs(), &streams, &mut problems);
         check_live_sink(config, name, sink, &streams, &mut problems);
+        check_kafka_sink(name, sink, &mut problems);
     }
     check_cycles(config, &mut problems);
     if config.sources.is_empty() {
@@ -126,6 +127,32 @@ fn check_live_sink(
                 "name a window operator".to_owned(),
             ));
         }
+    }
+}
+
+/// Every input of a Kafka sink goes to a topic, and `topics` names inputs only.
+fn check_kafka_sink(name: &str, sink: &SinkConfig, problems: &mut Vec<Problem>) {
+    let SinkConfig::Kafka {
+        inputs, topic, topics, ..
+    } = sink
+    else {
+        return;
+    };
+    if topic.is_none() {
+        for input in inputs.iter().filter(|input| !topics.contains_key(*input)) {
+            problems.push(problem(
+                &["sinks", name, "inputs"],
+                format!("input `{input}` has no topic to go to"),
+                format!("set `topic` (for every input), or name it in `topics`, e.g. topics = {{ \"{input}\" = \"streaming-metrics\" }}"),
+            ));
+        }
+    }
+    for input in topics.keys().filter(|key| !inputs.contains(key)) {
+        problems.push(problem(
+            &["sinks", name, "topics", input],
+            format!("`{input}` in `topics` is not an input of this sink"),
+            "add it to `inputs`, or remove it from `topics`".to_owned(),
+        ));
     }
 }
 
