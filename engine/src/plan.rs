@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use pulse_connectors::file::JsonlFileReader;
 use pulse_connectors::generator::{GeneratorReader, GeneratorSettings};
 use pulse_connectors::kafka::{
-    self, DeliveryNeeds, KafkaConnectorError, KafkaReader, KafkaSourceSettings, PartitionOffsets, ResumePoint,
-    TopicPartition,
+    self, DeliveryNeeds, GroupOffsets, KafkaConnectorError, KafkaReader, KafkaSourceSettings, PartitionOffsets,
+    ResumePoint, TopicPartition,
 };
 use pulse_connectors::{SourceSettings, WorkerWatermarks, event_source};
 use pulse_core::time::coarsen;
@@ -71,6 +71,8 @@ pub struct KafkaPlan {
     pub resume: BTreeMap<TopicPartition, ResumePoint>,
     /// Where each partition ended, filled in by the workers when the input is exhausted.
     pub ended: PartitionOffsets,
+    /// A bounded run's clients for committing `ended` after the run.
+    pub final_commit: Option<GroupOffsets>,
 }
 
 impl KafkaPlan {
@@ -173,8 +175,12 @@ impl Resources {
                         error,
                     };
                     let partitions = kafka::partitions(&settings).map_err(failed)?;
-                    let resume = kafka::resume_points(&settings, &partitions).map_err(failed)?;
+                    let group = GroupOffsets::connect(&settings).map_err(failed)?;
+                    let resume = group.resume_points(&settings, &partitions).map_err(failed)?;
                     let plan = KafkaPlan {
+                        // Only a bounded run commits after it ends; an unbounded one
+                        // commits from its workers while it runs.
+                        final_commit: settings.until_end.then_some(group),
                         settings,
                         partitions,
                         resume,

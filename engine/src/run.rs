@@ -45,10 +45,10 @@ fn commit_kafka_offsets(resources: &Resources, interrupted: bool) {
     if interrupted {
         return;
     }
-    for plan in resources.kafka_sources().filter(|plan| plan.settings.until_end) {
-        let settings = &plan.settings;
+    for plan in resources.kafka_sources() {
+        let Some(group) = &plan.final_commit else { continue };
         let offsets = plan.ended.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match pulse_connectors::kafka::commit_offsets(settings, &offsets) {
+        match group.commit(&offsets) {
             Ok(()) => {
                 tracing::info!(source = %plan.settings.component, partitions = offsets.len(), "committed offsets")
             }

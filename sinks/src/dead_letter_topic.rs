@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use pulse_core::DeadLetter;
 use pulse_core::dead_letter::Position;
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 
 use crate::writer::LineSink;
 
@@ -42,8 +41,7 @@ pub struct DeadLetterTopics {
 impl DeadLetterTopics {
     /// Connects to `brokers`; `fallback` receives messages whose topic names no tenant.
     pub fn connect(brokers: &str, fallback: &str) -> Result<Self, rdkafka::error::KafkaError> {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", brokers).set("log_level", "3");
+        let config = pulse_connectors::kafka::client_config(brokers);
         Ok(Self {
             producer: config.clone().set("linger.ms", "5").create()?,
             admin: config.create()?,
@@ -115,7 +113,7 @@ impl LineSink for DeadLetterTopics {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.producer.flush(Duration::from_secs(60)).map_err(io::Error::other)
+        pulse_connectors::kafka::flush(&self.producer, Duration::from_secs(60)).map_err(io::Error::other)
     }
 }
 

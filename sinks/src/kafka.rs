@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pulse_core::{HealthReporter, Shutdown};
-use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
@@ -95,14 +94,12 @@ impl KafkaSink {
         shutdown: Shutdown,
     ) -> Result<Self, KafkaError> {
         let deliveries = Deliveries::new(component, topic);
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let producer = pulse_connectors::kafka::client_config(brokers)
             .set("linger.ms", "5")
             // Retry until the broker takes each message: an outage is waited out, not lost.
             .set("message.timeout.ms", "0")
             // With retries, more than one request in flight could reorder messages.
             .set("max.in.flight.requests.per.connection", "1")
-            .set("log_level", "3")
             .create_with_context(deliveries.clone())?;
         Ok(Self {
             producer,
@@ -120,7 +117,7 @@ impl KafkaSink {
         let mut waited = false;
         let mut stopping_since: Option<Instant> = None;
         loop {
-            match self.producer.flush(FLUSH_WAIT) {
+            match pulse_connectors::kafka::flush(&self.producer, FLUSH_WAIT) {
                 Ok(()) => {
                     if waited {
                         self.health.healthy();

@@ -7,7 +7,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 
 use super::{KafkaConnectorError, REQUEST_TIMEOUT, client_config};
 
@@ -117,6 +117,6 @@ pub fn publish(
             }
         }
     }
-    producer.flush(Duration::from_secs(60))?;
+    super::flush(&producer, Duration::from_secs(60))?;
     Ok(sent)
 }

@@ -53,50 +53,72 @@ pub(crate) fn matching_partitions(
     Ok(found)
 }
 
-/// Where each of the source's `partitions` resumes: the newest point of the
-/// resume log (created if missing), or the group's committed offset where that
-/// is further on (an offset moved by another tool); partitions with neither
-/// are left out. The log and the group are asked at the same time: each takes
-/// a few broker round trips, and a run waits for both before it starts.
-pub fn resume_points(
-    settings: &KafkaSourceSettings,
-    partitions: &[TopicPartition],
-) -> Result<BTreeMap<TopicPartition, ResumePoint>, KafkaConnectorError> {
-    let (committed, logged) = std::thread::scope(|scope| {
-        let committed = scope.spawn(|| committed_offsets(settings, partitions));
-        let logged = resume::ensure_log(&settings.brokers, &settings.resume_topic)
-            .and_then(|()| resume::read_log(&settings.brokers, &settings.resume_topic, &settings.group, partitions));
-        let committed = committed
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (committed, logged)
-    });
-    let mut points = logged?;
-    for element in committed?.elements() {
-        if let Offset::Offset(offset) = element.offset() {
-            let partition = (element.topic().to_owned(), element.partition());
-            let logged = points.get(&partition).map(|point| point.offset);
-            if logged.is_none_or(|logged| logged < offset) {
-                points.insert(partition, ResumePoint::at(offset));
-            }
-        }
-    }
-    Ok(points)
+/// A source's consumer group and resume log, connected when a run starts:
+/// where each partition resumes from, and (for a bounded run) the clients its
+/// offsets are committed with at the end, already connected by then.
+pub struct GroupOffsets {
+    consumer: BaseConsumer,
+    log: ResumeLog,
+    component: String,
 }
 
-/// The group's committed offsets of `partitions`.
-fn committed_offsets(
-    settings: &KafkaSourceSettings,
-    partitions: &[TopicPartition],
-) -> Result<TopicPartitionList, KafkaConnectorError> {
-    let consumer: BaseConsumer = client_config(&settings.brokers)
-        .set("group.id", &settings.group)
-        .create()?;
-    let mut list = TopicPartitionList::new();
-    for (topic, partition) in partitions {
-        list.add_partition_offset(topic, *partition, Offset::Stored)?;
+impl GroupOffsets {
+    /// Clients for `settings`' group and resume log.
+    pub fn connect(settings: &KafkaSourceSettings) -> Result<Self, KafkaConnectorError> {
+        Ok(Self {
+            consumer: client_config(&settings.brokers)
+                .set("group.id", &settings.group)
+                .create()?,
+            log: ResumeLog::connect(&settings.brokers, &settings.resume_topic, &settings.group)?,
+            component: settings.component.clone(),
+        })
     }
-    Ok(consumer.committed_offsets(list, REQUEST_TIMEOUT)?)
+
+    /// Where each of the source's `partitions` resumes: the newest point of
+    /// the resume log (created if missing), or the group's committed offset
+    /// where that is further on (an offset moved by another tool); partitions
+    /// with neither are left out. The log and the group are asked at the same
+    /// time: each takes a few broker round trips, and a run waits for both.
+    pub fn resume_points(
+        &self,
+        settings: &KafkaSourceSettings,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, ResumePoint>, KafkaConnectorError> {
+        let (committed, logged) = std::thread::scope(|scope| {
+            let committed = scope.spawn(|| self.committed_offsets(partitions));
+            let logged = resume::ensure_log(&settings.brokers, &settings.resume_topic)
+                .and_then(|()| resume::read_log(&self.log, &settings.brokers, partitions));
+            let committed = committed
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (committed, logged)
+        });
+        let mut points = logged?;
+        for element in committed?.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                let partition = (element.topic().to_owned(), element.partition());
+                let logged = points.get(&partition).map(|point| point.offset);
+                if logged.is_none_or(|logged| logged < offset) {
+                    points.insert(partition, ResumePoint::at(offset));
+                }
+            }
+        }
+        Ok(points)
+    }
+
+    /// The group's committed offsets of `partitions`.
+    fn committed_offsets(&self, partitions: &[TopicPartition]) -> Result<TopicPartitionList, KafkaConnectorError> {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            list.add_partition_offset(topic, *partition, Offset::Stored)?;
+        }
+        Ok(self.consumer.committed_offsets(list, REQUEST_TIMEOUT)?)
+    }
+
+    /// Logs and commits `points` for the group (after a bounded run).
+    pub fn commit(&self, points: &BTreeMap<TopicPartition, ResumePoint>) -> Result<(), KafkaConnectorError> {
+        commit(&self.consumer, &self.log, &self.component, points)
+    }
 }
 
 /// The commit request for `points`, each with its point as metadata.
@@ -132,17 +154,4 @@ pub fn commit(
         metrics::counter!("pulse_kafka_commit_errors_total", &labels).increment(1);
     }
     result
-}
-
-/// Logs and commits `points` for the source's group from clients of its own
-/// (after a run).
-pub fn commit_offsets(
-    settings: &KafkaSourceSettings,
-    points: &BTreeMap<TopicPartition, ResumePoint>,
-) -> Result<(), KafkaConnectorError> {
-    let consumer: BaseConsumer = client_config(&settings.brokers)
-        .set("group.id", &settings.group)
-        .create()?;
-    let log = ResumeLog::connect(&settings.brokers, &settings.resume_topic, &settings.group)?;
-    commit(&consumer, &log, &settings.component, points)
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::admin::create_topics;
@@ -62,7 +62,7 @@ impl ResumeLog {
                 .send(BaseRecord::to(&self.topic).key(&key).payload(&value))
                 .map_err(|(error, _)| error)?;
         }
-        self.producer.flush(REQUEST_TIMEOUT)?;
+        super::flush(&self.producer, REQUEST_TIMEOUT)?;
         Ok(())
     }
 }
@@ -87,11 +87,11 @@ pub fn ensure_log(brokers: &str, topic: &str) -> Result<(), KafkaConnectorError>
 /// a broker's high watermark is not a safe end (tansu reports the last
 /// batch's base offset + 1, which would leave the rest of that batch unread).
 pub fn read_log(
+    writer: &ResumeLog,
     brokers: &str,
-    topic: &str,
-    group: &str,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, ResumePoint>, KafkaConnectorError> {
+    let (topic, group) = (writer.topic.as_str(), writer.group.as_str());
     let wanted: BTreeMap<String, &TopicPartition> = partitions.iter().map(|p| (key(group, p), p)).collect();
     let marker = format!(
         "marker/{}/{}",
@@ -100,12 +100,11 @@ pub fn read_log(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     );
-    let writer = ResumeLog::connect(brokers, topic, group)?;
     writer
         .producer
         .send(BaseRecord::<str, str>::to(topic).key(&marker))
         .map_err(|(error, _)| error)?;
-    writer.producer.flush(REQUEST_TIMEOUT)?;
+    super::flush(&writer.producer, REQUEST_TIMEOUT)?;
 
     let consumer: BaseConsumer = client_config(brokers)
         .set("group.id", "pulse-resume-reader")
