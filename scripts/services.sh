@@ -13,14 +13,18 @@ ensure_tansu() {
 }
 
 # Whether this tansu accepts sqlite:// storage: a build without libsql refuses the URL at once.
+# The probe takes 3 s, so its success is remembered for this very binary (path, size, mtime).
 tansu_has_sqlite() {
-  local probe rc
+  local probe rc stamp
+  stamp="$(stat -c '%n %s %Y' "$(command -v tansu)")"
+  [[ -f "$state/tansu-sqlite.ok" && "$(cat "$state/tansu-sqlite.ok")" == "$stamp" ]] && return 0
   probe="$(mktemp -d)"
   timeout 3 tansu broker --listener-url tcp://127.0.0.1:0 --advertised-listener-url tcp://127.0.0.1:0 \
     --storage-engine "sqlite:///$probe/probe.db" >"$probe/log" 2>&1
   ! grep -q -e UnsupportedStorageUrl -e FeatureNotEnabled "$probe/log"
   rc=$?
   rm -rf "$probe"
+  ((rc == 0)) && echo "$stamp" >"$state/tansu-sqlite.ok"
   return "$rc"
 }
 

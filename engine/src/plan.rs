@@ -176,7 +176,7 @@ impl Resources {
                     };
                     let partitions = kafka::partitions(&settings).map_err(failed)?;
                     let group = GroupOffsets::connect(&settings).map_err(failed)?;
-                    let resume = group.resume_points(&settings, &partitions).map_err(failed)?;
+                    let resume = group.resume_points(&partitions).map_err(failed)?;
                     let plan = KafkaPlan {
                         // Only a bounded run commits after it ends; an unbounded one
                         // commits from its workers while it runs.

@@ -34,7 +34,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Counts what the broker accepted (`pulse_kafka_produced_messages_total`,
 /// `pulse_kafka_produced_bytes_total`) and the messages it did not accept.
-#[derive(Clone)]
 struct Deliveries {
     failures: Arc<AtomicU64>,
     messages: metrics::Counter,
@@ -74,7 +73,6 @@ impl ProducerContext for Deliveries {
 /// Writes records to one topic.
 pub struct KafkaSink {
     producer: BaseProducer<Deliveries>,
-    deliveries: Deliveries,
     topic: String,
     key_fields: Option<Vec<String>>,
     health: HealthReporter,
@@ -93,17 +91,15 @@ impl KafkaSink {
         health: HealthReporter,
         shutdown: Shutdown,
     ) -> Result<Self, KafkaError> {
-        let deliveries = Deliveries::new(component, topic);
         let producer = pulse_connectors::kafka::client_config(brokers)
             .set("linger.ms", "5")
             // Retry until the broker takes each message: an outage is waited out, not lost.
             .set("message.timeout.ms", "0")
             // With retries, more than one request in flight could reorder messages.
             .set("max.in.flight.requests.per.connection", "1")
-            .create_with_context(deliveries.clone())?;
+            .create_with_context(Deliveries::new(component, topic))?;
         Ok(Self {
             producer,
-            deliveries,
             topic: topic.to_owned(),
             key_fields,
             health,
@@ -194,7 +190,7 @@ impl LineSink for KafkaSink {
 
     fn flush(&mut self) -> io::Result<()> {
         self.wait_for_broker()?;
-        match self.deliveries.failures.swap(0, Ordering::Relaxed) {
+        match self.producer.context().failures.swap(0, Ordering::Relaxed) {
             0 => Ok(()),
             failed => Err(io::Error::other(format!(
                 "{failed} messages to {} were not delivered",

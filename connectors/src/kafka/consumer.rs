@@ -150,15 +150,16 @@ pub(crate) fn consume(
                     let Some(i) = reading.index_of(message.topic(), message.partition()) else {
                         continue;
                     };
-                    match reading.rewinds[i].check(message.offset()) {
+                    let state = &mut reading.partitions[i];
+                    match state.rewind.check(message.offset()) {
                         Verdict::Accept => {}
                         Verdict::Skip => continue,
                         Verdict::SeekTo(offset) => {
-                            seek(&consumer, &reading.partitions[i], offset);
+                            seek(&consumer, &state.partition, offset);
                             continue;
                         }
                     }
-                    reading.position[i] = message.offset() + 1;
+                    state.position = message.offset() + 1;
                     let payload = message.payload().map(|bytes| {
                         fetched.arena.extend_from_slice(bytes);
                         fetched.arena.len() - bytes.len()..fetched.arena.len()
@@ -171,16 +172,13 @@ pub(crate) fn consume(
                     timeout = Duration::ZERO;
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    for i in 0..reading.partitions.len() {
-                        if reading.partitions[i].1 != partition {
-                            continue;
-                        }
-                        if !reading.rewinds[i].is_settled()
-                            && let Some(offset) = reading.rewinds[i].at_end()
+                    for state in reading.partitions.iter_mut().filter(|s| s.partition.1 == partition) {
+                        if !state.rewind.is_settled()
+                            && let Some(offset) = state.rewind.at_end()
                         {
-                            seek(&consumer, &reading.partitions[i], offset);
-                        } else if reading.position[i] >= reading.end[i] {
-                            reading.caught_up[i] = true;
+                            seek(&consumer, &state.partition, offset);
+                        } else if state.position >= state.end {
+                            state.caught_up = true;
                         }
                     }
                     timeout = Duration::ZERO;
@@ -214,19 +212,31 @@ pub(crate) fn consume(
 
 /// The partitions a consumer reads, in the worker's order, and how far each is.
 struct Reading {
-    partitions: Vec<TopicPartition>,
+    partitions: Vec<PartitionState>,
     /// Index of each partition, by topic then partition number.
     index: BTreeMap<String, BTreeMap<i32, usize>>,
+}
+
+/// How far the consumer is in one partition.
+struct PartitionState {
+    partition: TopicPartition,
     /// The next offset to deliver.
-    position: Vec<i64>,
+    position: i64,
     /// The end offset when the partition was first located (where a bounded run stops).
-    end: Vec<i64>,
-    rewinds: Vec<Rewind>,
+    end: i64,
+    rewind: Rewind,
     /// Whether the consumer has caught up with what the broker hands out, at
     /// or past `end`. Some brokers (tansu) report an end offset short of the
     /// last record batch they already hold, so reaching it is not enough.
-    caught_up: Vec<bool>,
-    lag: Vec<metrics::Gauge>,
+    caught_up: bool,
+    lag: metrics::Gauge,
+}
+
+impl PartitionState {
+    /// Read to its end offset, and caught up with the broker.
+    fn is_done(&self) -> bool {
+        self.position >= self.end && self.caught_up
+    }
 }
 
 impl Reading {
@@ -235,11 +245,6 @@ impl Reading {
         let mut reading = Self {
             partitions: Vec::new(),
             index: BTreeMap::new(),
-            position: Vec::new(),
-            end: Vec::new(),
-            rewinds: Vec::new(),
-            caught_up: Vec::new(),
-            lag: Vec::new(),
         };
         for ((topic, partition), &start) in assignment.partitions.iter().zip(&assignment.starts) {
             let (low, high) = consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)?;
@@ -250,28 +255,29 @@ impl Reading {
 
     /// Adds `partition`, to be read from `start` (raised to its first offset `low`) on.
     fn add(&mut self, partition: TopicPartition, start: i64, low: i64, high: i64, component: &str) {
-        let i = self.partitions.len();
         let start = start.max(low);
         self.index
             .entry(partition.0.clone())
             .or_default()
-            .insert(partition.1, i);
-        self.lag.push(
-            metrics::gauge!("pulse_kafka_consumer_lag", "component" => component.to_owned(),
-            "topic" => partition.0.clone(), "partition" => partition.1.to_string()),
-        );
-        self.partitions.push(partition);
-        self.position.push(start);
-        self.end.push(high);
-        self.rewinds.push(Rewind::new(start, low));
-        self.caught_up.push(false);
+            .insert(partition.1, self.partitions.len());
+        let lag = metrics::gauge!("pulse_kafka_consumer_lag", "component" => component.to_owned(),
+            "topic" => partition.0.clone(), "partition" => partition.1.to_string());
+        self.partitions.push(PartitionState {
+            partition,
+            position: start,
+            end: high,
+            rewind: Rewind::new(start, low),
+            caught_up: false,
+            lag,
+        });
     }
 
     /// The partitions from index `first` on, each at its first fetch offset.
     fn fetch_list(&self, first: usize) -> Result<TopicPartitionList, KafkaError> {
         let mut list = TopicPartitionList::new();
-        for ((topic, partition), rewind) in self.partitions.iter().zip(&self.rewinds).skip(first) {
-            list.add_partition_offset(topic, *partition, Offset::Offset(rewind.first_fetch()))?;
+        for state in &self.partitions[first..] {
+            let (topic, partition) = &state.partition;
+            list.add_partition_offset(topic, *partition, Offset::Offset(state.rewind.first_fetch()))?;
         }
         Ok(list)
     }
@@ -283,26 +289,23 @@ impl Reading {
 
     /// Marks every partition at its end caught up (a poll found nothing more).
     fn mark_caught_up(&mut self) {
-        for i in 0..self.partitions.len() {
-            self.caught_up[i] |= self.rewinds[i].is_settled() && self.position[i] >= self.end[i];
+        for state in &mut self.partitions {
+            state.caught_up |= state.rewind.is_settled() && state.position >= state.end;
         }
     }
 
     /// Whether every partition has been read to its end offset.
     fn all_done(&self) -> bool {
-        self.position
-            .iter()
-            .zip(&self.end)
-            .zip(&self.caught_up)
-            .all(|((p, e), c)| p >= e && *c)
+        self.partitions.iter().all(PartitionState::is_done)
     }
 
     /// Sets each partition's lag gauge (end offset − position).
     fn measure_lag(&self, consumer: &BaseConsumer) -> Result<(), KafkaError> {
         let mut result = Ok(());
-        for (i, (topic, partition)) in self.partitions.iter().enumerate() {
+        for state in &self.partitions {
+            let (topic, partition) = &state.partition;
             match consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT) {
-                Ok((_, high)) => self.lag[i].set((high - self.position[i]).max(0) as f64),
+                Ok((_, high)) => state.lag.set((high - state.position).max(0) as f64),
                 Err(error) => result = Err(error),
             }
         }
@@ -312,18 +315,18 @@ impl Reading {
 
 /// Looks for partitions that were not there when the run started: new
 /// topics matching the pattern, partitions added to a topic.
-struct Discovery {
-    settings: KafkaSourceSettings,
+struct Discovery<'a> {
+    settings: &'a KafkaSourceSettings,
     /// Every partition seen so far, whichever worker reads it.
     known: BTreeSet<TopicPartition>,
     worker: (usize, usize),
     last: Instant,
 }
 
-impl Discovery {
-    fn new(settings: &KafkaSourceSettings, known: BTreeSet<TopicPartition>, worker: (usize, usize)) -> Self {
+impl<'a> Discovery<'a> {
+    fn new(settings: &'a KafkaSourceSettings, known: BTreeSet<TopicPartition>, worker: (usize, usize)) -> Self {
         Self {
-            settings: settings.clone(),
+            settings,
             known,
             worker,
             last: Instant::now(),
@@ -338,7 +341,7 @@ impl Discovery {
             return None;
         }
         self.last = Instant::now();
-        let found = match matching_partitions(consumer, &self.settings) {
+        let found = match matching_partitions(consumer, self.settings) {
             Ok(found) => found,
             Err(error) => {
                 tracing::warn!(component = %self.settings.component, %error, "cannot look for new partitions");

@@ -57,6 +57,7 @@ pub(crate) fn matching_partitions(
 /// where each partition resumes from, and (for a bounded run) the clients its
 /// offsets are committed with at the end, already connected by then.
 pub struct GroupOffsets {
+    brokers: String,
     consumer: BaseConsumer,
     log: ResumeLog,
     component: String,
@@ -66,6 +67,7 @@ impl GroupOffsets {
     /// Clients for `settings`' group and resume log.
     pub fn connect(settings: &KafkaSourceSettings) -> Result<Self, KafkaConnectorError> {
         Ok(Self {
+            brokers: settings.brokers.clone(),
             consumer: client_config(&settings.brokers)
                 .set("group.id", &settings.group)
                 .create()?,
@@ -81,13 +83,11 @@ impl GroupOffsets {
     /// time: each takes a few broker round trips, and a run waits for both.
     pub fn resume_points(
         &self,
-        settings: &KafkaSourceSettings,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, ResumePoint>, KafkaConnectorError> {
         let (committed, logged) = std::thread::scope(|scope| {
             let committed = scope.spawn(|| self.committed_offsets(partitions));
-            let logged = resume::ensure_log(&settings.brokers, &settings.resume_topic)
-                .and_then(|()| resume::read_log(&self.log, &settings.brokers, partitions));
+            let logged = resume::read_log(&self.log, &self.brokers, partitions);
             let committed = committed
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

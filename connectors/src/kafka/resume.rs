@@ -68,7 +68,7 @@ impl ResumeLog {
 }
 
 /// Creates the log topic (one partition) if the broker does not have it.
-pub fn ensure_log(brokers: &str, topic: &str) -> Result<(), KafkaConnectorError> {
+fn ensure_log(brokers: &str, topic: &str) -> Result<(), KafkaConnectorError> {
     let consumer: BaseConsumer = client_config(brokers).create()?;
     let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
     let exists = metadata
@@ -81,7 +81,8 @@ pub fn ensure_log(brokers: &str, topic: &str) -> Result<(), KafkaConnectorError>
     Ok(())
 }
 
-/// The newest logged point of each of `partitions` for `group`.
+/// The newest logged point of each of `partitions` for the writer's group,
+/// from the writer's log (created first if the broker does not have it).
 ///
 /// The log is read from its first offset up to a marker appended just before:
 /// a broker's high watermark is not a safe end (tansu reports the last
@@ -92,6 +93,7 @@ pub fn read_log(
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, ResumePoint>, KafkaConnectorError> {
     let (topic, group) = (writer.topic.as_str(), writer.group.as_str());
+    ensure_log(brokers, topic)?;
     let wanted: BTreeMap<String, &TopicPartition> = partitions.iter().map(|p| (key(group, p), p)).collect();
     let marker = format!(
         "marker/{}/{}",
