@@ -1,5 +1,6 @@
-//! The consumer thread of one worker: polls its partitions and hands raw
-//! messages to the worker through a bounded channel.
+//! The consumer thread of one worker: takes its partitions' messages from
+//! librdkafka a batch at a time ([`fetch`](super::fetch)) and hands them,
+//! undecoded and uncopied, to the worker through a bounded channel.
 //!
 //! The channel is the back-pressure: when the dataflow falls behind, the
 //! thread waits instead of buffering without limit. (Commits run on a thread
@@ -7,6 +8,7 @@
 //! round trips never hold up fetching.)
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use pulse_core::HealthReporter;
 
+use super::fetch::{FetchQueue, FetchedBatch, MessageView, Polled};
 use super::offsets::{TopicPartition, matching_partitions};
 use super::rewind::{Rewind, Verdict};
 use super::source::KafkaSourceSettings;
@@ -27,23 +30,6 @@ const LAG_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The most messages handed over in one batch.
 const MAX_BATCH: usize = 8_192;
-
-/// A message as fetched, before decoding; its payload lives in the batch's arena.
-pub(crate) struct Fetched {
-    /// Index into the reader's assigned partitions.
-    pub partition: usize,
-    pub offset: i64,
-    /// `payload` range in the arena; `None` for a message without payload.
-    pub payload: Option<std::ops::Range<usize>>,
-}
-
-/// Messages fetched together, their payloads copied into one buffer (one
-/// allocation per batch instead of one per message).
-#[derive(Default)]
-pub(crate) struct FetchedBatch {
-    pub arena: Vec<u8>,
-    pub messages: Vec<Fetched>,
-}
 
 /// What the consumer thread tells its worker.
 pub(crate) enum FromConsumer {
@@ -85,25 +71,24 @@ pub(crate) fn consume(
         // Latency: a broker may hold a fetch this long waiting for data (default 500 ms).
         .set("fetch.wait.max.ms", "10")
         .create()?;
-    let mut backoff = Duration::from_millis(100);
+    let queue = FetchQueue::new(Arc::new(consumer));
+    let consumer = queue.consumer();
+    let mut backoff = Backoff::new(health, &settings.component);
     // The broker may be unreachable when the run starts, or go away before the
     // first request: keep asking (unhealthy meanwhile), as the polling loop does.
     let mut reading = loop {
-        match Reading::locate(&consumer, &assignment, &settings.component) {
+        match Reading::locate(consumer, &assignment, &settings.component) {
             Ok(reading) => break reading,
             Err(error) => {
                 if stop.load(Ordering::Relaxed) {
                     let _ = sender.send(FromConsumer::End);
                     return Ok(());
                 }
-                health.unhealthy(error.to_string());
-                tracing::warn!(component = %settings.component, %error, "cannot locate the Kafka partitions; retrying");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff.wait("cannot locate the Kafka partitions", &error);
             }
         }
     };
-    consumer.assign(&reading.fetch_list(0)?)?;
+    consumer.assign(&reading.route(&queue, 0)?)?;
     let mut discovery = Discovery::new(settings, assignment.known, assignment.worker);
 
     let labels = [("component", settings.component.clone())];
@@ -119,14 +104,14 @@ pub(crate) fn consume(
             let healthy = if reading.partitions.is_empty() {
                 consumer.fetch_metadata(None, REQUEST_TIMEOUT).map(drop)
             } else {
-                reading.measure_lag(&consumer)
+                reading.measure_lag(consumer)
             };
             match healthy {
                 Ok(()) => health.healthy(),
                 Err(error) => health.unhealthy(error.to_string()),
             }
         }
-        if let Some(found) = discovery.poll(&consumer) {
+        if let Some(found) = discovery.poll(consumer) {
             let first = reading.partitions.len();
             for partition in &found {
                 match consumer.fetch_watermarks(&partition.0, partition.1, REQUEST_TIMEOUT) {
@@ -140,67 +125,19 @@ pub(crate) fn consume(
             if sender.send(FromConsumer::Added(found)).is_err() {
                 break;
             }
-            consumer.incremental_assign(&reading.fetch_list(first)?)?;
+            consumer.incremental_assign(&reading.route(&queue, first)?)?;
         }
-        let mut fetched = FetchedBatch::default();
-        let mut timeout = Duration::from_millis(100);
-        while fetched.messages.len() < MAX_BATCH {
-            match consumer.poll(timeout) {
-                Some(Ok(message)) => {
-                    let Some(i) = reading.index_of(message.topic(), message.partition()) else {
-                        continue;
-                    };
-                    let state = &mut reading.partitions[i];
-                    match state.rewind.check(message.offset()) {
-                        Verdict::Accept => {}
-                        Verdict::Skip => continue,
-                        Verdict::SeekTo(offset) => {
-                            seek(&consumer, &state.partition, offset);
-                            continue;
-                        }
-                    }
-                    state.position = message.offset() + 1;
-                    let payload = message.payload().map(|bytes| {
-                        fetched.arena.extend_from_slice(bytes);
-                        fetched.arena.len() - bytes.len()..fetched.arena.len()
-                    });
-                    fetched.messages.push(Fetched {
-                        partition: i,
-                        offset: message.offset(),
-                        payload,
-                    });
-                    timeout = Duration::ZERO;
-                }
-                Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    for state in reading.partitions.iter_mut().filter(|s| s.partition.1 == partition) {
-                        if !state.rewind.is_settled()
-                            && let Some(offset) = state.rewind.at_end()
-                        {
-                            seek(&consumer, &state.partition, offset);
-                        } else if state.position >= state.end {
-                            state.caught_up = true;
-                        }
-                    }
-                    timeout = Duration::ZERO;
-                }
-                Some(Err(error)) => {
-                    health.unhealthy(error.to_string());
-                    tracing::warn!(component = %settings.component, %error, "Kafka consumer error; retrying");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    break;
-                }
-                None => {
-                    // Nothing more to fetch right now: every partition at its end is caught up.
-                    reading.mark_caught_up();
-                    break;
-                }
-            }
+        if let Some(error) = serve_events(&queue, &settings.component) {
+            backoff.wait("Kafka consumer error", &error);
         }
-        if !fetched.messages.is_empty() {
-            backoff = Duration::from_millis(100);
-            messages_in.increment(fetched.messages.len() as u64);
-            bytes_in.increment(fetched.arena.len() as u64);
+        let (fetched, failure) = reading.take(&queue);
+        if let Some(error) = failure {
+            backoff.wait("Kafka fetch error", &error);
+        }
+        if !fetched.is_empty() {
+            backoff.reset();
+            messages_in.increment(fetched.len() as u64);
+            bytes_in.increment(fetched.payload_bytes() as u64);
             if sender.send(FromConsumer::Messages(fetched)).is_err() {
                 break;
             }
@@ -210,11 +147,74 @@ pub(crate) fn consume(
     Ok(())
 }
 
+/// Serves the consumer's own queue, where its errors and logs arrive (its
+/// partitions' messages come on `queue`); the first error, if any.
+fn serve_events(queue: &FetchQueue, component: &str) -> Option<KafkaError> {
+    let consumer = queue.consumer();
+    while let Some(polled) = consumer.poll(Duration::ZERO) {
+        match polled {
+            Ok(message) => {
+                // Only if fetched before its partition was routed: fetch it again through the queue.
+                let (partition, offset) = ((message.topic().to_owned(), message.partition()), message.offset());
+                drop(message);
+                tracing::warn!(
+                    component,
+                    ?partition,
+                    offset,
+                    "a message came on the consumer's own queue; fetching it again"
+                );
+                if let Err(error) = queue.route(&partition.0, partition.1) {
+                    tracing::warn!(component, %error, "cannot route the partition");
+                }
+                seek(consumer, &partition, offset);
+            }
+            Err(KafkaError::PartitionEOF(_)) => {}
+            Err(error) => return Some(error),
+        }
+    }
+    None
+}
+
+/// Waits before a retry, twice as long each time up to 5 s, with the source
+/// reported unhealthy meanwhile.
+struct Backoff<'a> {
+    next: Duration,
+    health: &'a HealthReporter,
+    component: &'a str,
+}
+
+impl<'a> Backoff<'a> {
+    const FIRST: Duration = Duration::from_millis(100);
+
+    fn new(health: &'a HealthReporter, component: &'a str) -> Self {
+        Self {
+            next: Self::FIRST,
+            health,
+            component,
+        }
+    }
+
+    /// Reports `error` after `what` failed, and waits.
+    fn wait(&mut self, what: &str, error: &dyn std::fmt::Display) {
+        self.health.unhealthy(error.to_string());
+        tracing::warn!(component = %self.component, %error, "{what}; retrying");
+        std::thread::sleep(self.next);
+        self.next = (self.next * 2).min(Duration::from_secs(5));
+    }
+
+    /// Back to the shortest wait, after a success.
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
 /// The partitions a consumer reads, in the worker's order, and how far each is.
 struct Reading {
     partitions: Vec<PartitionState>,
     /// Index of each partition, by topic then partition number.
     index: BTreeMap<String, BTreeMap<i32, usize>>,
+    /// The last partition a message was found in: ((topic id, partition), index).
+    last_found: Option<((usize, i32), usize)>,
 }
 
 /// How far the consumer is in one partition.
@@ -245,6 +245,7 @@ impl Reading {
         let mut reading = Self {
             partitions: Vec::new(),
             index: BTreeMap::new(),
+            last_found: None,
         };
         for ((topic, partition), &start) in assignment.partitions.iter().zip(&assignment.starts) {
             let (low, high) = consumer.fetch_watermarks(topic, *partition, REQUEST_TIMEOUT)?;
@@ -272,19 +273,100 @@ impl Reading {
         });
     }
 
-    /// The partitions from index `first` on, each at its first fetch offset.
-    fn fetch_list(&self, first: usize) -> Result<TopicPartitionList, KafkaError> {
+    /// Routes the partitions from index `first` on to `queue`, and lists
+    /// them each at its first fetch offset, to be assigned.
+    fn route(&self, queue: &FetchQueue, first: usize) -> Result<TopicPartitionList, KafkaConnectorError> {
         let mut list = TopicPartitionList::new();
         for state in &self.partitions[first..] {
             let (topic, partition) = &state.partition;
+            queue.route(topic, *partition).map_err(KafkaConnectorError::Fetch)?;
             list.add_partition_offset(topic, *partition, Offset::Offset(state.rewind.first_fetch()))?;
         }
         Ok(list)
     }
 
+    /// The index of a message's partition.
     #[inline]
-    fn index_of(&self, topic: &str, partition: i32) -> Option<usize> {
-        self.index.get(topic)?.get(&partition).copied()
+    fn index_of(&mut self, message: &MessageView<'_>) -> Option<usize> {
+        // A topic id stays unique while the consumer is assigned to the topic,
+        // and a consumer never leaves a partition it reads.
+        let key = (message.topic_id(), message.partition());
+        if let Some((last, index)) = self.last_found
+            && last == key
+        {
+            return Some(index);
+        }
+        let index = *self.index.get(message.topic())?.get(&message.partition())?;
+        self.last_found = Some((key, index));
+        Some(index)
+    }
+
+    /// What to do with what the consumer took: the index of a message's
+    /// partition if the message is to be delivered (`None` for one that a
+    /// rewind skips, an end of partition, or an error, which goes to `failure`).
+    fn sort(&mut self, polled: Polled<'_>, consumer: &BaseConsumer, failure: &mut Option<String>) -> Option<usize> {
+        match polled {
+            Polled::Message(message) => {
+                let i = self.index_of(&message)?;
+                let state = &mut self.partitions[i];
+                match state.rewind.check(message.offset()) {
+                    Verdict::Accept => {}
+                    Verdict::Skip => return None,
+                    Verdict::SeekTo(offset) => {
+                        seek(consumer, &state.partition, offset);
+                        return None;
+                    }
+                }
+                state.position = message.offset() + 1;
+                Some(i)
+            }
+            Polled::EndOfPartition(end) => {
+                let i = self.index_of(&end)?;
+                let state = &mut self.partitions[i];
+                if !state.rewind.is_settled()
+                    && let Some(offset) = state.rewind.at_end()
+                {
+                    seek(consumer, &state.partition, offset);
+                } else if state.position >= state.end {
+                    state.caught_up = true;
+                }
+                None
+            }
+            Polled::Error(error) => {
+                *failure = Some(error);
+                None
+            }
+        }
+    }
+
+    /// Takes up to [`MAX_BATCH`] messages to deliver from `queue`, waiting
+    /// up to 100 ms for the first; and the fetch error met, if any.
+    fn take(&mut self, queue: &Arc<FetchQueue>) -> (FetchedBatch, Option<String>) {
+        let mut fetched = FetchedBatch::new(queue);
+        let mut timeout = Duration::from_millis(100);
+        let mut failure = None;
+        while fetched.len() < MAX_BATCH {
+            // Wait for one message at most: a batch call waits out its whole
+            // timeout unless the batch fills. Then take what is there.
+            let wanted = if timeout.is_zero() {
+                MAX_BATCH - fetched.len()
+            } else {
+                1
+            };
+            let taken = fetched.take(wanted, timeout, |polled| {
+                self.sort(polled, queue.consumer(), &mut failure)
+            });
+            if failure.is_some() {
+                break;
+            }
+            if taken == 0 {
+                // Nothing more to fetch right now: every partition at its end is caught up.
+                self.mark_caught_up();
+                break;
+            }
+            timeout = Duration::ZERO;
+        }
+        (fetched, failure)
     }
 
     /// Marks every partition at its end caught up (a poll found nothing more).

@@ -11,6 +11,7 @@
 pub mod admin;
 mod committer;
 mod consumer;
+mod fetch;
 pub mod ledger;
 pub mod offsets;
 pub mod resume;
@@ -55,6 +56,9 @@ pub enum KafkaConnectorError {
     /// The resume log could not be read.
     #[error("resume log: {0}")]
     ResumeLog(String),
+    /// A partition's messages could not be routed to the consumer's fetch queue.
+    #[error("kafka fetch queue: {0}")]
+    Fetch(String),
     /// Reading the input to publish failed.
     #[error("reading input: {0}")]
     Io(#[from] std::io::Error),

@@ -264,9 +264,9 @@ impl EventReader for KafkaReader {
         let progress = batch.progress();
         match self.messages.try_recv() {
             Ok(FromConsumer::Messages(fetched)) => {
-                for message in &fetched.messages {
+                for message in fetched.iter() {
                     let assigned = &mut self.assigned[message.partition];
-                    let payload = message.payload.clone().map(|range| &fetched.arena[range]);
+                    let payload = message.payload;
                     let decoded = match payload {
                         Some(payload) => Event::from_json(payload).map_err(|e| e.to_string()),
                         None => Err("empty message (no payload)".to_owned()),
