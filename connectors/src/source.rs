@@ -17,6 +17,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, Stream};
+use timely::scheduling::SyncActivator;
 
 use crate::watermark::{Split, SplitWatermarks, WorkerWatermarks};
 
@@ -91,6 +92,13 @@ pub trait EventReader: 'static {
         Vec::new()
     }
 
+    /// Called once, before the first read, with a handle that schedules the
+    /// source's operator from any thread. A reader whose input arrives on
+    /// another thread wakes the operator with it as soon as there is
+    /// something to read, instead of leaving it to poll after
+    /// [`ReadStatus::Idle`].
+    fn wake_with(&mut self, _waker: SyncActivator) {}
+
     /// Appends what is available now to `batch`.
     fn read(&mut self, batch: &mut ReadBatch) -> ReadStatus;
 }
@@ -130,7 +138,9 @@ pub fn event_source<'scope, R: EventReader>(
     mut reader: R,
 ) -> SourceStreams<'scope> {
     let mut builder = OperatorBuilder::new(settings.name.clone(), scope);
-    let activator = scope.activator_for(builder.operator_info().address);
+    let address = builder.operator_info().address;
+    reader.wake_with(scope.worker().sync_activator_for(address.to_vec()));
+    let activator = scope.activator_for(address);
     let (events_out, events) = builder.new_output();
     let (late_out, late) = builder.new_output();
     let (dead_out, dead_letters) = builder.new_output();

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use pulse_core::DeadLetter;
 use pulse_core::dead_letter::Position;
+use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
@@ -32,8 +33,12 @@ pub fn dead_letter_topic(topic: &str, fallback: &str) -> String {
 
 /// Writes dead letters (as the JSON lines of [`DeadLetter`]) to their tenant's topic.
 pub struct DeadLetterTopics {
+    config: ClientConfig,
     producer: BaseProducer,
-    admin: AdminClient<DefaultClientContext>,
+    /// Created with the first topic to create: dropping an admin client joins
+    /// its polling thread, which takes up to 100 ms, and most runs have no
+    /// dead letters at all.
+    admin: Option<AdminClient<DefaultClientContext>>,
     fallback: String,
     created: BTreeSet<String>,
 }
@@ -44,7 +49,8 @@ impl DeadLetterTopics {
         let config = pulse_connectors::kafka::client_config(brokers);
         Ok(Self {
             producer: config.clone().set("linger.ms", "5").create()?,
-            admin: config.create()?,
+            config,
+            admin: None,
             fallback: fallback.to_owned(),
             created: BTreeSet::new(),
         })
@@ -56,7 +62,11 @@ impl DeadLetterTopics {
         }
         let new = [NewTopic::new(topic, 1, TopicReplication::Fixed(1))];
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = futures_executor::block_on(self.admin.create_topics(&new, &options)).map_err(io::Error::other)?;
+        let admin = match &mut self.admin {
+            Some(admin) => admin,
+            None => self.admin.insert(self.config.create().map_err(io::Error::other)?),
+        };
+        let results = futures_executor::block_on(admin.create_topics(&new, &options)).map_err(io::Error::other)?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

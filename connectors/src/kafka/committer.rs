@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::BaseConsumer;
 
+use super::group::GroupConsumer;
 use super::ledger::ResumePoint;
 use super::offsets::{self, TopicPartition};
 use super::resume::ResumeLog;
@@ -32,9 +33,7 @@ pub(crate) struct Committer {
 impl Committer {
     /// Starts the commit thread for `settings`' group.
     pub(crate) fn start(settings: &KafkaSourceSettings, worker: usize) -> Result<Self, KafkaConnectorError> {
-        let consumer: BaseConsumer = client_config(&settings.brokers)
-            .set("group.id", &settings.group)
-            .create()?;
+        let consumer = GroupConsumer::create(client_config(&settings.brokers).set("group.id", &settings.group))?;
         let log = ResumeLog::connect(&settings.brokers, &settings.resume_topic, &settings.group)?;
         let (requests, received) = channel();
         let component = settings.component.clone();

@@ -3,23 +3,27 @@
 //! undecoded and uncopied, to the worker through a bounded channel.
 //!
 //! The channel is the back-pressure: when the dataflow falls behind, the
-//! thread waits instead of buffering without limit. (Commits run on a thread
-//! of their own, [`Committer`](super::committer::Committer), so that their
-//! round trips never hold up fetching.)
+//! thread waits instead of buffering without limit. Every hand-over also wakes
+//! the worker's source operator ([`ToReader`]), so the worker does not poll
+//! for messages. (Commits run on a thread of their own,
+//! [`Committer`](super::committer::Committer), so that their round trips
+//! never hold up fetching.)
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{SendError, SyncSender};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
+use timely::scheduling::SyncActivator;
 
 use pulse_core::HealthReporter;
 
 use super::fetch::{FetchQueue, FetchedBatch, MessageView, Polled};
+use super::group::GroupConsumer;
 use super::offsets::{TopicPartition, matching_partitions};
 use super::rewind::{Rewind, Verdict};
 use super::source::KafkaSourceSettings;
@@ -41,6 +45,26 @@ pub(crate) enum FromConsumer {
     Failed(String),
 }
 
+/// The consumer thread's end of the channel to its worker.
+pub(crate) struct ToReader {
+    pub sender: SyncSender<FromConsumer>,
+    /// Schedules the worker's source operator, once the dataflow has given
+    /// the reader a handle ([`EventReader::wake_with`](crate::source::EventReader::wake_with)).
+    pub waker: Arc<OnceLock<SyncActivator>>,
+}
+
+impl ToReader {
+    /// Sends `message`, waiting while the channel is full, and wakes the reader.
+    pub(crate) fn send(&self, message: FromConsumer) -> Result<(), SendError<FromConsumer>> {
+        self.sender.send(message)?;
+        if let Some(waker) = self.waker.get() {
+            // Fails only once the worker is gone, which the next send sees.
+            let _ = waker.activate();
+        }
+        Ok(())
+    }
+}
+
 /// One worker's partitions and where each starts.
 pub(crate) struct Assignment {
     pub partitions: Vec<TopicPartition>,
@@ -59,19 +83,20 @@ pub(crate) struct Assignment {
 pub(crate) fn consume(
     settings: &KafkaSourceSettings,
     assignment: Assignment,
-    sender: &SyncSender<FromConsumer>,
+    sender: &ToReader,
     stop: &AtomicBool,
     health: &HealthReporter,
 ) -> Result<(), KafkaConnectorError> {
-    let consumer: BaseConsumer = client_config(&settings.brokers)
-        .set("group.id", &settings.group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "true")
-        // Latency: a broker may hold a fetch this long waiting for data (default 500 ms).
-        .set("fetch.wait.max.ms", "10")
-        .create()?;
-    let queue = FetchQueue::new(Arc::new(consumer));
+    let consumer = GroupConsumer::create(
+        client_config(&settings.brokers)
+            .set("group.id", &settings.group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "true")
+            // Latency: a broker may hold a fetch this long waiting for data (default 500 ms).
+            .set("fetch.wait.max.ms", "10"),
+    )?;
+    let queue = FetchQueue::new(consumer);
     let consumer = queue.consumer();
     let mut backoff = Backoff::new(health, &settings.component);
     // The broker may be unreachable when the run starts, or go away before the

@@ -27,13 +27,15 @@ use std::time::Duration;
 use rdkafka::bindings as rd;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+use super::group::GroupConsumer;
+
 /// A queue of the consumer's that the fetched messages of the partitions
 /// [routed](FetchQueue::route) to it arrive on, instead of the consumer's
 /// own queue.
 pub(crate) struct FetchQueue {
     queue: NonNull<rd::rd_kafka_queue_t>,
     /// Kept alive as long as the queue, and so as long as any batch taken from it.
-    consumer: Arc<BaseConsumer>,
+    consumer: GroupConsumer,
 }
 
 // SAFETY: a librdkafka queue handle may be used from any thread: every
@@ -45,7 +47,7 @@ unsafe impl Sync for FetchQueue {}
 
 impl FetchQueue {
     /// A new, empty queue of `consumer`'s.
-    pub(crate) fn new(consumer: Arc<BaseConsumer>) -> Arc<Self> {
+    pub(crate) fn new(consumer: GroupConsumer) -> Arc<Self> {
         // SAFETY: the client pointer is valid while `consumer` lives, and the
         // queue it returns holds its own reference to the client.
         let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };

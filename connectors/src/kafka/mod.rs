@@ -12,6 +12,7 @@ pub mod admin;
 mod committer;
 mod consumer;
 mod fetch;
+mod group;
 pub mod ledger;
 pub mod offsets;
 pub mod resume;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::group::GroupConsumer;
 use super::ledger::ResumePoint;
 use super::resume::{self, ResumeLog};
 use super::source::KafkaSourceSettings;
@@ -58,7 +59,7 @@ pub(crate) fn matching_partitions(
 /// offsets are committed with at the end, already connected by then.
 pub struct GroupOffsets {
     brokers: String,
-    consumer: BaseConsumer,
+    consumer: GroupConsumer,
     log: ResumeLog,
     component: String,
 }
@@ -68,9 +69,7 @@ impl GroupOffsets {
     pub fn connect(settings: &KafkaSourceSettings) -> Result<Self, KafkaConnectorError> {
         Ok(Self {
             brokers: settings.brokers.clone(),
-            consumer: client_config(&settings.brokers)
-                .set("group.id", &settings.group)
-                .create()?,
+            consumer: GroupConsumer::create(client_config(&settings.brokers).set("group.id", &settings.group))?,
             log: ResumeLog::connect(&settings.brokers, &settings.resume_topic, &settings.group)?,
             component: settings.component.clone(),
         })

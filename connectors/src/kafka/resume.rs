@@ -21,6 +21,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::admin::create_topics;
+use super::group::GroupConsumer;
 use super::ledger::ResumePoint;
 use super::offsets::TopicPartition;
 use super::{KafkaConnectorError, REQUEST_TIMEOUT, client_config};
@@ -108,13 +109,14 @@ pub fn read_log(
         .map_err(|(error, _)| error)?;
     super::flush(&writer.producer, REQUEST_TIMEOUT)?;
 
-    let consumer: BaseConsumer = client_config(brokers)
-        .set("group.id", "pulse-resume-reader")
-        .set("enable.auto.commit", "false")
-        // A broker may hold a fetch this long waiting for data (default 500 ms):
-        // the wait at the end of the log would be added to every start.
-        .set("fetch.wait.max.ms", "10")
-        .create()?;
+    let consumer = GroupConsumer::create(
+        client_config(brokers)
+            .set("group.id", "pulse-resume-reader")
+            .set("enable.auto.commit", "false")
+            // A broker may hold a fetch this long waiting for data (default 500 ms):
+            // the wait at the end of the log would be added to every start.
+            .set("fetch.wait.max.ms", "10"),
+    )?;
     let (low, _) = consumer.fetch_watermarks(topic, 0, REQUEST_TIMEOUT)?;
     let mut list = TopicPartitionList::new();
     list.add_partition_offset(topic, 0, Offset::Offset(low))?;

@@ -15,16 +15,17 @@
 //! delivered by every sink.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use pulse_core::dead_letter::Position;
 use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthReporter, SessionProgress};
+use timely::scheduling::SyncActivator;
 
 use super::committer::Committer;
-use super::consumer::{Assignment, FromConsumer, consume};
+use super::consumer::{Assignment, FromConsumer, ToReader, consume};
 use super::ledger::{PartitionLedger, ResumePoint};
 use super::offsets::{PartitionOffsets, TopicPartition};
 use crate::source::{EventReader, ReadBatch, ReadStatus};
@@ -99,6 +100,8 @@ pub struct KafkaReader {
     component: String,
     assigned: Vec<Assigned>,
     messages: Receiver<FromConsumer>,
+    /// Where the consumer thread finds the handle that wakes this reader.
+    waker: Arc<OnceLock<SyncActivator>>,
     stop: Arc<AtomicBool>,
     /// Commits on a thread of its own; `None` without partitions (or if it
     /// could not start, which leaves the source unhealthy).
@@ -147,6 +150,7 @@ impl KafkaReader {
             .filter_map(|a| Some((a.split, a.ledger.end().max_event_time?)))
             .collect();
         let (sender, messages) = sync_channel(8);
+        let waker = Arc::new(OnceLock::new());
         let stop = Arc::new(AtomicBool::new(false));
         let mut committer = None;
         let discovers = settings.discovery_interval.is_some() && !settings.until_end;
@@ -164,11 +168,15 @@ impl KafkaReader {
                 worker: (worker, peers),
             };
             let (settings, stop) = (settings.clone(), Arc::clone(&stop));
+            let to_reader = ToReader {
+                sender,
+                waker: Arc::clone(&waker),
+            };
             let name = format!("pulse-kafka-{}-{worker}", settings.component);
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                if let Err(error) = consume(&settings, assignment, &sender, &stop, &health) {
+                if let Err(error) = consume(&settings, assignment, &to_reader, &stop, &health) {
                     health.unhealthy(error.to_string());
-                    let _ = sender.send(FromConsumer::Failed(error.to_string()));
+                    let _ = to_reader.send(FromConsumer::Failed(error.to_string()));
                 }
             });
             if let Err(error) = spawned {
@@ -179,6 +187,7 @@ impl KafkaReader {
             component: settings.component.clone(),
             assigned,
             messages,
+            waker,
             stop,
             committer,
             needs,
@@ -256,6 +265,10 @@ impl EventReader for KafkaReader {
         self.resumed_watermarks.clone()
     }
 
+    fn wake_with(&mut self, waker: SyncActivator) {
+        let _ = self.waker.set(waker);
+    }
+
     fn read(&mut self, batch: &mut ReadBatch) -> ReadStatus {
         if self.last_commit.elapsed() >= self.commit_interval {
             self.last_commit = Instant::now();
@@ -301,7 +314,9 @@ impl EventReader for KafkaReader {
                 tracing::error!(component = %self.component, %error, "the Kafka consumer failed; ending this source");
                 ReadStatus::Finished
             }
-            Err(TryRecvError::Empty) => ReadStatus::Idle(Duration::from_millis(2)),
+            // The consumer thread wakes the operator when it sends; until then
+            // only commits and idle partitions need a look now and then.
+            Err(TryRecvError::Empty) => ReadStatus::Idle(Duration::from_millis(20)),
         }
     }
 }
