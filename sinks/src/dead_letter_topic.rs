@@ -13,10 +13,6 @@ use std::time::Duration;
 
 use pulse_core::DeadLetter;
 use pulse_core::dead_letter::Position;
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord};
 
@@ -33,12 +29,8 @@ pub fn dead_letter_topic(topic: &str, fallback: &str) -> String {
 
 /// Writes dead letters (as the JSON lines of [`DeadLetter`]) to their tenant's topic.
 pub struct DeadLetterTopics {
-    config: ClientConfig,
+    brokers: String,
     producer: BaseProducer,
-    /// Created with the first topic to create: dropping an admin client joins
-    /// its polling thread, which takes up to 100 ms, and most runs have no
-    /// dead letters at all.
-    admin: Option<AdminClient<DefaultClientContext>>,
     fallback: String,
     created: BTreeSet<String>,
 }
@@ -46,11 +38,11 @@ pub struct DeadLetterTopics {
 impl DeadLetterTopics {
     /// Connects to `brokers`; `fallback` receives messages whose topic names no tenant.
     pub fn connect(brokers: &str, fallback: &str) -> Result<Self, rdkafka::error::KafkaError> {
-        let config = pulse_connectors::kafka::client_config(brokers);
         Ok(Self {
-            producer: config.clone().set("linger.ms", "5").create()?,
-            config,
-            admin: None,
+            brokers: brokers.to_owned(),
+            producer: pulse_connectors::kafka::client_config(brokers)
+                .set("linger.ms", "5")
+                .create()?,
             fallback: fallback.to_owned(),
             created: BTreeSet::new(),
         })
@@ -60,19 +52,9 @@ impl DeadLetterTopics {
         if self.created.contains(topic) {
             return Ok(());
         }
-        let new = [NewTopic::new(topic, 1, TopicReplication::Fixed(1))];
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let admin = match &mut self.admin {
-            Some(admin) => admin,
-            None => self.admin.insert(self.config.create().map_err(io::Error::other)?),
-        };
-        let results = futures_executor::block_on(admin.create_topics(&new, &options)).map_err(io::Error::other)?;
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => return Err(io::Error::other(format!("creating {topic}: {code}"))),
-            }
-        }
+        // A client of its own each time: most runs create no dead-letter
+        // topic, and an idle admin client costs up to 100 ms when dropped.
+        pulse_connectors::kafka::create_topics(&self.brokers, &[topic.to_owned()], 1).map_err(io::Error::other)?;
         self.created.insert(topic.to_owned());
         Ok(())
     }
