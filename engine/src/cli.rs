@@ -12,7 +12,7 @@ use pulse_core::DurationSpec;
 use crate::config::Pipeline;
 use crate::run::{RunOptions, run};
 use crate::serve::GatewayServer;
-use crate::telemetry;
+use crate::telemetry::{self, Exposition};
 use pulse_gateway::{GatewayConfig, JwtSecret, Scope, StoreConfig, TenantId, issue_token};
 
 /// pulse: a stream-processing dataflow engine.
@@ -194,7 +194,11 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            telemetry::install_recorder();
+            // Only a pipeline with a gateway serves `/metrics`.
+            telemetry::install_recorder(match pipeline.config.gateway {
+                Some(_) => Exposition::Prometheus,
+                None => Exposition::InProcess,
+            });
             match run(
                 &pipeline,
                 RunOptions {
@@ -252,7 +256,7 @@ pub fn main() -> ExitCode {
             redis,
             demo,
         } => {
-            telemetry::install_recorder();
+            telemetry::install_recorder(Exposition::Prometheus);
             let store = match redis {
                 Some(url) => StoreConfig::Redis {
                     url,

@@ -50,16 +50,31 @@ impl Recorder for TotalsRecorder {
 
 static RECORDER: OnceLock<Option<TotalsRecorder>> = OnceLock::new();
 
+/// Where the process's metrics can be read from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exposition {
+    /// Only in the process (the run summary): nothing serves `/metrics`.
+    InProcess,
+    /// Also rendered by the gateway's `/metrics`.
+    Prometheus,
+}
+
 /// Installs the process metrics recorder, once: the totals read here, fanned
-/// out to the Prometheus recorder the gateway's `/metrics` renders. Returns
-/// false when another recorder was installed first (its values are then not
-/// readable here).
-pub fn install_recorder() -> bool {
+/// out (with [`Exposition::Prometheus`]) to the Prometheus recorder the
+/// gateway's `/metrics` renders. Returns false when another recorder was
+/// installed first (its values are then not readable here).
+///
+/// A process without a gateway should not ask for Prometheus: making its
+/// recorder calibrates `quanta`'s TSC clock, which spins a core for up to
+/// 200 ms (about 130 ms on the 2-core CI machine) before anything else starts.
+pub fn install_recorder(exposition: Exposition) -> bool {
     RECORDER
         .get_or_init(|| {
             let totals = TotalsRecorder(Arc::new(Registry::atomic()));
             let mut fanout = FanoutBuilder::default().add_recorder(totals.clone());
-            if let Some(prometheus) = pulse_gateway::ops::prometheus_recorder() {
+            if exposition == Exposition::Prometheus
+                && let Some(prometheus) = pulse_gateway::ops::prometheus_recorder()
+            {
                 fanout = fanout.add_recorder(prometheus);
             }
             metrics::set_global_recorder(fanout.build()).ok().map(|()| totals)

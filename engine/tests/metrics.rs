@@ -37,7 +37,10 @@ path = "${OUT}/late.jsonl"
 
 #[test]
 fn counters_track_events_late_data_dead_letters_and_rows() {
-    assert!(pulse::telemetry::install_recorder(), "the recorder installs");
+    assert!(
+        pulse::telemetry::install_recorder(pulse::telemetry::Exposition::InProcess),
+        "the recorder installs"
+    );
     let dir = TempDir::new("metrics");
     let metric = |ts: u64, tenant: &str| {
         format!(r#"{{"ts":{ts},"tenant":"{tenant}","source":"h","kind":"metric","metric":"cpu","value":1.5}}"#)
