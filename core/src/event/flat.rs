@@ -86,38 +86,57 @@ enum Key {
     Other,
 }
 
-/// Each known key with its closing quote, as the little-endian word its
-/// bytes make and the mask of those bytes: a key is recognised by one 8-byte
-/// load and a compare, without scanning it for its end first. In the order
+/// Each known key, recognised with its closing quote by one 8-byte compare
+/// ([`QuotedName::starts`]), without scanning it for its end first. In the order
 /// the keys usually come.
-const KNOWN_KEYS: [(u64, u64, usize, Key); 7] = [
-    word_pattern(b"ts\"", Key::Ts),
-    word_pattern(b"tenant\"", Key::Tenant),
-    word_pattern(b"source\"", Key::Source),
-    word_pattern(b"kind\"", Key::Kind),
-    word_pattern(b"metric\"", Key::Metric),
-    word_pattern(b"value\"", Key::Value),
-    word_pattern(b"labels\"", Key::Labels),
+const KNOWN_KEYS: [(QuotedName, Key); 7] = [
+    (QuotedName::new(b"ts\""), Key::Ts),
+    (QuotedName::new(b"tenant\""), Key::Tenant),
+    (QuotedName::new(b"source\""), Key::Source),
+    (QuotedName::new(b"kind\""), Key::Kind),
+    (QuotedName::new(b"metric\""), Key::Metric),
+    (QuotedName::new(b"value\""), Key::Value),
+    (QuotedName::new(b"labels\""), Key::Labels),
 ];
 
-/// `name` (at most 8 bytes) as (word, mask, length, key).
-const fn word_pattern(name: &[u8], key: Key) -> (u64, u64, usize, Key) {
-    let mut word = 0u64;
-    let mut i = 0;
-    while i < name.len() {
-        word |= (name[i] as u64) << (8 * i);
-        i += 1;
-    }
-    let mask = if name.len() == 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * name.len())) - 1
-    };
-    (word, mask, name.len(), key)
+/// `metric` and its closing quote, the one `kind` this decoder takes.
+const METRIC_KIND: QuotedName = QuotedName::new(b"metric\"");
+
+/// A name and its closing quote (at most 8 bytes) as the little-endian word
+/// its bytes make, with the mask of those bytes.
+#[derive(Clone, Copy)]
+struct QuotedName {
+    word: u64,
+    mask: u64,
+    length: usize,
 }
 
-/// `metric` and its closing quote, the one `kind` this decoder takes.
-const METRIC_KIND: (u64, u64, usize, Key) = word_pattern(b"metric\"", Key::Metric);
+impl QuotedName {
+    const fn new(bytes: &[u8]) -> Self {
+        let mut word = 0u64;
+        let mut i = 0;
+        while i < bytes.len() {
+            word |= (bytes[i] as u64) << (8 * i);
+            i += 1;
+        }
+        let mask = if bytes.len() == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * bytes.len())) - 1
+        };
+        Self {
+            word,
+            mask,
+            length: bytes.len(),
+        }
+    }
+
+    /// Whether `word` (the text after an opening quote) begins with this name and its quote.
+    #[inline]
+    fn starts(self, word: u64) -> bool {
+        word & self.mask == self.word
+    }
+}
 
 const ONES: u64 = u64::MAX / 255;
 const HIGH: u64 = ONES << 7;
@@ -233,50 +252,40 @@ impl<'a> Cursor<'a> {
         Some(u64::from_le_bytes(word.try_into().expect("8 bytes")))
     }
 
-    /// Consumes `pattern` (a name and its closing quote) if the text goes on with it.
+    /// The next eight bytes as a word; near the end of the text the
+    /// missing bytes read as NUL, which no [`QuotedName`] holds.
     #[inline]
-    fn matches(&mut self, word: u64, (pattern, mask, length, _): (u64, u64, usize, Key)) -> bool {
-        let found = word & mask == pattern;
-        if found {
-            self.at += length;
-        }
-        found
+    fn padded_word(&self) -> u64 {
+        self.word().unwrap_or_else(|| {
+            let rest = &self.bytes[self.at.min(self.bytes.len())..];
+            let mut padded = [0u8; 8];
+            padded[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(padded)
+        })
     }
 
     /// A key, after its opening quote.
     fn key(&mut self) -> Option<Key> {
-        if let Some(word) = self.word() {
-            for known in KNOWN_KEYS {
-                if self.matches(word, known) {
-                    return Some(known.3);
-                }
-            }
+        let word = self.padded_word();
+        if let Some(&(name, key)) = KNOWN_KEYS.iter().find(|(name, _)| name.starts(word)) {
+            self.at += name.length;
+            return Some(key);
         }
-        Some(match self.string_content()? {
-            "ts" => Key::Ts,
-            "tenant" => Key::Tenant,
-            "source" => Key::Source,
-            "kind" => Key::Kind,
-            "metric" => Key::Metric,
-            "value" => Key::Value,
-            "labels" => Key::Labels,
+        match self.string_content()? {
             // Keys that other kinds use: leave them to the general decoder.
-            "resource" | "reason" | "severity" | "message" | "from" | "to" | "relation" | "op" | "level" => {
-                return None;
-            }
-            _ => Key::Other,
-        })
+            "resource" | "reason" | "severity" | "message" | "from" | "to" | "relation" | "op" | "level" => None,
+            _ => Some(Key::Other),
+        }
     }
 
-    /// Whether the `kind` value is the string `metric`.
+    /// Whether the `kind` value is the string `metric` (consumed if so).
     fn kind_is_metric(&mut self) -> Option<bool> {
         self.expect(b'"')?;
-        if let Some(word) = self.word()
-            && self.matches(word, METRIC_KIND)
-        {
-            return Some(true);
+        let found = METRIC_KIND.starts(self.padded_word());
+        if found {
+            self.at += METRIC_KIND.length;
         }
-        Some(self.string_content()? == "metric")
+        Some(found)
     }
 
     /// A string without escapes or control characters.
@@ -510,6 +519,8 @@ mod tests {
             r#"{"ts": 1700000000001, "tenant": "tenant-06", "source": "host-0325.rack-05.az-1.eu-central.prod.example.internal", "kind": "metric", "metric": "mem", "value": 95.5837}"#,
             r#"{"ts":1,"tenant":"t","source":"s","kind":"metric","metric":"cpu","value":-1.5e-3,"labels":{"region":"eu","az":"1"}}"#,
             r#" { "value" : 0 , "kind":"metric","metric":"m","source":"s","tenant":"ü","ts":0,"extra":"x","n":12 } "#,
+            // The last key and kind within eight bytes of the end.
+            r#"{"value":1,"metric":"m","source":"s","tenant":"t","kind":"metric","ts":1}"#,
         ] {
             let fast = decode(text).unwrap_or_else(|| panic!("fast path declined {text}"));
             assert_eq!(fast, general(text).unwrap(), "{text}");
