@@ -10,14 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
-use rdkafka::consumer::BaseConsumer;
-
-use super::group::GroupConsumer;
+use super::KafkaConnectorError;
 use super::ledger::ResumePoint;
-use super::offsets::{self, TopicPartition};
-use super::resume::ResumeLog;
+use super::offsets::{GroupOffsets, TopicPartition};
 use super::source::KafkaSourceSettings;
-use super::{KafkaConnectorError, client_config};
 
 /// How long a failed commit waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -33,13 +29,12 @@ pub(crate) struct Committer {
 impl Committer {
     /// Starts the commit thread for `settings`' group.
     pub(crate) fn start(settings: &KafkaSourceSettings, worker: usize) -> Result<Self, KafkaConnectorError> {
-        let consumer = GroupConsumer::create(client_config(&settings.brokers).set("group.id", &settings.group))?;
-        let log = ResumeLog::connect(&settings.brokers, &settings.resume_topic, &settings.group)?;
+        let group = GroupOffsets::connect(settings)?;
         let (requests, received) = channel();
         let component = settings.component.clone();
         std::thread::Builder::new()
             .name(format!("pulse-commit-{component}-{worker}"))
-            .spawn(move || commit_until_closed(&consumer, &log, &component, &received))?;
+            .spawn(move || commit_until_closed(&group, &component, &received))?;
         Ok(Self { requests })
     }
 
@@ -50,7 +45,7 @@ impl Committer {
     }
 }
 
-fn commit_until_closed(consumer: &BaseConsumer, log: &ResumeLog, component: &str, requests: &Receiver<Points>) {
+fn commit_until_closed(group: &GroupOffsets, component: &str, requests: &Receiver<Points>) {
     let mut pending = Points::new();
     let mut open = true;
     while open || !pending.is_empty() {
@@ -65,7 +60,7 @@ fn commit_until_closed(consumer: &BaseConsumer, log: &ResumeLog, component: &str
         if pending.is_empty() {
             continue;
         }
-        match offsets::commit(consumer, log, component, &pending) {
+        match group.commit(&pending) {
             Ok(()) => pending.clear(),
             Err(error) if open => {
                 tracing::warn!(%component, %error, "committing offsets failed; retrying");

@@ -54,9 +54,10 @@ pub(crate) fn matching_partitions(
     Ok(found)
 }
 
-/// A source's consumer group and resume log, connected when a run starts:
-/// where each partition resumes from, and (for a bounded run) the clients its
-/// offsets are committed with at the end, already connected by then.
+/// Clients for a source's consumer group and resume log: where each
+/// partition resumes from, and the commits of resume points (by each
+/// worker's committer while the source runs, and at the end of a bounded run,
+/// with clients connected when the run started).
 pub struct GroupOffsets {
     brokers: String,
     consumer: GroupConsumer,
@@ -114,9 +115,24 @@ impl GroupOffsets {
         Ok(self.consumer.committed_offsets(list, REQUEST_TIMEOUT)?)
     }
 
-    /// Logs and commits `points` for the group (after a bounded run).
+    /// Logs `points` to the resume log, then commits them for the group, and
+    /// records how long that took: each worker's committer while the source
+    /// runs, and the final commit after a bounded run.
     pub fn commit(&self, points: &BTreeMap<TopicPartition, ResumePoint>) -> Result<(), KafkaConnectorError> {
-        commit(&self.consumer, &self.log, &self.component, points)
+        if points.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = self
+            .log
+            .append(points)
+            .and_then(|()| Ok(self.consumer.commit(&commit_list(points)?, CommitMode::Sync)?));
+        let labels = [("component", self.component.clone())];
+        metrics::histogram!("pulse_kafka_commit_seconds", &labels).record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("pulse_kafka_commit_errors_total", &labels).increment(1);
+        }
+        result
     }
 }
 
@@ -130,27 +146,4 @@ fn commit_list(points: &BTreeMap<TopicPartition, ResumePoint>) -> Result<TopicPa
         }
     }
     Ok(list)
-}
-
-/// Logs `points` to the resume log, then commits them for the consumer's
-/// group, and records how long that took.
-pub fn commit(
-    consumer: &BaseConsumer,
-    log: &ResumeLog,
-    component: &str,
-    points: &BTreeMap<TopicPartition, ResumePoint>,
-) -> Result<(), KafkaConnectorError> {
-    if points.is_empty() {
-        return Ok(());
-    }
-    let started = Instant::now();
-    let result = log
-        .append(points)
-        .and_then(|()| Ok(consumer.commit(&commit_list(points)?, CommitMode::Sync)?));
-    let labels = [("component", component.to_owned())];
-    metrics::histogram!("pulse_kafka_commit_seconds", &labels).record(started.elapsed().as_secs_f64());
-    if result.is_err() {
-        metrics::counter!("pulse_kafka_commit_errors_total", &labels).increment(1);
-    }
-    result
 }
