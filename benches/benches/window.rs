@@ -35,10 +35,10 @@ fn events() -> Vec<Event> {
             let r = next();
             Event {
                 ts: 1_700_000_000_000 + i,
-                tenant: format!("tenant-{:02}", r % 10),
-                source: format!("host-{:04}", (r >> 8) % 1000),
+                tenant: format!("tenant-{:02}", r % 10).into(),
+                source: format!("host-{:04}", (r >> 8) % 1000).into(),
                 body: EventBody::Metric(Metric {
-                    metric: METRICS[((r >> 20) % 5) as usize].to_owned(),
+                    metric: METRICS[((r >> 20) % 5) as usize].into(),
                     value: (r >> 32) as f64 / 4e7,
                     labels: Default::default(),
                 }),

@@ -10,7 +10,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use pulse_core::dead_letter::Position;
-use pulse_core::{DeadLetter, Event};
+use pulse_core::{DeadLetter, Event, Projection};
 
 use crate::source::{EventReader, ReadBatch, ReadStatus};
 
@@ -34,6 +34,8 @@ pub struct JsonlFileReader {
     lines_before_range: Option<u64>,
     range_start: u64,
     eof: bool,
+    /// The parts of each event the pipeline reads.
+    projection: Projection,
 }
 
 impl JsonlFileReader {
@@ -68,7 +70,14 @@ impl JsonlFileReader {
             lines_before_range: (start == 0).then_some(0),
             range_start: start,
             eof: start >= end,
+            projection: Projection::ALL,
         })
+    }
+
+    /// Keeps only the parts of each event that `projection` asks for.
+    pub fn with_projection(mut self, projection: Projection) -> Self {
+        self.projection = projection;
+        self
     }
 
     fn lines_before_range(&mut self) -> u64 {
@@ -147,7 +156,7 @@ impl EventReader for JsonlFileReader {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match Event::from_json(line) {
+            match Event::from_json_projected(line, self.projection) {
                 Ok(event) => batch.push(0, event),
                 Err(error) => {
                     let letter = self.dead_letter(line, line_offset, error.to_string());

@@ -32,7 +32,7 @@ fn event(ts: u64, sequence: usize) -> Event {
     Event {
         ts,
         tenant: "t".into(),
-        source: format!("s{sequence}"),
+        source: format!("s{sequence}").into(),
         body: EventBody::Metric(Metric {
             metric: "m".into(),
             value: sequence as f64,

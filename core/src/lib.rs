@@ -15,7 +15,10 @@ pub mod time;
 
 pub use dead_letter::DeadLetter;
 pub use delivery::{Delivered, DeliveryTracker};
-pub use event::{Event, EventBody, EventKind, K8sEvent, LogRecord, Metric, ResourceRef, TopologyChange, TopologyOp};
+pub use event::{
+    CompactString, Event, EventBody, EventKind, K8sEvent, LogRecord, Metric, Projection, ResourceRef, TopologyChange,
+    TopologyOp,
+};
 pub use health::{HealthBoard, HealthReporter};
 pub use session_progress::{SessionProgress, SessionReporter};
 pub use shutdown::Shutdown;

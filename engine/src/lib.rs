@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod plan;
+pub mod projection;
 pub mod run;
 pub mod serve;
 pub mod telemetry;

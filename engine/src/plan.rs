@@ -28,6 +28,7 @@ use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, Stream};
 
 use crate::config::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig};
+use crate::projection::source_projection;
 
 /// Why a pipeline cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +170,7 @@ impl Resources {
                         resume_topic: resume_topic.clone(),
                         commit_interval: commit_interval.to_std(),
                         discovery_interval: Some(discovery_interval.to_std()).filter(|d| !d.is_zero()),
+                        projection: source_projection(&config, name),
                     };
                     let failed = |error| PlanError::Kafka {
                         source_name: name.clone(),
@@ -424,9 +426,11 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 max_out_of_orderness,
                 ..
             } => {
-                let reader = JsonlFileReader::open(name, path, worker, peers).unwrap_or_else(|error| {
-                    panic!("source `{name}`: {} opened before but not now: {error}", path.display())
-                });
+                let reader = JsonlFileReader::open(name, path, worker, peers)
+                    .unwrap_or_else(|error| {
+                        panic!("source `{name}`: {} opened before but not now: {error}", path.display())
+                    })
+                    .with_projection(source_projection(config, name));
                 event_source(scope, settings(max_out_of_orderness.as_millis(), None), reader)
             }
         };

@@ -88,7 +88,7 @@ impl Sample {
     fn event(&self) -> Event {
         let body = match &self.body {
             Body::Metric { name, value, region } => EventBody::Metric(Metric {
-                metric: (*name).to_owned(),
+                metric: (*name).into(),
                 value: *value,
                 labels: region.iter().map(|r| ("region".to_owned(), (*r).to_owned())).collect(),
             }),
@@ -108,8 +108,8 @@ impl Sample {
         };
         Event {
             ts: self.ts,
-            tenant: self.tenant.to_owned(),
-            source: "host-1".to_owned(),
+            tenant: self.tenant.into(),
+            source: "host-1".into(),
             body,
         }
     }

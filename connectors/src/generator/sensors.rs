@@ -274,10 +274,10 @@ impl SensorsModel {
         let tenant = series / METRICS_PER_HOST / self.hosts_per_tenant;
         Event {
             ts,
-            tenant: self.tenants[tenant as usize].clone(),
-            source: format!("host-{host:03}"),
+            tenant: self.tenants[tenant as usize].as_str().into(),
+            source: format!("host-{host:03}").into(),
             body: EventBody::Metric(Metric {
-                metric: SENSOR_METRICS[metric as usize].to_owned(),
+                metric: SENSOR_METRICS[metric as usize].into(),
                 value,
                 labels: BTreeMap::from([("region".to_owned(), REGIONS[(host % 3) as usize].to_owned())]),
             }),
@@ -470,7 +470,9 @@ mod tests {
             hosts_per_tenant: 1,
             ..named(&["demo"], 2)
         });
-        let tenants: BTreeSet<String> = (0..model.series_count()).map(|s| model.sample(s, T0).tenant).collect();
+        let tenants: BTreeSet<String> = (0..model.series_count())
+            .map(|s| model.sample(s, T0).tenant.into_string())
+            .collect();
         assert_eq!(tenants, BTreeSet::from(["demo".to_owned(), "acme".to_owned()]));
     }
 

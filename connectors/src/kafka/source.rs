@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use pulse_core::dead_letter::Position;
-use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthReporter, SessionProgress};
+use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthReporter, Projection, SessionProgress};
 use timely::scheduling::SyncActivator;
 
 use super::committer::Committer;
@@ -55,6 +55,8 @@ pub struct KafkaSourceSettings {
     /// read yet (new topics matching `topic_pattern`, partitions added to a
     /// topic); `None`: never.
     pub discovery_interval: Option<Duration>,
+    /// The parts of each event the pipeline reads.
+    pub projection: Projection,
 }
 
 /// When the output derived from a message has been delivered: what the
@@ -109,6 +111,7 @@ pub struct KafkaReader {
     needs: DeliveryNeeds,
     last_commit: Instant,
     commit_interval: Duration,
+    projection: Projection,
     /// Filled with where each partition ended when the input is exhausted.
     ended: PartitionOffsets,
     /// The newest event time before the start of each partition, if resumed.
@@ -193,6 +196,7 @@ impl KafkaReader {
             needs,
             last_commit: Instant::now(),
             commit_interval: settings.commit_interval,
+            projection: settings.projection,
             ended,
             resumed_watermarks,
             next_split: all.len() as Split,
@@ -281,7 +285,9 @@ impl EventReader for KafkaReader {
                     let assigned = &mut self.assigned[message.partition];
                     let payload = message.payload;
                     let decoded = match payload {
-                        Some(payload) => Event::from_json(payload).map_err(|e| e.to_string()),
+                        Some(payload) => {
+                            Event::from_json_projected(payload, self.projection).map_err(|e| e.to_string())
+                        }
                         None => Err("empty message (no payload)".to_owned()),
                     };
                     let ts = decoded.as_ref().ok().map(|event| event.ts);

@@ -11,10 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{Event, EventBody, Metric};
+use super::{CompactString, Event, EventBody, Metric, Projection};
 
-/// Decodes `text` if it is a flat metric event; `None` means "use the general decoder".
-pub(super) fn decode(text: &str) -> Option<Event> {
+/// Decodes `text` if it is a flat metric event, keeping what `projection`
+/// asks for; `None` means "use the general decoder".
+pub(super) fn decode(text: &str, projection: Projection) -> Option<Event> {
     let mut cursor = Cursor {
         text,
         bytes: text.as_bytes(),
@@ -48,7 +49,7 @@ pub(super) fn decode(text: &str) -> Option<Event> {
             }
             Key::Metric => set(&mut metric, cursor.string()?)?,
             Key::Value => set(&mut value, cursor.float()?)?,
-            Key::Labels => set(&mut labels, cursor.string_map()?)?,
+            Key::Labels => set(&mut labels, cursor.string_map(projection.labels)?)?,
             Key::Other => cursor.scalar()?,
         }
         match cursor.next()? {
@@ -63,10 +64,13 @@ pub(super) fn decode(text: &str) -> Option<Event> {
     }
     Some(Event {
         ts: ts?,
-        tenant: tenant?.to_owned(),
-        source: source?.to_owned(),
+        tenant: CompactString::from(tenant?),
+        source: match source? {
+            kept if projection.source => CompactString::from(kept),
+            _ => CompactString::default(),
+        },
         body: EventBody::Metric(Metric {
-            metric: metric?.to_owned(),
+            metric: CompactString::from(metric?),
             value: value.filter(|v: &f64| v.is_finite())?,
             labels: labels.unwrap_or_default(),
         }),
@@ -436,8 +440,8 @@ impl<'a> Cursor<'a> {
         self.at - from
     }
 
-    /// An object whose values are all plain strings.
-    fn string_map(&mut self) -> Option<BTreeMap<String, String>> {
+    /// An object whose values are all plain strings; empty unless `keep`.
+    fn string_map(&mut self, keep: bool) -> Option<BTreeMap<String, String>> {
         self.expect(b'{')?;
         let mut map = BTreeMap::new();
         if self.peek()? == b'}' {
@@ -448,7 +452,7 @@ impl<'a> Cursor<'a> {
             let key = self.string()?;
             self.expect(b':')?;
             let value = self.string()?;
-            if map.insert(key.to_owned(), value.to_owned()).is_some() {
+            if keep && map.insert(key.to_owned(), value.to_owned()).is_some() {
                 return None;
             }
             match self.next()? {
@@ -522,7 +526,7 @@ mod tests {
             // The last key and kind within eight bytes of the end.
             r#"{"value":1,"metric":"m","source":"s","tenant":"t","kind":"metric","ts":1}"#,
         ] {
-            let fast = decode(text).unwrap_or_else(|| panic!("fast path declined {text}"));
+            let fast = decode(text, Projection::ALL).unwrap_or_else(|| panic!("fast path declined {text}"));
             assert_eq!(fast, general(text).unwrap(), "{text}");
         }
     }
@@ -541,7 +545,7 @@ mod tests {
             r#"{"ts":1,"tenant":"t","source":"s","kind":"metric","metric":"cpu","value":1} x"#,
             r#"{}"#,
         ] {
-            assert_eq!(decode(text), None, "{text}");
+            assert_eq!(decode(text, Projection::ALL), None, "{text}");
         }
     }
 
@@ -621,7 +625,7 @@ mod tests {
                 fields.push(r#""kind":"metric""#.to_owned());
             }
             let text = format!("{{{}}}", fields.join(","));
-            if let Some(fast) = decode(&text) {
+            if let Some(fast) = decode(&text, Projection::ALL) {
                 let general = general(&text);
                 prop_assert!(general.is_ok(), "fast path accepted what serde_json rejects: {text}: {general:?}");
                 let general = general.unwrap();
@@ -647,19 +651,48 @@ mod tests {
             };
             let number = if negative { format!("-{number}") } else { number };
             let text = format!(r#"{{"ts":{ts},"tenant":"t","source":"s","kind":"metric","metric":"m","value":{number}}}"#);
-            let fast = decode(&text);
+            let fast = decode(&text, Projection::ALL);
             prop_assert!(fast.is_some(), "declined {text}");
             let (fast, general) = (fast.unwrap(), general(&text).unwrap());
             prop_assert_eq!(fast.ts, general.ts);
             prop_assert_eq!(fast.value().map(f64::to_bits), general.value().map(f64::to_bits), "{}", text);
         }
 
-        /// Well-formed flat metric events take the fast path, and agree.
+        /// Well-formed flat metric events take the fast path, and agree,
+        /// projected or not.
         #[test]
-        fn takes_well_formed_events(text in well_formed()) {
-            let fast = decode(&text);
+        fn takes_well_formed_events(text in well_formed(), source in any::<bool>(), labels in any::<bool>()) {
+            let projection = Projection { source, labels };
+            let fast = decode(&text, projection);
             prop_assert!(fast.is_some(), "declined {text}");
-            prop_assert_eq!(fast.unwrap(), general(&text).unwrap());
+            let mut general = general(&text).unwrap();
+            projection.apply(&mut general);
+            prop_assert_eq!(fast.unwrap(), general);
+        }
+
+        /// A projected decode accepts and refuses what the full one does,
+        /// and differs from it only in the parts it leaves out.
+        #[test]
+        fn projections_leave_out_only_their_parts(
+            fields in prop::collection::vec(field(), 0..9),
+            with_kind in any::<bool>(),
+            source in any::<bool>(),
+            labels in any::<bool>(),
+        ) {
+            let mut fields = fields;
+            if with_kind {
+                fields.push(r#""kind":"metric""#.to_owned());
+            }
+            let text = format!("{{{}}}", fields.join(","));
+            let projection = Projection { source, labels };
+            match (Event::from_json(text.as_bytes()), Event::from_json_projected(text.as_bytes(), projection)) {
+                (Ok(mut full), Ok(projected)) => {
+                    projection.apply(&mut full);
+                    prop_assert_eq!(projected, full, "{}", text);
+                }
+                (Err(full), Err(projected)) => prop_assert_eq!(full.to_string(), projected.to_string()),
+                (full, projected) => prop_assert!(false, "{text}: full {full:?}, projected {projected:?}"),
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ mod flat;
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use compact_str::CompactString;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -27,9 +28,9 @@ pub struct Event {
     /// Event time, epoch milliseconds.
     pub ts: EventTime,
     /// The tenant the event belongs to.
-    pub tenant: String,
+    pub tenant: CompactString,
     /// The agent, host or watcher that produced it.
-    pub source: String,
+    pub source: CompactString,
     /// What happened.
     pub body: EventBody,
 }
@@ -65,7 +66,7 @@ pub enum EventKind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metric {
     /// Metric name, e.g. `cpu`.
-    pub metric: String,
+    pub metric: CompactString,
     /// The sample.
     pub value: f64,
     /// Free-form dimensions, e.g. `region`.
@@ -197,6 +198,12 @@ impl Event {
 
     /// Decodes one JSON object. The error says what is wrong and where.
     pub fn from_json(bytes: &[u8]) -> Result<Event, serde_json::Error> {
+        Self::from_json_projected(bytes, Projection::ALL)
+    }
+
+    /// Decodes one JSON object, keeping only the parts `projection` asks
+    /// for; it accepts and refuses exactly what [`Event::from_json`] does.
+    pub fn from_json_projected(bytes: &[u8], projection: Projection) -> Result<Event, serde_json::Error> {
         // Validating the whole line once lets the parser skip validating each
         // string in it again, which otherwise costs as much as the parsing.
         let text = std::str::from_utf8(bytes).map_err(|error| {
@@ -205,15 +212,74 @@ impl Event {
                 error.valid_up_to()
             ))
         })?;
-        match flat::decode(text) {
+        match flat::decode(text, projection) {
             Some(event) => Ok(event),
-            None => serde_json::from_str(text),
+            None => {
+                let mut event = serde_json::from_str(text)?;
+                projection.apply(&mut event);
+                Ok(event)
+            }
         }
     }
 
     /// Encodes the event as one line of JSON (no trailing newline).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("events always serialize")
+    }
+}
+
+/// The parts of an event a pipeline reads, beyond those it always keeps (time,
+/// tenant, kind, metric name and value, and the bodies of the other kinds).
+///
+/// A decoder leaves the parts not asked for empty (`source` as `""`, no
+/// `labels`) rather than copy them out of every message: projection pushdown,
+/// as Flink and Materialize push the columns a query reads into its sources.
+/// The parts left out are still checked, so an event is accepted or refused
+/// the same either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Projection {
+    /// Keep `source`.
+    pub source: bool,
+    /// Keep a metric's `labels`.
+    pub labels: bool,
+}
+
+impl Projection {
+    /// Every part: what a sink that writes the events themselves needs.
+    pub const ALL: Projection = Projection {
+        source: true,
+        labels: true,
+    };
+
+    /// Only the parts that are always kept.
+    pub const NONE: Projection = Projection {
+        source: false,
+        labels: false,
+    };
+
+    /// The parts either projection keeps.
+    pub fn union(self, other: Projection) -> Projection {
+        Projection {
+            source: self.source || other.source,
+            labels: self.labels || other.labels,
+        }
+    }
+
+    /// Empties the parts of `event` this projection does not keep.
+    pub fn apply(self, event: &mut Event) {
+        if !self.source {
+            event.source = CompactString::default();
+        }
+        if let (false, EventBody::Metric(metric)) = (self.labels, &mut event.body) {
+            metric.labels = BTreeMap::new();
+        }
+    }
+}
+
+impl Default for Projection {
+    /// [`Projection::ALL`]: nothing is left out unless asked.
+    fn default() -> Self {
+        Projection::ALL
     }
 }
 
@@ -258,10 +324,10 @@ impl Serialize for Event {
 #[derive(Default)]
 struct Fields {
     ts: Option<EventTime>,
-    tenant: Option<String>,
-    source: Option<String>,
+    tenant: Option<CompactString>,
+    source: Option<CompactString>,
     kind: Option<EventKind>,
-    metric: Option<String>,
+    metric: Option<CompactString>,
     value: Option<f64>,
     labels: Option<BTreeMap<String, String>>,
     resource: Option<ResourceRef>,

@@ -1,0 +1,98 @@
+//! Which parts of a source's events the pipeline reads, so that the source
+//! copies only those out of each message (projection pushdown).
+//!
+//! A window reads the time, kind, value and its key fields; a sink that
+//! writes a source's events (or its late events) reads everything. A part no
+//! reader needs, such as a long `source` host name under windows keyed by
+//! tenant and metric, is checked by the decoder but not kept.
+
+use pulse_core::Projection;
+use pulse_operators::window::KeyField;
+
+use crate::config::{OperatorConfig, PipelineConfig};
+
+/// The parts of source `source`'s events that something in `config` reads.
+pub fn source_projection(config: &PipelineConfig, source: &str) -> Projection {
+    let late = format!("{source}.late");
+    let reads = |inputs: &[String]| inputs.iter().any(|input| *input == source || *input == late);
+    let by_operators = config
+        .operators
+        .values()
+        .filter(|operator| reads(operator.inputs()))
+        .map(|OperatorConfig::Window { key, .. }| key_projection(key));
+    let by_sinks = config
+        .sinks
+        .values()
+        .filter(|sink| reads(sink.inputs()))
+        .map(|_| Projection::ALL);
+    by_operators.chain(by_sinks).fold(Projection::NONE, Projection::union)
+}
+
+/// The parts a window grouping by `key` reads.
+fn key_projection(key: &[KeyField]) -> Projection {
+    Projection {
+        source: key.contains(&KeyField::Source),
+        labels: key.iter().any(|field| matches!(field, KeyField::Label(_))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(operators_and_sinks: &str) -> PipelineConfig {
+        toml::from_str(&format!(
+            "[sources.events]\ntype = \"file\"\npath = \"events.jsonl\"\n{operators_and_sinks}"
+        ))
+        .expect("a pipeline")
+    }
+
+    #[test]
+    fn windows_keep_their_key_fields_only() {
+        let config = pipeline(
+            r#"
+            [operators.by_metric]
+            type = "window"
+            inputs = ["events"]
+            window = { tumbling = "10s" }
+            key = ["tenant", "metric"]
+            [sinks.out]
+            type = "stdout"
+            inputs = ["by_metric"]
+            "#,
+        );
+        assert_eq!(source_projection(&config, "events"), Projection::NONE);
+    }
+
+    #[test]
+    fn every_reader_adds_what_it_needs() {
+        let config = pipeline(
+            r#"
+            [operators.by_host]
+            type = "window"
+            inputs = ["events"]
+            window = { tumbling = "10s" }
+            key = ["source"]
+            [operators.by_region]
+            type = "window"
+            inputs = ["events.late"]
+            window = { tumbling = "10s" }
+            key = ["labels.region"]
+            [sinks.out]
+            type = "stdout"
+            inputs = ["by_host", "by_region"]
+            "#,
+        );
+        assert_eq!(source_projection(&config, "events"), Projection::ALL);
+    }
+
+    #[test]
+    fn a_sink_of_the_events_or_their_late_ones_keeps_everything() {
+        for input in ["events", "events.late"] {
+            let config = pipeline(&format!("[sinks.raw]\ntype = \"stdout\"\ninputs = [\"{input}\"]"));
+            assert_eq!(source_projection(&config, "events"), Projection::ALL, "{input}");
+        }
+        let unread = pipeline("[sinks.dead]\ntype = \"stdout\"\ninputs = [\"events.dead_letter\"]");
+        assert_eq!(source_projection(&unread, "events"), Projection::NONE);
+    }
+}
