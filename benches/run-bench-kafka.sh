@@ -10,6 +10,10 @@
 # One pair of runs says little on a noisy machine: the two are run alternately
 # ROUNDS times on the same topic, and the median of the per-round ratios is the
 # figure.
+#
+# CONTENTION=K runs K busy loops beside both programs for every round: a
+# reproducible stand-in for a slow or shared machine, where the program that
+# needs more CPU per event falls behind first.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,6 +47,15 @@ t0=$(date +%s.%N)
 "$bin/pulse" produce --brokers "$brokers" --topic "$topic" --file "$(events_file "$n")" 2>/dev/null
 t1=$(date +%s.%N)
 awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN{printf "produce events=%d seconds=%.3f events_per_s=%.0f\n", n, b-a, n/(b-a)}'
+
+hogs=()
+stop_hogs() { if ((${#hogs[@]})); then kill "${hogs[@]}" 2>/dev/null || true; fi; }
+trap stop_hogs EXIT
+for _ in $(seq 1 "${CONTENTION:-0}"); do
+  (while :; do :; done) &
+  hogs+=("$!")
+done
+((${#hogs[@]})) && echo "contention: ${#hogs[@]} busy loops beside both programs"
 
 # Both are timed as whole processes (start-up, metadata, reading to the end).
 out="$PEERS_DATA/out/pulse_kafka_${n}.jsonl"
