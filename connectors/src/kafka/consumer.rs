@@ -1,6 +1,7 @@
 //! The consumer thread of one worker: takes its partitions' messages from
-//! librdkafka a batch at a time ([`fetch`](super::fetch)) and hands them,
-//! undecoded and uncopied, to the worker through a bounded channel.
+//! librdkafka a batch at a time ([`fetch`](super::fetch)), decodes them
+//! ([`decoded`](super::decoded)) and hands the events to the worker through a
+//! bounded channel.
 //!
 //! The channel is the back-pressure: when the dataflow falls behind, the
 //! thread waits instead of buffering without limit. Every hand-over also wakes
@@ -22,6 +23,7 @@ use timely::scheduling::SyncActivator;
 
 use pulse_core::HealthReporter;
 
+use super::decoded::DecodedBatch;
 use super::fetch::{FetchQueue, FetchedBatch, MessageView, Polled};
 use super::group::GroupConsumer;
 use super::offsets::{TopicPartition, matching_partitions};
@@ -40,7 +42,7 @@ pub(crate) enum FromConsumer {
     /// Partitions found while running, now read by this worker: they take the
     /// next indices, in this order, before any of their messages is sent.
     Added(Vec<TopicPartition>),
-    Messages(FetchedBatch),
+    Messages(DecodedBatch),
     End,
     Failed(String),
 }
@@ -163,7 +165,9 @@ pub(crate) fn consume(
             backoff.reset();
             messages_in.increment(fetched.len() as u64);
             bytes_in.increment(fetched.payload_bytes() as u64);
-            if sender.send(FromConsumer::Messages(fetched)).is_err() {
+            let decoded = DecodedBatch::decode(&fetched, settings.projection);
+            drop(fetched);
+            if sender.send(FromConsumer::Messages(decoded)).is_err() {
                 break;
             }
         }

@@ -1,5 +1,5 @@
-//! Taking fetched messages from librdkafka a batch at a time, and handing
-//! them to the worker where librdkafka holds them.
+//! Taking fetched messages from librdkafka a batch at a time, and reading
+//! them where librdkafka holds them.
 //!
 //! `BaseConsumer::poll` hands out one message per call, and each call pays
 //! for a clock read, an event and an allocation; the payload must then be
@@ -7,9 +7,9 @@
 //! to a queue of its own ([`FetchQueue`]), which gives up to a batch of
 //! messages in one call (`rd_kafka_consume_batch_queue`, the call behind
 //! confluent-kafka-python's `consume(num_messages)`). A [`FetchedBatch`] holds
-//! them as they are: the worker decodes each payload in librdkafka's fetch
-//! buffer, and the messages are released when the batch is dropped, on
-//! whichever thread that is.
+//! them as they are: each payload is decoded in librdkafka's fetch buffer
+//! ([`decoded`](super::decoded)), and the messages are released when the
+//! batch is dropped.
 //!
 //! Everything else the consumer does (assignment, seeks, watermarks, errors
 //! and logs on its own queue) still goes through `rdkafka`'s safe API.
@@ -145,11 +145,6 @@ pub(crate) struct FetchedBatch {
     /// The pointers the last take returned, before sorting (kept for its allocation).
     scratch: Vec<*mut rd::rd_kafka_message_t>,
 }
-
-// SAFETY: a fetched message may be read and destroyed on any thread (its
-// buffer's reference count is atomic), and the batch keeps its queue, and so
-// its client, alive. The scratch pointers are only used inside `take`.
-unsafe impl Send for FetchedBatch {}
 
 /// One message kept in a batch: owned, destroyed on drop.
 struct Held {

@@ -11,6 +11,7 @@
 pub mod admin;
 mod committer;
 mod consumer;
+mod decoded;
 mod fetch;
 mod group;
 pub mod ledger;

@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use pulse_core::dead_letter::Position;
-use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthReporter, Projection, SessionProgress};
+use pulse_core::{DeadLetter, Delivered, EventTime, HealthReporter, Projection, SessionProgress};
 use timely::scheduling::SyncActivator;
 
 use super::committer::Committer;
@@ -111,7 +111,6 @@ pub struct KafkaReader {
     needs: DeliveryNeeds,
     last_commit: Instant,
     commit_interval: Duration,
-    projection: Projection,
     /// Filled with where each partition ended when the input is exhausted.
     ended: PartitionOffsets,
     /// The newest event time before the start of each partition, if resumed.
@@ -196,7 +195,6 @@ impl KafkaReader {
             needs,
             last_commit: Instant::now(),
             commit_interval: settings.commit_interval,
-            projection: settings.projection,
             ended,
             resumed_watermarks,
             next_split: all.len() as Split,
@@ -280,29 +278,22 @@ impl EventReader for KafkaReader {
         }
         let progress = batch.progress();
         match self.messages.try_recv() {
-            Ok(FromConsumer::Messages(fetched)) => {
-                for message in fetched.iter() {
+            Ok(FromConsumer::Messages(decoded)) => {
+                for message in decoded.messages {
                     let assigned = &mut self.assigned[message.partition];
-                    let payload = message.payload;
-                    let decoded = match payload {
-                        Some(payload) => {
-                            Event::from_json_projected(payload, self.projection).map_err(|e| e.to_string())
-                        }
-                        None => Err("empty message (no payload)".to_owned()),
-                    };
-                    let ts = decoded.as_ref().ok().map(|event| event.ts);
+                    let ts = message.event.as_ref().ok().map(|event| event.ts);
                     assigned.ledger.record(message.offset, ts, self.needs.of(ts, progress));
-                    match decoded {
+                    match message.event {
                         Ok(event) => batch.push(assigned.split, event),
-                        Err(reason) => batch.dead_letters.push(DeadLetter {
+                        Err(undecodable) => batch.dead_letters.push(DeadLetter {
                             component: self.component.clone(),
-                            reason,
+                            reason: undecodable.reason,
                             position: Position::Kafka {
                                 topic: assigned.topic.clone(),
                                 partition: assigned.partition,
                                 offset: message.offset,
                             },
-                            raw: String::from_utf8_lossy(payload.unwrap_or_default()).into_owned(),
+                            raw: undecodable.raw,
                         }),
                     }
                 }
