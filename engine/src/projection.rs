@@ -47,42 +47,29 @@ mod tests {
         .expect("a pipeline")
     }
 
+    /// A 10 s tumbling window named `name` over `input`, grouped by `key` (TOML list items).
+    fn window(name: &str, input: &str, key: &str) -> String {
+        format!(
+            "[operators.{name}]\ntype = \"window\"\ninputs = [\"{input}\"]\nwindow = {{ tumbling = \"10s\" }}\nkey = [{key}]\n"
+        )
+    }
+
     #[test]
     fn windows_keep_their_key_fields_only() {
-        let config = pipeline(
-            r#"
-            [operators.by_metric]
-            type = "window"
-            inputs = ["events"]
-            window = { tumbling = "10s" }
-            key = ["tenant", "metric"]
-            [sinks.out]
-            type = "stdout"
-            inputs = ["by_metric"]
-            "#,
-        );
+        let config = pipeline(&format!(
+            "{}[sinks.out]\ntype = \"stdout\"\ninputs = [\"by_metric\"]",
+            window("by_metric", "events", r#""tenant", "metric""#)
+        ));
         assert_eq!(source_projection(&config, "events"), Projection::NONE);
     }
 
     #[test]
     fn every_reader_adds_what_it_needs() {
-        let config = pipeline(
-            r#"
-            [operators.by_host]
-            type = "window"
-            inputs = ["events"]
-            window = { tumbling = "10s" }
-            key = ["source"]
-            [operators.by_region]
-            type = "window"
-            inputs = ["events.late"]
-            window = { tumbling = "10s" }
-            key = ["labels.region"]
-            [sinks.out]
-            type = "stdout"
-            inputs = ["by_host", "by_region"]
-            "#,
-        );
+        let config = pipeline(&format!(
+            "{}{}[sinks.out]\ntype = \"stdout\"\ninputs = [\"by_host\", \"by_region\"]",
+            window("by_host", "events", r#""source""#),
+            window("by_region", "events.late", r#""labels.region""#)
+        ));
         assert_eq!(source_projection(&config, "events"), Projection::ALL);
     }
 
