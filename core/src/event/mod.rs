@@ -11,11 +11,13 @@
 //! costs more than the rest of the pipeline on the replay hot path.
 
 mod flat;
+mod projection;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 pub use compact_str::CompactString;
+pub use projection::Projection;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -225,61 +227,6 @@ impl Event {
     /// Encodes the event as one line of JSON (no trailing newline).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("events always serialize")
-    }
-}
-
-/// The parts of an event a pipeline reads, beyond those it always keeps (time,
-/// tenant, kind, metric name and value, and the bodies of the other kinds).
-///
-/// A decoder leaves the parts not asked for empty (`source` as `""`, no
-/// `labels`) rather than copy them out of every message: projection pushdown,
-/// as Flink and Materialize push the columns a query reads into its sources.
-/// The parts left out are still checked, so an event is accepted or refused
-/// the same either way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Projection {
-    /// Keep `source`.
-    pub source: bool,
-    /// Keep a metric's `labels`.
-    pub labels: bool,
-}
-
-impl Projection {
-    /// Every part: what a sink that writes the events themselves needs.
-    pub const ALL: Projection = Projection {
-        source: true,
-        labels: true,
-    };
-
-    /// Only the parts that are always kept.
-    pub const NONE: Projection = Projection {
-        source: false,
-        labels: false,
-    };
-
-    /// The parts either projection keeps.
-    pub fn union(self, other: Projection) -> Projection {
-        Projection {
-            source: self.source || other.source,
-            labels: self.labels || other.labels,
-        }
-    }
-
-    /// Empties the parts of `event` this projection does not keep.
-    pub fn apply(self, event: &mut Event) {
-        if !self.source {
-            event.source = CompactString::default();
-        }
-        if let (false, EventBody::Metric(metric)) = (self.labels, &mut event.body) {
-            metric.labels = BTreeMap::new();
-        }
-    }
-}
-
-impl Default for Projection {
-    /// [`Projection::ALL`]: nothing is left out unless asked.
-    fn default() -> Self {
-        Projection::ALL
     }
 }
 
