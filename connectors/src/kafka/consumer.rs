@@ -23,7 +23,7 @@ use timely::scheduling::SyncActivator;
 
 use pulse_core::HealthReporter;
 
-use super::decoded::DecodedBatch;
+use super::decoded::{self, DecodedMessage};
 use super::fetch::{FetchQueue, FetchedBatch, MessageView, Polled};
 use super::group::GroupConsumer;
 use super::offsets::{TopicPartition, matching_partitions};
@@ -42,7 +42,7 @@ pub(crate) enum FromConsumer {
     /// Partitions found while running, now read by this worker: they take the
     /// next indices, in this order, before any of their messages is sent.
     Added(Vec<TopicPartition>),
-    Messages(DecodedBatch),
+    Messages(Vec<DecodedMessage>),
     End,
     Failed(String),
 }
@@ -165,9 +165,9 @@ pub(crate) fn consume(
             backoff.reset();
             messages_in.increment(fetched.len() as u64);
             bytes_in.increment(fetched.payload_bytes() as u64);
-            let decoded = DecodedBatch::decode(&fetched, settings.projection);
+            let messages = decoded::decode(&fetched, settings.projection);
             drop(fetched);
-            if sender.send(FromConsumer::Messages(decoded)).is_err() {
+            if sender.send(FromConsumer::Messages(messages)).is_err() {
                 break;
             }
         }

@@ -10,7 +10,7 @@ use pulse_core::{Event, Projection};
 
 use super::fetch::FetchedBatch;
 
-/// One message of a [`DecodedBatch`].
+/// One fetched message, decoded.
 pub(crate) struct DecodedMessage {
     /// The index of its partition among the worker's partitions.
     pub partition: usize,
@@ -26,31 +26,24 @@ pub(crate) struct Undecodable {
     pub raw: String,
 }
 
-/// The messages of one fetched batch, decoded, in the order they were fetched.
-pub(crate) struct DecodedBatch {
-    pub messages: Vec<DecodedMessage>,
-}
-
-impl DecodedBatch {
-    /// Decodes every message of `fetched`, keeping the parts `projection` asks for.
-    pub(crate) fn decode(fetched: &FetchedBatch, projection: Projection) -> Self {
-        let messages = fetched
-            .iter()
-            .map(|message| DecodedMessage {
-                partition: message.partition,
-                offset: message.offset,
-                event: match message.payload {
-                    Some(payload) => Event::from_json_projected(payload, projection).map_err(|error| Undecodable {
-                        reason: error.to_string(),
-                        raw: String::from_utf8_lossy(payload).into_owned(),
-                    }),
-                    None => Err(Undecodable {
-                        reason: "empty message (no payload)".to_owned(),
-                        raw: String::new(),
-                    }),
-                },
-            })
-            .collect();
-        Self { messages }
-    }
+/// Decodes every message of `fetched`, in the order they were fetched,
+/// keeping the parts `projection` asks for.
+pub(crate) fn decode(fetched: &FetchedBatch, projection: Projection) -> Vec<DecodedMessage> {
+    fetched
+        .iter()
+        .map(|message| DecodedMessage {
+            partition: message.partition,
+            offset: message.offset,
+            event: match message.payload {
+                Some(payload) => Event::from_json_projected(payload, projection).map_err(|error| Undecodable {
+                    reason: error.to_string(),
+                    raw: String::from_utf8_lossy(payload).into_owned(),
+                }),
+                None => Err(Undecodable {
+                    reason: "empty message (no payload)".to_owned(),
+                    raw: String::new(),
+                }),
+            },
+        })
+        .collect()
 }

@@ -279,7 +279,7 @@ impl EventReader for KafkaReader {
         let progress = batch.progress();
         match self.messages.try_recv() {
             Ok(FromConsumer::Messages(decoded)) => {
-                for message in decoded.messages {
+                for message in decoded {
                     let assigned = &mut self.assigned[message.partition];
                     let ts = message.event.as_ref().ok().map(|event| event.ts);
                     assigned.ledger.record(message.offset, ts, self.needs.of(ts, progress));

@@ -312,11 +312,7 @@ impl<'a> Cursor<'a> {
     /// Consumes ASCII digits; how many.
     #[inline]
     fn digits(&mut self) -> usize {
-        let from = self.at;
-        while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
-            self.at += 1;
-        }
-        self.at - from
+        self.accumulate(&mut 0)
     }
 
     /// The text of a JSON number, checked against the JSON grammar
