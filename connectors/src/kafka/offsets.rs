@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::group::GroupConsumer;
@@ -13,6 +15,20 @@ use super::ledger::ResumePoint;
 use super::resume::{self, ResumeLog};
 use super::source::KafkaSourceSettings;
 use super::{KafkaConnectorError, REQUEST_TIMEOUT, client_config};
+
+/// How long a run waits at start for the group's coordinator to be ready.
+pub const COORDINATOR_WAIT: Duration = Duration::from_secs(60);
+
+/// Whether `code` says the group's coordinator is moving or still loading: an
+/// answer that comes right once the broker is ready.
+fn coordinator_not_ready(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::NotCoordinator
+            | RDKafkaErrorCode::CoordinatorLoadInProgress
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+    )
+}
 
 /// A (topic, partition).
 pub type TopicPartition = (String, i32);
@@ -106,13 +122,28 @@ impl GroupOffsets {
         Ok(points)
     }
 
-    /// The group's committed offsets of `partitions`.
+    /// The group's committed offsets of `partitions`. A broker whose group
+    /// coordinator is not ready yet (a broker just started, whose offsets topic
+    /// is still being created or loaded) is asked again for up to
+    /// [`COORDINATOR_WAIT`], as Kafka's own clients do.
     fn committed_offsets(&self, partitions: &[TopicPartition]) -> Result<TopicPartitionList, KafkaConnectorError> {
         let mut list = TopicPartitionList::new();
         for (topic, partition) in partitions {
             list.add_partition_offset(topic, *partition, Offset::Stored)?;
         }
-        Ok(self.consumer.committed_offsets(list, REQUEST_TIMEOUT)?)
+        let deadline = Instant::now() + COORDINATOR_WAIT;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.consumer.committed_offsets(list.clone(), REQUEST_TIMEOUT) {
+                // rdkafka reports this call's errors as metadata errors.
+                Err(KafkaError::MetadataFetch(code)) if coordinator_not_ready(code) && Instant::now() < deadline => {
+                    tracing::info!(component = %self.component, error = %code, "the group's coordinator is not ready; asking again");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                result => return Ok(result?),
+            }
+        }
     }
 
     /// Logs `points` to the resume log, then commits them for the group, and
