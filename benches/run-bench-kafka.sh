@@ -6,7 +6,7 @@
 # in the same session. The target: (b) ≥ 0.8 × (a).
 #
 # Usage: benches/run-bench-kafka.sh [N=2000000] [PARTITIONS=2] [WORKERS=2] [ROUNDS=3]
-# Starts tansu on 127.0.0.1:9092 unless a broker is already listening there.
+# Starts Apache Kafka on 127.0.0.1:9092 unless a broker is already listening there.
 # One pair of runs says little on a noisy machine: the two are run alternately
 # ROUNDS times on the same topic, and the median of the per-round ratios is the
 # figure.
@@ -27,8 +27,8 @@ mkdir -p "$state"
 
 # shellcheck source=../scripts/services.sh
 source "$repo/scripts/services.sh"
-ensure_tansu
-start_broker
+ensure_kafka
+start_kafka && wait_for_kafka
 
 set +e # common.sh's helpers are not written for `set -e`
 # shellcheck source=/dev/null

@@ -16,8 +16,8 @@ state="$HOME/.cache/pulse"
 mkdir -p "$state"
 # shellcheck source=../scripts/services.sh
 source "$repo/scripts/services.sh"
-ensure_tansu
-start_broker
+ensure_kafka
+start_kafka && wait_for_kafka
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pulse/target}"
 cargo build --release -p pulse --manifest-path "$repo/Cargo.toml" >&2

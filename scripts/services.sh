@@ -1,31 +1,51 @@
-# Sourced by scripts/test.sh and benches/run-bench-kafka.sh: the servers the
-# tests and benchmarks need, installed when missing, started on loopback when
-# not running, and stopped at exit when this script started them.
-# Needs $state (a directory for logs and build caches).
+# Sourced by scripts/test.sh and the benches/run-bench-*.sh scripts: the servers the
+# tests and benchmarks need, installed when missing, started on loopback when not
+# running, and stopped at exit when this script started them.
+# Needs $state (a directory for logs, caches and the servers' data).
 
-# tansu, a Kafka-compatible broker (see ../shared/SERVICES.md); a long build, once per machine.
-# Features: dynostore for memory:// storage (the shared broker), libsql for sqlite://
-# storage, which keeps a broker's data across a restart (the broker-restart test).
-ensure_tansu() {
-  command -v tansu >/dev/null && tansu_has_sqlite && return 0
-  echo "installing tansu with the dynostore and libsql features (a long build, once per machine)"
-  CARGO_TARGET_DIR="$state/tansu-target" cargo install tansu --locked --features dynostore,libsql
+services_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# Java and Maven fetch and run the JVM servers (Apache Kafka, Neo4j). Both are Debian
+# packages; the project's machines have them, a bare Debian gets them here.
+ensure_jvm_tools() {
+  command -v java >/dev/null && command -v mvn >/dev/null && return 0
+  echo "installing a JDK and Maven"
+  apt_install default-jdk-headless maven
 }
 
-# Whether this tansu accepts sqlite:// storage: a build without libsql refuses the URL at once.
-# The probe takes 3 s, so its success is remembered for this very binary (path, size, mtime).
-tansu_has_sqlite() {
-  local probe rc stamp
-  stamp="$(stat -c '%n %s %Y' "$(command -v tansu)")"
-  [[ -f "$state/tansu-sqlite.ok" && "$(cat "$state/tansu-sqlite.ok")" == "$stamp" ]] && return 0
-  probe="$(mktemp -d)"
-  timeout 3 tansu broker --listener-url tcp://127.0.0.1:0 --advertised-listener-url tcp://127.0.0.1:0 \
-    --storage-engine "sqlite:///$probe/probe.db" >"$probe/log" 2>&1
-  ! grep -q -e UnsupportedStorageUrl -e FeatureNotEnabled "$probe/log"
-  rc=$?
-  rm -rf "$probe"
-  ((rc == 0)) && echo "$stamp" >"$state/tansu-sqlite.ok"
-  return "$rc"
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >"$state/apt.log" 2>&1 \
+    || { apt-get update >/dev/null 2>&1 \
+         && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >"$state/apt.log" 2>&1; } \
+    || { echo "installing $* failed; its log:"; tail -20 "$state/apt.log"; return 1; }
+}
+
+# Copies the jars a pom (scripts/jvm/*/pom.xml) depends on from Maven Central into
+# DEST, once: again only when the pom changes (its SHA-256 is kept beside the jars).
+fetch_jars() {
+  local pom="$1" dest="$2" stamp
+  stamp="$(sha256sum "$pom" | cut -d' ' -f1)"
+  [[ -f "$dest/.pom-sha256" && "$(cat "$dest/.pom-sha256")" == "$stamp" ]] && return 0
+  echo "fetching the jars of $pom from Maven Central into $dest"
+  rm -rf "$dest.partial"
+  mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$dest.partial" >"$state/mvn.log" 2>&1 \
+    || { echo "mvn failed; its log:"; tail -20 "$state/mvn.log"; return 1; }
+  rm -rf "$dest" && mv "$dest.partial" "$dest" && echo "$stamp" >"$dest/.pom-sha256"
+}
+
+# Apache Kafka (KRaft) from Maven Central; scripts/jvm/kafka/pom.xml pins the version
+# and scripts/kafka-server.sh runs it. Tests that start a broker of their own (the
+# outage tests) find the jars through PULSE_KAFKA_LIB.
+export PULSE_KAFKA_LIB="$state/jvm/kafka"
+ensure_kafka() {
+  ensure_jvm_tools && fetch_jars "$services_dir/jvm/kafka/pom.xml" "$PULSE_KAFKA_LIB"
+}
+
+# Neo4j 5 Community from Maven Central, opened by scripts/jvm/neo4j/Neo4jServer.java.
+neo4j_lib="$state/jvm/neo4j"
+ensure_neo4j() {
+  ensure_jvm_tools && fetch_jars "$services_dir/jvm/neo4j/pom.xml" "$neo4j_lib"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -36,34 +56,81 @@ stop_started() {
 }
 trap stop_started EXIT
 
-start_broker() {
+# Whether a Kafka broker on 127.0.0.1:PORT answers a metadata request (v4, all
+# topics) naming at least one broker: the listener is up and the broker serves.
+kafka_answers_metadata() {
+  local port="$1" fd reply
+  exec {fd}<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
+  # size 20 | api key 3 | version 4 | correlation id 7 | client id "ready" | topics null | no auto-create
+  printf '\x00\x00\x00\x14\x00\x03\x00\x04\x00\x00\x00\x07\x00\x05ready\xff\xff\xff\xff\x00' >&"$fd"
+  reply="$(timeout 2 head -c 16 <&"$fd" | od -An -tx1 | tr -d ' \n')"
+  exec {fd}>&-
+  # size | correlation id | throttle time | number of brokers
+  [[ "${reply:8:8}" == 00000007 ]] && ((16#${reply:24:8} >= 1))
+}
+
+# Apache Kafka on 127.0.0.1:9092 (its controller on 9093), a fresh data directory each
+# start, unless a broker already listens there. wait_for_kafka waits until it serves.
+kafka_started=""
+start_kafka() {
   if port_open 9092; then echo "a broker is already listening on 127.0.0.1:9092"; return 0; fi
-  tansu broker --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092 \
-    --storage-engine memory://tansu/ >"$state/tansu.log" 2>&1 &
+  local data="$state/kafka-data"
+  rm -rf "$data"
+  "$services_dir/kafka-server.sh" 9092 "$data" >"$state/kafka.log" 2>&1 &
+  kafka_started="$!"
   started_pids+=("$!")
-  for _ in $(seq 1 100); do port_open 9092 && { echo "tansu started (pid $!)"; return 0; }; sleep 0.1; done
-  echo "tansu did not open 127.0.0.1:9092; its log:"; tail -20 "$state/tansu.log"; return 1
+}
+
+wait_for_kafka() {
+  for _ in $(seq 1 1200); do
+    kafka_answers_metadata 9092 && { echo "Kafka answers on 127.0.0.1:9092"; return 0; }
+    [[ -z "$kafka_started" ]] || kill -0 "$kafka_started" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "no Kafka broker answers on 127.0.0.1:9092"
+  [[ -z "$kafka_started" ]] || { echo "its log:"; tail -20 "$state/kafka.log"; }
+  return 1
+}
+
+# Neo4j's Bolt port on 127.0.0.1:7687 (user neo4j, password $PULSE_NEO4J_PASSWORD), a
+# fresh data directory each start, unless something already listens there.
+export PULSE_NEO4J_URI="${PULSE_NEO4J_URI:-127.0.0.1:7687}"
+export PULSE_NEO4J_PASSWORD="${PULSE_NEO4J_PASSWORD:-pulse-test-password}"
+neo4j_started=""
+start_neo4j() {
+  if port_open 7687; then echo "something already listens on 127.0.0.1:7687 (taken as Neo4j)"; return 0; fi
+  local data="$state/neo4j-data"
+  rm -rf "$data"
+  java -Xms128m -Xmx768m -XX:+UseSerialGC -cp "$neo4j_lib/*" "$services_dir/jvm/neo4j/Neo4jServer.java" \
+    7687 "$data" "$PULSE_NEO4J_PASSWORD" >"$state/neo4j.log" 2>&1 &
+  neo4j_started="$!"
+  started_pids+=("$!")
+}
+
+# Waits until the Neo4j that start_neo4j started says it is ready (it takes a while, so
+# the build runs meanwhile).
+wait_for_neo4j() {
+  [[ -n "$neo4j_started" ]] || return 0
+  for _ in $(seq 1 1800); do
+    grep -q '^ready' "$state/neo4j.log" && { echo "Neo4j ready on 127.0.0.1:7687"; return 0; }
+    kill -0 "$neo4j_started" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "Neo4j did not start; its log:"; tail -20 "$state/neo4j.log"; return 1
 }
 
 # Redis for the gateway's Redis store and shared rate limiter (see ../shared/SERVICES.md).
 ensure_redis() {
   command -v redis-server >/dev/null && return 0
   echo "installing redis-server"
-  apt-get install -y redis-server >"$state/redis-install.log" 2>&1 \
-    || { apt-get update >/dev/null 2>&1 && apt-get install -y redis-server >"$state/redis-install.log" 2>&1; }
+  apt_install redis-server
 }
 
 # Chromium and chromedriver for the dashboard's real-browser test (Debian packages).
 ensure_chromium() {
   command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
   echo "installing chromium and chromium-driver"
-  local packages=(chromium chromium-driver)
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}" \
-      >"$state/chromium-install.log" 2>&1 \
-    || { apt-get update >/dev/null 2>&1 \
-         && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}" \
-              >"$state/chromium-install.log" 2>&1; } \
-    || { echo "installing chromium failed; its log:"; tail -20 "$state/chromium-install.log"; return 1; }
+  apt_install chromium chromium-driver
 }
 
 start_redis() {

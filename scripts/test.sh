@@ -4,6 +4,7 @@
 # Idempotent: installs only what is missing, starts only what is not running,
 # and stops what it started. Build output is cached outside the clone
 # (CARGO_TARGET_DIR, default ~/.cache/pulse/target) so repeated runs are fast.
+# The servers (Apache Kafka, Neo4j, Redis) start while the code builds.
 #
 # Environment:
 #   CI=true            a missing server or tool is a failure, never a skip
@@ -16,7 +17,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pulse/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 mkdir -p "$CARGO_TARGET_DIR"
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s  (%ss)\n' "$*" "$SECONDS"; }
 state="$HOME/.cache/pulse"
 mkdir -p "$state"
 
@@ -25,16 +26,20 @@ source "$here/scripts/services.sh"
 
 step "toolchain"
 cargo --version
-command -v python3 >/dev/null || { echo "python3 is required (benchmark checker)"; exit 1; }
+command -v python3 >/dev/null || { echo "python3 is required (benchmark checker, Kafka cluster ids)"; exit 1; }
 
-step "services"
-ensure_tansu
-start_broker
-export PULSE_KAFKA_BROKERS=127.0.0.1:9092
+step "installing what is missing"
+ensure_kafka
+ensure_neo4j
 ensure_redis
-start_redis
-export PULSE_REDIS_URL=redis://127.0.0.1:6379
 ensure_chromium
+
+step "starting servers (they come up while the code builds)"
+start_kafka
+start_neo4j
+start_redis
+export PULSE_KAFKA_BROKERS=127.0.0.1:9092
+export PULSE_REDIS_URL=redis://127.0.0.1:6379
 
 if [ "${PULSE_TEST_QUICK:-0}" != 1 ]; then
   step "cargo fmt --check"
@@ -43,5 +48,13 @@ if [ "${PULSE_TEST_QUICK:-0}" != 1 ]; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 
+step "building the tests"
+cargo test --workspace --locked --no-run
+
+step "waiting for the servers"
+wait_for_kafka
+wait_for_neo4j
+
 step "cargo test"
 cargo test --workspace --locked --no-fail-fast
+step "done"

@@ -1,66 +1,25 @@
 //! Broker outages. A Kafka source whose broker goes away reports itself
 //! unhealthy — the gateway's `/health/ready` answers 503 and
 //! `pulse_component_up` drops to 0 — and the run goes on retrying, and still
-//! drains and exits 0 on SIGTERM. When the broker comes back (with its data:
-//! tansu on SQLite storage), the source is healthy again and resumes where it
-//! was: the windows equal a file replay of the same events.
+//! drains and exits 0 on SIGTERM. When the broker comes back (with its data,
+//! as a restarted Apache Kafka has), the source is healthy again and resumes
+//! where it was: the windows equal a file replay of the same events.
 //!
-//! Each test starts a broker of its own (tansu, from `PATH`, as the test
-//! script installs it) on a free port, so stopping it disturbs no other test.
+//! Each test starts an Apache Kafka broker of its own (`PrivateBroker`, with
+//! the jars the test script fetches) on free ports, so stopping it disturbs no
+//! other test.
 
 mod common;
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kafka::{create_topic, generate, produce_file, produce_to_partition, read_topic};
+use common::kafka::{PrivateBroker, create_topic, generate, produce_file, produce_to_partition, read_topic};
 use common::process::{KillOnDrop, free_port, http, terminate, wait_for_status, wait_until};
 use common::{TempDir, compare_rows, pulse_bin, read_jsonl, sort_rows};
 use rdkafka::Message;
 use serde_json::Value;
-
-/// Skips the test (saying so loudly) or, under `CI=true`, fails it.
-fn skip_unless_ci(why: &str) {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{why}: CI requires it (scripts/test.sh installs it)"
-    );
-    let _ = std::io::stderr().write_all(format!("\n*** SKIPPED: {why}; run ./scripts/test.sh ***\n").as_bytes());
-}
-
-/// A tansu broker on `port` keeping its data in `storage` (a tansu storage
-/// URL), or `None` (after saying why) when tansu is missing or cannot use
-/// that storage.
-fn start_broker(port: u16, storage: &str) -> Option<KillOnDrop> {
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new("tansu")
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", storage])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => KillOnDrop::new(child),
-        Err(error) => {
-            skip_unless_ci(&format!("cannot start tansu ({error})"));
-            return None;
-        }
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not open port {port}");
-        if let Some(status) = child.try_wait().unwrap() {
-            skip_unless_ci(&format!(
-                "tansu exited ({status}) with storage {storage} (SQLite needs its libsql feature)"
-            ));
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(child)
-}
 
 /// `pulse run pipeline` with `workers`, its log in `pulse.log` of `dir` (kept
 /// there when the test fails).
@@ -90,15 +49,15 @@ fn get(address: SocketAddr, path: &str) -> (u16, String) {
 
 #[test]
 fn a_source_reports_a_lost_broker_and_the_run_still_drains() {
-    let broker_port = free_port();
-    let Some(mut broker) = start_broker(broker_port, "memory://tansu/") else {
+    let dir = TempDir::new("kafka-outage");
+    let kafka = PrivateBroker::new(&dir.join("kafka"));
+    let Some(mut broker) = kafka.start() else {
         return;
     };
-    let brokers = format!("127.0.0.1:{broker_port}");
+    let brokers = kafka.address.clone();
     let topic = "acme.events.normalized";
     create_topic(&brokers, topic, 2);
 
-    let dir = TempDir::new("kafka-outage");
     let gateway_port = free_port();
     let gateway: SocketAddr = ([127, 0, 0, 1], gateway_port).into();
     let pipeline = dir.join("pipeline.toml");
@@ -217,13 +176,11 @@ path = "{dir}/{name}.jsonl"
 #[test]
 fn a_restarted_broker_is_resumed_from_with_nothing_lost() {
     let dir = TempDir::new("kafka-broker-restart");
-    let broker_port = free_port();
-    // An absolute path: tansu reads the path of `sqlite:///x` as relative.
-    let storage = format!("sqlite:///{}/tansu.db", dir.display());
-    let Some(mut broker) = start_broker(broker_port, &storage) else {
+    let kafka = PrivateBroker::new(&dir.join("kafka"));
+    let Some(mut broker) = kafka.start() else {
         return;
     };
-    let brokers = format!("127.0.0.1:{broker_port}");
+    let brokers = kafka.address.clone();
     let topic = "acme.events.normalized";
     create_topic(&brokers, topic, 2);
     let results = "streaming-metrics";
@@ -274,8 +231,8 @@ fn a_restarted_broker_is_resumed_from_with_nothing_lost() {
     wait_for_status(gateway, "/health/ready", 503);
     assert!(run.try_wait().unwrap().is_none(), "the run goes on without its broker");
 
-    let Some(mut broker) = start_broker(broker_port, &storage) else {
-        unreachable!("tansu started before");
+    let Some(mut broker) = kafka.start() else {
+        unreachable!("Kafka started before");
     };
     wait_for_status(gateway, "/health/ready", 200); // healthy again
     produce_file(&brokers, topic, &after);
@@ -319,7 +276,7 @@ fn a_restarted_broker_is_resumed_from_with_nothing_lost() {
         produced(&get(gateway, "/metrics").1) >= expected.len()
     });
     assert_eq!(terminate(run.take()), Some(0), "SIGTERM drains and exits 0");
-    let published: Vec<Value> = read_topic(&brokers, results, expected.len())
+    let published: Vec<Value> = read_topic(&brokers, results)
         .iter()
         .map(|message| serde_json::from_slice(message.payload().unwrap()).unwrap())
         .collect();
@@ -344,7 +301,8 @@ fn a_restarted_broker_is_resumed_from_with_nothing_lost() {
         .map(|row| row["window_start"].as_u64().unwrap())
         .collect();
     assert!(starts.is_sorted(), "the topic has the windows in order: {starts:?}");
-    // At least once: a batch the broker wrote just before it died may come again, identical.
+    // At least once: a batch the broker wrote just before it died may come again,
+    // identical; the whole topic is read, so any other message in it is an error.
     let mut in_topic = windows_before_closing(published);
     in_topic.dedup();
     if let Err(difference) = compare_rows(&expected, &in_topic, "windows in the topic") {
