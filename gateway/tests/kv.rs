@@ -12,6 +12,8 @@ use serde_json::json;
 
 both_backends! {
     create_get_update_delete => crud_round_trip,
+    put_keeps_the_fields_it_omits => put_keeps_omitted_fields,
+    put_keeps_the_expiry_time => put_keeps_expiry_time,
     create_conflicts_and_missing_keys => conflicts_and_missing_keys,
     listing_is_paged_stable_and_filtered => listing,
     batches_are_all_or_nothing => batches,
@@ -55,7 +57,11 @@ async fn crud_round_trip(app: TestApp) {
     assert_eq!(updated.status, StatusCode::OK, "{updated:?}");
     assert_eq!(updated.body["metadata"]["version"], 2);
     assert_eq!(updated.body["metadata"]["ttl"], 300);
-    assert_eq!(updated.body["metadata"]["tags"], json!({}), "PUT replaces the tags");
+    assert_eq!(
+        updated.body["metadata"]["tags"],
+        json!({ "env": "prod" }),
+        "PUT keeps the tags it does not give"
+    );
     assert_eq!(updated.body["metadata"]["created_at"], meta["created_at"]);
     let read = app.get("/api/v1/kv/cfg%2Falpha", &t.access).await;
     assert_eq!(read.body["value"], "v2");
@@ -67,8 +73,10 @@ async fn crud_round_trip(app: TestApp) {
 
     let exists = app.get("/api/v1/kv/cfg%2Falpha/exists", &t.access).await;
     assert_eq!(exists.body, json!({ "key": "cfg/alpha", "exists": true }));
+    assert_eq!(third.body["metadata"]["ttl"], 300, "a PUT without ttl keeps the expiry");
     let ttl = app.get("/api/v1/kv/cfg%2Falpha/ttl", &t.access).await;
-    assert_eq!(ttl.body["ttl"], -1, "the last PUT gave no TTL");
+    let secs = ttl.body["ttl"].as_i64().unwrap();
+    assert!((299..=300).contains(&secs), "{ttl:?}");
     let count = app.get("/api/v1/kv/stats/count", &t.access).await;
     assert_eq!(count.body, json!({ "count": 1 }));
 
@@ -86,6 +94,141 @@ async fn crud_round_trip(app: TestApp) {
         .post("/api/v1/kv", &t.access, json!({ "key": "cfg/alpha", "value": 1 }))
         .await;
     assert_eq!(recreated.body["metadata"]["version"], 1, "a deleted key starts over");
+}
+
+/// The README's steps: a key created with a TTL and tags, then `PUT` with only a
+/// value, is still found by `tag_filter` and still expires; an explicit
+/// `"ttl": null` or empty `tags` clears them, and given ones replace them.
+async fn put_keeps_omitted_fields(app: TestApp) {
+    let t = app.register("keep").await;
+    let created = app
+        .post(
+            "/api/v1/kv",
+            &t.access,
+            json!({ "key": "k1", "value": { "any": "json" }, "ttl": 3600, "tags": { "env": "dev" } }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let updated = app.put("/api/v1/kv/k1", &t.access, json!({ "value": 2 })).await;
+    assert_eq!(updated.status, StatusCode::OK, "{updated:?}");
+    let meta = &updated.body["metadata"];
+    assert_eq!(
+        (meta["version"].as_u64(), meta["ttl"].as_u64()),
+        (Some(2), Some(3600)),
+        "{updated:?}"
+    );
+    assert_eq!(meta["tags"], json!({ "env": "dev" }), "{updated:?}");
+    let read = app.get("/api/v1/kv/k1", &t.access).await;
+    assert_eq!(read.body["value"], 2);
+    assert_eq!(&read.body["metadata"], meta, "the store kept what the PUT answered");
+    let ttl = app.get("/api/v1/kv/k1/ttl", &t.access).await.body["ttl"]
+        .as_i64()
+        .unwrap();
+    assert!((3599..=3600).contains(&ttl), "the expiry is kept: {ttl}");
+    let found = app.get("/api/v1/kv?tag_filter=env:dev", &t.access).await;
+    assert_eq!(found.body["total"], 1, "{found:?}");
+    assert_eq!(found.body["items"][0]["key"], "k1");
+    assert_eq!(found.body["items"][0]["metadata"]["version"], 2);
+
+    let cleared = app
+        .put(
+            "/api/v1/kv/k1",
+            &t.access,
+            json!({ "value": 3, "ttl": null, "tags": {} }),
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{cleared:?}");
+    assert_eq!(cleared.body["metadata"]["ttl"], json!(null));
+    assert_eq!(cleared.body["metadata"]["tags"], json!({}));
+    assert_eq!(app.get("/api/v1/kv/k1/ttl", &t.access).await.body["ttl"], -1);
+    assert_eq!(
+        app.get("/api/v1/kv?tag_filter=env:dev", &t.access).await.body["total"],
+        0
+    );
+
+    let replaced = app
+        .put(
+            "/api/v1/kv/k1",
+            &t.access,
+            json!({ "value": 4, "ttl": 60, "tags": { "team": "a", "tier": "1" } }),
+        )
+        .await;
+    assert_eq!(replaced.body["metadata"]["ttl"], 60, "{replaced:?}");
+    assert_eq!(replaced.body["metadata"]["tags"], json!({ "team": "a", "tier": "1" }));
+    let ttl = app.get("/api/v1/kv/k1/ttl", &t.access).await.body["ttl"]
+        .as_i64()
+        .unwrap();
+    assert!((59..=60).contains(&ttl), "a given ttl restarts the expiry: {ttl}");
+    let retagged = app
+        .put(
+            "/api/v1/kv/k1",
+            &t.access,
+            json!({ "value": 5, "tags": { "team": "b" } }),
+        )
+        .await;
+    assert_eq!(
+        retagged.body["metadata"]["tags"],
+        json!({ "team": "b" }),
+        "given tags replace all"
+    );
+    assert_eq!(retagged.body["metadata"]["ttl"], 60, "{retagged:?}");
+    for empty in [json!([]), json!(null)] {
+        let reply = app
+            .put("/api/v1/kv/k1", &t.access, json!({ "value": 6, "tags": empty }))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{empty}: {reply:?}");
+        assert_eq!(reply.body["metadata"]["tags"], json!({}), "{empty}: {reply:?}");
+        app.put(
+            "/api/v1/kv/k1",
+            &t.access,
+            json!({ "value": 6, "tags": { "team": "b" } }),
+        )
+        .await;
+    }
+    let version = app.get("/api/v1/kv/k1", &t.access).await.body["metadata"]["version"].clone();
+    assert_eq!(version, 9);
+
+    for bad in [
+        json!({ "value": 7, "tags": ["team"] }),
+        json!({ "value": 7, "tags": { "team": 1 } }),
+        json!({ "value": 7, "tags": "team:b" }),
+        json!({ "value": 7, "ttl": 0 }),
+        json!({ "value": 7, "ttl": "1h" }),
+        json!({ "ttl": 5 }),
+    ] {
+        let reply = app.put("/api/v1/kv/k1", &t.access, bad.clone()).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {reply:?}");
+        assert!(reply.body["error"]["message"].is_string(), "{bad}: {reply:?}");
+    }
+    let after = app.get("/api/v1/kv/k1", &t.access).await;
+    assert_eq!(
+        after.body["metadata"]["version"], version,
+        "refused writes change nothing"
+    );
+    assert_eq!(after.body["metadata"]["tags"], json!({ "team": "b" }));
+    assert_eq!(after.body["metadata"]["ttl"], 60);
+}
+
+/// A `PUT` without `ttl` keeps the entry's expiry time rather than restarting
+/// it, and the entry really goes at that time.
+async fn put_keeps_expiry_time(app: TestApp) {
+    let t = app.register("expiry").await;
+    let created = app
+        .post("/api/v1/kv", &t.access, json!({ "key": "k", "value": 1, "ttl": 2 }))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let updated = app.put("/api/v1/kv/k", &t.access, json!({ "value": 2 })).await;
+    assert_eq!(updated.status, StatusCode::OK, "{updated:?}");
+    assert_eq!(updated.body["metadata"]["ttl"], 2);
+    assert_eq!(
+        app.get("/api/v1/kv/k/ttl", &t.access).await.body["ttl"],
+        1,
+        "under a second left, not two"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.get("/api/v1/kv/k", &t.access).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/api/v1/kv/stats/count", &t.access).await.body["count"], 0);
 }
 
 /// `batch` and `stats` are also path segments of the API (`POST kv/batch`,

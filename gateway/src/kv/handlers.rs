@@ -1,8 +1,6 @@
 //! `/api/v1/kv` handlers. Reads need the `read` scope, writes `write`; every
 //! call is confined to the caller's tenant by passing `principal.tenant` to the store.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,7 +14,7 @@ use crate::auth::{Principal, Scope};
 use crate::error::AppError;
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::state::AppState;
-use crate::store::{Actor, KvApplied, KvMetadata, KvOp, KvOutcome, Millis, now_millis};
+use crate::store::{Actor, FieldChange, KvApplied, KvOp, KvOutcome, Millis, now_millis};
 
 /// `GET`, `PUT` and `DELETE` of the key named `batch`, whose path `kv/batch`
 /// is also the batch endpoint's (`POST`): the router cannot tell them apart by
@@ -59,24 +57,6 @@ async fn apply_one(state: &AppState, principal: &Principal, op: KvOp, now: Milli
         .ok_or_else(|| AppError::internal("the store returned no outcome"))
 }
 
-/// The metadata of an entry just written at `now` (a fresh TTL, so no expiry time to show).
-fn written(
-    version: u64,
-    created_at: Millis,
-    ttl: Option<u64>,
-    tags: BTreeMap<String, String>,
-    now: Millis,
-) -> KvMetadata {
-    KvMetadata {
-        version,
-        ttl,
-        tags,
-        created_at,
-        updated_at: now,
-        expires_at: None,
-    }
-}
-
 /// Creates a key; 409 if it exists.
 #[utoipa::path(post, path = "/api/v1/kv", tag = "kv", request_body = CreateEntry, security(("bearer" = []), ("api_key" = [])),
     responses((status = 201, body = EntryInfo), (status = 409, description = "the key exists"),
@@ -91,19 +71,18 @@ pub async fn create(
         &state.config.limits,
         request.key,
         &request.value,
-        request.ttl,
-        request.tags,
+        FieldChange::Set(request.ttl),
+        FieldChange::Set(request.tags),
     )?;
-    let now = now_millis();
-    let (key, ttl, tags) = (write.key.clone(), write.ttl, write.tags.clone());
-    let outcome = apply_one(&state, &principal, KvOp::Create(write), now).await?;
+    let key = write.key.clone();
+    let outcome = apply_one(&state, &principal, KvOp::Create(write), now_millis()).await?;
     count_op(&state, "create");
     match outcome {
-        KvOutcome::Created { version, created_at } => Ok((
+        KvOutcome::Created(metadata) => Ok((
             StatusCode::CREATED,
             Json(EntryInfo {
                 key,
-                metadata: written(version, created_at, ttl, tags, now).into(),
+                metadata: metadata.into(),
             }),
         )),
         KvOutcome::Exists => Err(AppError::new(
@@ -139,7 +118,8 @@ pub async fn get(
     }))
 }
 
-/// Replaces a key's value, TTL and tags; the version goes up by one.
+/// Replaces a key's value, and its TTL and tags when the body gives them
+/// (omitted, they are kept); the version goes up by one.
 #[utoipa::path(put, path = "/api/v1/kv/{key}", tag = "kv", request_body = ReplaceEntry, security(("bearer" = []), ("api_key" = [])),
     params(("key" = String, Path)), responses((status = 200, body = EntryInfo), (status = 404, description = "no such key"),
               (status = 413, description = "value too large")))]
@@ -151,14 +131,13 @@ pub async fn replace(
 ) -> Result<Json<EntryInfo>, AppError> {
     principal.require(Scope::Write)?;
     let write = validate_write(&state.config.limits, key, &request.value, request.ttl, request.tags)?;
-    let now = now_millis();
-    let (key, ttl, tags) = (write.key.clone(), write.ttl, write.tags.clone());
-    let outcome = apply_one(&state, &principal, KvOp::Replace(write), now).await?;
+    let key = write.key.clone();
+    let outcome = apply_one(&state, &principal, KvOp::Replace(write), now_millis()).await?;
     count_op(&state, "update");
     match outcome {
-        KvOutcome::Updated { version, created_at } => Ok(Json(EntryInfo {
+        KvOutcome::Updated(metadata) => Ok(Json(EntryInfo {
             key,
-            metadata: written(version, created_at, ttl, tags, now).into(),
+            metadata: metadata.into(),
         })),
         KvOutcome::NotFound => Err(AppError::not_found(format!("no key {key:?}"))),
         other => Err(AppError::internal(format!("unexpected update outcome {other:?}"))),
@@ -313,7 +292,14 @@ pub async fn batch(
         let (op_name, validated) = match (op, value) {
             (BatchOpKind::Set, Some(value)) => (
                 "set",
-                validate_write(limits, key.clone(), &value, ttl, tags).map(KvOp::Upsert),
+                validate_write(
+                    limits,
+                    key.clone(),
+                    &value,
+                    FieldChange::Set(ttl),
+                    FieldChange::Set(tags),
+                )
+                .map(KvOp::Upsert),
             ),
             (BatchOpKind::Set, None) => ("set", Err(AppError::invalid("a set operation needs a value"))),
             (BatchOpKind::Delete, None) if ttl.is_none() && tags.is_empty() => (
@@ -346,8 +332,8 @@ pub async fn batch(
     let KvApplied { committed, outcomes } = state.store.kv_apply(&actor(&principal), ops, now_millis()).await?;
     for (result, outcome) in results.iter_mut().zip(&outcomes) {
         result.status = match outcome {
-            KvOutcome::Created { .. } => "created",
-            KvOutcome::Updated { .. } => "updated",
+            KvOutcome::Created(_) => "created",
+            KvOutcome::Updated(_) => "updated",
             KvOutcome::Deleted { .. } => "deleted",
             KvOutcome::NotFound => "not_found",
             KvOutcome::Exists => "exists",

@@ -5,13 +5,15 @@ pub mod handlers;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Error as _, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::config::LimitsConfig;
 use crate::error::AppError;
-use crate::store::{KvMetadata, KvWrite};
+use crate::store::{FieldChange, KvMetadata, KvWrite};
 use crate::timestamp::rfc3339;
 
 /// Most tags on one entry.
@@ -40,19 +42,66 @@ pub struct CreateEntry {
     pub tags: BTreeMap<String, String>,
 }
 
-/// `PUT /kv/{key}` body: replaces value, TTL and tags.
+/// `PUT /kv/{key}` body: replaces the value; the TTL and the tags change only
+/// when given, so a body with just a value keeps them.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceEntry {
     /// The new value.
     #[schema(value_type = Object)]
     pub value: Box<RawValue>,
-    /// The new TTL in seconds; omitted means no expiry.
-    #[serde(default)]
-    pub ttl: Option<u64>,
-    /// The new tags; omitted means none.
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    /// Seconds until the entry expires, counted from this write; `null` removes
+    /// the expiry; omitted keeps the entry's expiry time as it is.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<u64>)]
+    pub ttl: FieldChange<Option<u64>>,
+    /// The new tags, replacing all of them; `{}`, `[]` or `null` removes them;
+    /// omitted keeps them.
+    #[serde(default, deserialize_with = "replacement_tags")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub tags: FieldChange<BTreeMap<String, String>>,
+}
+
+/// Reads a field that is present, even as `null`, as [`FieldChange::Set`]
+/// (an absent one is [`FieldChange::Keep`] by `#[serde(default)]`).
+fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<FieldChange<T>, D::Error> {
+    T::deserialize(deserializer).map(FieldChange::Set)
+}
+
+/// Reads the `tags` of a `PUT`: an object of tags, or `{}`, `[]` or `null` for none.
+fn replacement_tags<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<FieldChange<BTreeMap<String, String>>, D::Error> {
+    struct TagsVisitor;
+
+    impl<'de> Visitor<'de> for TagsVisitor {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("an object of tags (name to value), or {}, [] or null for none")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            BTreeMap::deserialize(MapAccessDeserializer::new(map))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            match seq.next_element::<IgnoredAny>()? {
+                None => Ok(BTreeMap::new()),
+                Some(_) => Err(A::Error::invalid_value(Unexpected::Seq, &self)),
+            }
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+    }
+
+    deserializer.deserialize_any(TagsVisitor).map(FieldChange::Set)
 }
 
 /// Metadata as returned.
@@ -60,7 +109,8 @@ pub struct ReplaceEntry {
 pub struct MetadataView {
     /// 1 on creation, +1 per update.
     pub version: u64,
-    /// The TTL in seconds set at the last write.
+    /// The TTL in seconds the entry's expiry time was set with (by the last
+    /// write that gave a `ttl`); none when it does not expire.
     pub ttl: Option<u64>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
@@ -241,13 +291,14 @@ pub fn validate_key(limits: &LimitsConfig, key: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Checks a write and turns it into a [`KvWrite`].
+/// Checks a write and turns it into a [`KvWrite`]; a TTL or tags left as
+/// [`FieldChange::Keep`] are kept from the entry the write replaces.
 pub fn validate_write(
     limits: &LimitsConfig,
     key: String,
     value: &RawValue,
-    ttl: Option<u64>,
-    tags: BTreeMap<String, String>,
+    ttl: FieldChange<Option<u64>>,
+    tags: FieldChange<BTreeMap<String, String>>,
 ) -> Result<KvWrite, AppError> {
     validate_key(limits, &key)?;
     let value = value.get();
@@ -258,22 +309,15 @@ pub fn validate_write(
             limits.max_value_bytes
         )));
     }
-    if let Some(ttl) = ttl
+    if let FieldChange::Set(Some(ttl)) = ttl
         && !(1..=MAX_TTL_SECS).contains(&ttl)
     {
         return Err(AppError::invalid(format!(
             "ttl must be between 1 and {MAX_TTL_SECS} seconds"
         )));
     }
-    if tags.len() > MAX_TAGS {
-        return Err(AppError::invalid(format!("at most {MAX_TAGS} tags")));
-    }
-    for (name, tag_value) in &tags {
-        if name.is_empty() || name.contains(':') || name.len() > MAX_TAG_BYTES || tag_value.len() > MAX_TAG_BYTES {
-            return Err(AppError::invalid(format!(
-                "tag names must be 1-{MAX_TAG_BYTES} bytes without ':', values at most {MAX_TAG_BYTES} bytes"
-            )));
-        }
+    if let FieldChange::Set(tags) = &tags {
+        validate_tags(tags)?;
     }
     Ok(KvWrite {
         key,
@@ -281,6 +325,20 @@ pub fn validate_write(
         ttl,
         tags,
     })
+}
+
+fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), AppError> {
+    if tags.len() > MAX_TAGS {
+        return Err(AppError::invalid(format!("at most {MAX_TAGS} tags")));
+    }
+    for (name, tag_value) in tags {
+        if name.is_empty() || name.contains(':') || name.len() > MAX_TAG_BYTES || tag_value.len() > MAX_TAG_BYTES {
+            return Err(AppError::invalid(format!(
+                "tag names must be 1-{MAX_TAG_BYTES} bytes without ':', values at most {MAX_TAG_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Seconds left at `now` until `expires_at` (rounded up), or -1 without expiry.

@@ -151,14 +151,10 @@ fn apply_op(txn: &WriteTransaction, actor: &Actor, op: &KvOp, now: Millis) -> Re
         (KvOp::Create(_), Some(_)) => KvOutcome::Exists,
         (KvOp::Replace(_) | KvOp::Delete { .. }, None) => KvOutcome::NotFound,
         (KvOp::Delete { .. }, Some(meta)) => KvOutcome::Deleted { version: meta.version },
-        (KvOp::Create(_) | KvOp::Upsert(_), None) => KvOutcome::Created {
-            version: 1,
-            created_at: now,
-        },
-        (KvOp::Replace(_) | KvOp::Upsert(_), Some(meta)) => KvOutcome::Updated {
-            version: meta.version + 1,
-            created_at: meta.created_at,
-        },
+        (KvOp::Create(write) | KvOp::Upsert(write), None) => KvOutcome::Created(write.metadata(1, now, now, None)),
+        (KvOp::Replace(write) | KvOp::Upsert(write), Some(meta)) => {
+            KvOutcome::Updated(write.metadata(meta.version + 1, meta.created_at, now, Some(meta)))
+        }
     };
     if !outcome.is_success() {
         return Ok(outcome);
@@ -166,23 +162,11 @@ fn apply_op(txn: &WriteTransaction, actor: &Actor, op: &KvOp, now: Millis) -> Re
     if let Some(at) = stored.as_ref().and_then(|meta| meta.expires_at) {
         expiry.remove((at, tenant, op.key())).map_err(backend)?;
     }
-    match (op, outcome) {
+    match (op, &outcome) {
         (
             KvOp::Create(write) | KvOp::Replace(write) | KvOp::Upsert(write),
-            KvOutcome::Created { version, created_at },
-        )
-        | (
-            KvOp::Create(write) | KvOp::Replace(write) | KvOp::Upsert(write),
-            KvOutcome::Updated { version, created_at },
-        ) => {
-            put(
-                &mut kv,
-                &mut expiry,
-                tenant,
-                write,
-                write.metadata(version, created_at, now),
-            )?;
-        }
+            KvOutcome::Created(metadata) | KvOutcome::Updated(metadata),
+        ) => put(&mut kv, &mut expiry, tenant, write, metadata)?,
         _ => {
             kv.remove((tenant, op.key())).map_err(backend)?;
         }
@@ -196,14 +180,14 @@ fn put(
     expiry: &mut redb::Table<(i64, &str, &str), ()>,
     tenant: &str,
     write: &KvWrite,
-    metadata: KvMetadata,
+    metadata: &KvMetadata,
 ) -> Result<(), StoreError> {
     if let Some(at) = metadata.expires_at {
         expiry.insert((at, tenant, write.key.as_str()), ()).map_err(backend)?;
     }
     kv.insert(
         (tenant, write.key.as_str()),
-        encode_entry(&metadata, &write.value).as_slice(),
+        encode_entry(metadata, &write.value).as_slice(),
     )
     .map_err(backend)?;
     Ok(())

@@ -86,6 +86,33 @@ pub struct KvListing {
     pub metadata: KvMetadata,
 }
 
+/// What a write does to a field of the metadata that a request may leave out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldChange<T> {
+    /// Keep what the entry has (nothing, for a new entry).
+    Keep,
+    /// Set the field to this.
+    Set(T),
+}
+
+impl<T> Default for FieldChange<T> {
+    /// A field a request leaves out is kept.
+    fn default() -> Self {
+        Self::Keep
+    }
+}
+
+impl<T: Clone> FieldChange<T> {
+    /// The field after the change: the new value, else the kept one, else `fresh`.
+    fn resolve(&self, kept: Option<&T>, fresh: T) -> T {
+        match (self, kept) {
+            (Self::Set(value), _) => value.clone(),
+            (Self::Keep, Some(kept)) => kept.clone(),
+            (Self::Keep, None) => fresh,
+        }
+    }
+}
+
 /// A value to write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvWrite {
@@ -93,30 +120,36 @@ pub struct KvWrite {
     pub key: String,
     /// The value as JSON text.
     pub value: String,
-    /// TTL in seconds, if the value should expire.
-    pub ttl: Option<u64>,
-    /// Tags to attach (replacing any earlier ones).
-    pub tags: BTreeMap<String, String>,
+    /// TTL in seconds (`Set(None)`: no expiry); `Keep` keeps the entry's expiry time.
+    pub ttl: FieldChange<Option<u64>>,
+    /// Tags to attach (`Set` replaces all of them); `Keep` keeps the entry's.
+    pub tags: FieldChange<BTreeMap<String, String>>,
 }
 
 impl KvWrite {
-    /// The expiry time of this write when made at `now`.
-    pub fn expires_at(&self, now: Millis) -> Option<Millis> {
-        self.ttl
-            .map(|secs| now.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)))
-    }
-
-    /// The metadata of this write made at `now`, for the given version and creation time.
-    pub fn metadata(&self, version: u64, created_at: Millis, now: Millis) -> KvMetadata {
+    /// The metadata of this write made at `now` over `previous`, the live entry
+    /// it overwrites if any, for the given version and creation time. A kept
+    /// TTL keeps the expiry time too: rewriting a value does not extend its life.
+    pub fn metadata(&self, version: u64, created_at: Millis, now: Millis, previous: Option<&KvMetadata>) -> KvMetadata {
+        let (ttl, expires_at) = match (&self.ttl, previous) {
+            (FieldChange::Set(ttl), _) => (*ttl, ttl_expiry(*ttl, now)),
+            (FieldChange::Keep, Some(previous)) => (previous.ttl, previous.expires_at),
+            (FieldChange::Keep, None) => (None, None),
+        };
         KvMetadata {
             version,
-            ttl: self.ttl,
-            tags: self.tags.clone(),
+            ttl,
+            tags: self.tags.resolve(previous.map(|p| &p.tags), BTreeMap::new()),
             created_at,
             updated_at: now,
-            expires_at: self.expires_at(now),
+            expires_at,
         }
     }
+}
+
+/// When an entry written at `now` with `ttl` seconds expires.
+pub fn ttl_expiry(ttl: Option<u64>, now: Millis) -> Option<Millis> {
+    ttl.map(|secs| now.saturating_add(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)))
 }
 
 /// One operation of a write.
@@ -124,7 +157,8 @@ impl KvWrite {
 pub enum KvOp {
     /// Write a new key; fails if it exists.
     Create(KvWrite),
-    /// Overwrite an existing key (version + 1); fails if it does not exist.
+    /// Overwrite an existing key (version + 1), keeping the fields the write
+    /// leaves as [`FieldChange::Keep`]; fails if it does not exist.
     Replace(KvWrite),
     /// Create or overwrite.
     Upsert(KvWrite),
@@ -146,22 +180,12 @@ impl KvOp {
 }
 
 /// What one operation did, or why it could not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvOutcome {
-    /// A new key, version 1.
-    Created {
-        /// Always 1.
-        version: u64,
-        /// Creation time.
-        created_at: Millis,
-    },
-    /// An existing key overwritten.
-    Updated {
-        /// The new version.
-        version: u64,
-        /// When the key was first created.
-        created_at: Millis,
-    },
+    /// A new key, version 1, with the metadata written.
+    Created(KvMetadata),
+    /// An existing key overwritten, with the metadata written (fields kept included).
+    Updated(KvMetadata),
     /// A key removed; its last version.
     Deleted {
         /// The version it had.
@@ -176,14 +200,14 @@ pub enum KvOutcome {
 impl KvOutcome {
     /// Whether the operation can be applied.
     pub fn is_success(&self) -> bool {
-        matches!(self, Self::Created { .. } | Self::Updated { .. } | Self::Deleted { .. })
+        matches!(self, Self::Created(_) | Self::Updated(_) | Self::Deleted { .. })
     }
 
     /// The audit verb, for successful outcomes.
     pub fn audit_op(&self) -> Option<&'static str> {
         match self {
-            Self::Created { .. } => Some("create"),
-            Self::Updated { .. } => Some("update"),
+            Self::Created(_) => Some("create"),
+            Self::Updated(_) => Some("update"),
             Self::Deleted { .. } => Some("delete"),
             Self::Exists | Self::NotFound => None,
         }
@@ -192,7 +216,8 @@ impl KvOutcome {
     /// The version after the operation (the removed version for deletes).
     pub fn version(&self) -> u64 {
         match self {
-            Self::Created { version, .. } | Self::Updated { version, .. } | Self::Deleted { version } => *version,
+            Self::Created(metadata) | Self::Updated(metadata) => metadata.version,
+            Self::Deleted { version } => *version,
             Self::Exists | Self::NotFound => 0,
         }
     }
@@ -357,4 +382,45 @@ pub trait Store: Send + Sync + 'static {
 
     /// The tenant's audit records `offset..offset + limit` (oldest first) and their total.
     async fn audit_page(&self, tenant: &str, offset: u64, limit: u64) -> Result<(Vec<AuditRecord>, u64), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(ttl: FieldChange<Option<u64>>, tags: FieldChange<BTreeMap<String, String>>) -> KvWrite {
+        KvWrite {
+            key: "k".into(),
+            value: "1".into(),
+            ttl,
+            tags,
+        }
+    }
+
+    #[test]
+    fn kept_fields_come_from_the_entry_replaced_and_set_ones_from_the_write() {
+        let tags = BTreeMap::from([("env".to_owned(), "dev".to_owned())]);
+        let previous = KvMetadata {
+            version: 4,
+            ttl: Some(60),
+            tags: tags.clone(),
+            created_at: 1_000,
+            updated_at: 2_000,
+            expires_at: Some(62_000),
+        };
+        let kept = write(FieldChange::Keep, FieldChange::Keep).metadata(5, 1_000, 3_000, Some(&previous));
+        assert_eq!((kept.ttl, kept.expires_at, &kept.tags), (Some(60), Some(62_000), &tags));
+        assert_eq!((kept.version, kept.created_at, kept.updated_at), (5, 1_000, 3_000));
+        let set = write(FieldChange::Set(Some(10)), FieldChange::Set(BTreeMap::new())).metadata(
+            5,
+            1_000,
+            3_000,
+            Some(&previous),
+        );
+        assert_eq!((set.ttl, set.expires_at, set.tags.len()), (Some(10), Some(13_000), 0));
+        let cleared = write(FieldChange::Set(None), FieldChange::Keep).metadata(5, 1_000, 3_000, Some(&previous));
+        assert_eq!((cleared.ttl, cleared.expires_at, cleared.tags), (None, None, tags));
+        let fresh = write(FieldChange::Keep, FieldChange::Keep).metadata(1, 3_000, 3_000, None);
+        assert_eq!((fresh.ttl, fresh.expires_at, fresh.tags.len()), (None, None, 0));
+    }
 }

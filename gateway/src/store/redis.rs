@@ -21,41 +21,54 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Script};
 
 use super::{
-    Actor, ApiKeyRecord, AuditRecord, KvApplied, KvListing, KvMetadata, KvOp, KvOutcome, KvPage, Millis, Store,
-    StoreError, UserConflict, UserRecord,
+    Actor, ApiKeyRecord, AuditRecord, FieldChange, KvApplied, KvListing, KvMetadata, KvOp, KvOutcome, KvPage, Millis,
+    Store, StoreError, UserConflict, UserRecord, ttl_expiry,
 };
 use crate::store::KvEntry;
 
 /// Applies a list of KV operations all or nothing, with their audit records.
+/// Per operation: mode, key, value, ttl (seconds, '' for none, 'keep'), tags
+/// (JSON, or 'keep'), expires_at (for a ttl given), expiry member, key as JSON.
+/// A kept ttl keeps the entry's expiry time. Each result is
+/// `{status, version, created_at, ttl, tags, expires_at}`.
 const APPLY_SCRIPT: &str = r#"
-local now, n, audit_prefix, F = ARGV[1], tonumber(ARGV[2]), ARGV[3], 9
+local now, n, audit_prefix, F = ARGV[1], tonumber(ARGV[2]), ARGV[3], 8
 local state, results, ok = {}, {}, 1
 for i = 0, n - 1 do
   local a = 4 + i * F
   local mode, key = ARGV[a], ARGV[a + 1]
   local s = state[key]
   if not s then
-    local m = redis.call('HMGET', KEYS[5 + i * 2], 'version', 'created_at')
-    if m[1] then s = {exists = true, version = tonumber(m[1]), created = m[2]}
+    local m = redis.call('HMGET', KEYS[5 + i * 2], 'version', 'created_at', 'ttl', 'tags', 'expires_at')
+    if m[1] then s = {exists = true, version = tonumber(m[1]), created = m[2], ttl = m[3] or '',
+      tags = m[4] or '{}', expires_at = m[5] or ''}
     else s = {exists = false, version = 0, created = now} end
     state[key] = s
   end
   local r
   if mode == 'delete' then
-    if s.exists then r = {'deleted', s.version, s.created}; s.exists = false
-    else r = {'not_found', 0, ''} end
-  elseif mode == 'create' and s.exists then r = {'exists', s.version, s.created}
-  elseif mode == 'replace' and not s.exists then r = {'not_found', 0, ''}
-  elseif s.exists then s.version = s.version + 1; r = {'updated', s.version, s.created}
-  else s.exists = true; s.version = 1; s.created = now; r = {'created', 1, now} end
+    if s.exists then r = {'deleted', s.version, s.created, '', '', ''}; s.exists = false
+    else r = {'not_found', 0, '', '', '', ''} end
+  elseif mode == 'create' and s.exists then r = {'exists', s.version, s.created, '', '', ''}
+  elseif mode == 'replace' and not s.exists then r = {'not_found', 0, '', '', '', ''}
+  else
+    local status = 'updated'
+    if s.exists then s.version = s.version + 1
+    else
+      status = 'created'
+      s.exists, s.version, s.created, s.ttl, s.tags, s.expires_at = true, 1, now, '', '{}', ''
+    end
+    if ARGV[a + 3] ~= 'keep' then s.ttl, s.expires_at = ARGV[a + 3], ARGV[a + 5] end
+    if ARGV[a + 4] ~= 'keep' then s.tags = ARGV[a + 4] end
+    r = {status, s.version, s.created, s.ttl, s.tags, s.expires_at}
+  end
   if r[1] == 'not_found' or r[1] == 'exists' then ok = 0 end
   results[i + 1] = r
 end
 if ok == 0 then return {0, results} end
 for i = 0, n - 1 do
   local a = 4 + i * F
-  local key, value, ttl, ttl_ms, tags, expires_at, member, key_json =
-    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+  local key, value, member, key_json = ARGV[a + 1], ARGV[a + 2], ARGV[a + 6], ARGV[a + 7]
   local vkey, mkey, r, op = KEYS[4 + i * 2], KEYS[5 + i * 2], results[i + 1], 'delete'
   if r[1] == 'deleted' then
     redis.call('DEL', vkey, mkey)
@@ -64,12 +77,13 @@ for i = 0, n - 1 do
   else
     redis.call('DEL', mkey)
     redis.call('SET', vkey, value)
-    redis.call('HSET', mkey, 'version', r[2], 'ttl', ttl, 'tags', tags, 'created_at', r[3],
-      'updated_at', now, 'expires_at', expires_at)
-    if ttl_ms ~= '' then
+    redis.call('HSET', mkey, 'version', r[2], 'ttl', r[4], 'tags', r[5], 'created_at', r[3],
+      'updated_at', now, 'expires_at', r[6])
+    if r[6] ~= '' then
+      local ttl_ms = math.max(tonumber(r[6]) - tonumber(now), 1)
       redis.call('PEXPIRE', vkey, ttl_ms)
       redis.call('PEXPIRE', mkey, ttl_ms)
-      redis.call('ZADD', KEYS[2], expires_at, member)
+      redis.call('ZADD', KEYS[2], r[6], member)
     else
       redis.call('ZREM', KEYS[2], member)
     end
@@ -394,37 +408,51 @@ impl Store for RedisStore {
                 KvOp::Upsert(write) => ("upsert", Some(write)),
                 KvOp::Delete { .. } => ("delete", None),
             };
-            let ttl = write.and_then(|w| w.ttl);
+            let (ttl, expires_at) = match write.map(|w| &w.ttl) {
+                Some(FieldChange::Keep) => ("keep".to_owned(), String::new()),
+                Some(FieldChange::Set(ttl)) => (
+                    ttl.map(|t| t.to_string()).unwrap_or_default(),
+                    ttl_expiry(*ttl, now).map(|t| t.to_string()).unwrap_or_default(),
+                ),
+                None => (String::new(), String::new()),
+            };
+            let tags = match write.map(|w| &w.tags) {
+                Some(FieldChange::Keep) => "keep".to_owned(),
+                Some(FieldChange::Set(tags)) => serde_json::to_string(tags).expect("tags serialise"),
+                None => "{}".to_owned(),
+            };
             invocation
                 .arg(mode)
                 .arg(key)
                 .arg(write.map_or("", |w| w.value.as_str()))
-                .arg(ttl.map(|t| t.to_string()).unwrap_or_default())
-                .arg(ttl.map(|t| (t.saturating_mul(1000)).to_string()).unwrap_or_default())
-                .arg(write.map_or_else(
-                    || "{}".to_owned(),
-                    |w| serde_json::to_string(&w.tags).expect("tags serialise"),
-                ))
-                .arg(
-                    write
-                        .and_then(|w| w.expires_at(now))
-                        .map(|t| t.to_string())
-                        .unwrap_or_default(),
-                )
+                .arg(ttl)
+                .arg(tags)
+                .arg(expires_at)
                 .arg(format!("{tenant}:{key}"))
                 .arg(serde_json::Value::from(key).to_string());
         }
-        let (committed, rows): (i64, Vec<(String, u64, String)>) = invocation
+        type Row = (String, u64, String, String, String, String);
+        let (committed, rows): (i64, Vec<Row>) = invocation
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(redis_error)?;
         let outcomes = rows
             .into_iter()
-            .map(|(status, version, created)| {
-                let created_at = created.parse().unwrap_or(now);
+            .map(|(status, version, created_at, ttl, tags, expires_at)| {
+                let written = || {
+                    let fields = HashMap::from([
+                        ("version".to_owned(), version.to_string()),
+                        ("created_at".to_owned(), created_at.clone()),
+                        ("updated_at".to_owned(), now.to_string()),
+                        ("ttl".to_owned(), ttl.clone()),
+                        ("tags".to_owned(), tags.clone()),
+                        ("expires_at".to_owned(), expires_at.clone()),
+                    ]);
+                    parse_metadata(&fields)?.ok_or_else(|| corrupt("the apply script returned no version"))
+                };
                 match status.as_str() {
-                    "created" => Ok(KvOutcome::Created { version, created_at }),
-                    "updated" => Ok(KvOutcome::Updated { version, created_at }),
+                    "created" => Ok(KvOutcome::Created(written()?)),
+                    "updated" => Ok(KvOutcome::Updated(written()?)),
                     "deleted" => Ok(KvOutcome::Deleted { version }),
                     "exists" => Ok(KvOutcome::Exists),
                     "not_found" => Ok(KvOutcome::NotFound),
