@@ -3,13 +3,14 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
 use common::{Backend, PASSWORD, SECRET, TestApp, unique};
 use pulse_gateway::auth::jwt::{Claims, JwtKeys, TokenKind};
+use pulse_gateway::auth::password::PasswordHasher;
 use pulse_gateway::{JwtSecret, Scope, TenantId, issue_token};
 use serde_json::json;
 use uuid::Uuid;
@@ -221,6 +222,81 @@ async fn login_failures_do_not_say_which_part_was_wrong() {
         )
         .await;
     assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// The fastest of five failed sign-ins made by `request`.
+async fn fastest_refusal(app: &TestApp, request: impl Fn() -> Request<Body>) -> Duration {
+    let mut fastest = Duration::MAX;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = app.send(request()).await;
+        fastest = fastest.min(started.elapsed());
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{reply:?}");
+        assert_eq!(reply.error_code(), "invalid_credentials");
+    }
+    fastest
+}
+
+/// A sign-in as a user who does not exist spends the argon2 time too, so the
+/// time a refusal takes does not tell which user names exist: for login and for
+/// Basic credentials, the fastest refusal of an unknown user and of a wrong
+/// password each take at least half of one argon2 verification measured here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_users_take_as_long_to_refuse_as_wrong_passwords() {
+    const MEMORY_KIB: u32 = 2048;
+    const ITERATIONS: u32 = 1;
+    let app = TestApp::with(Backend::Embedded, |config| {
+        config.auth.argon2_memory_kib = MEMORY_KIB;
+        config.auth.argon2_iterations = ITERATIONS;
+    })
+    .await
+    .unwrap();
+    let t = app.register("timing").await;
+    let hasher = PasswordHasher::new(MEMORY_KIB, ITERATIONS).unwrap();
+    let hash = hasher.hash(PASSWORD);
+    let verification = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            assert!(!hasher.verify("Wrong1password", &hash));
+            started.elapsed()
+        })
+        .min()
+        .unwrap();
+    assert!(
+        verification >= Duration::from_millis(5),
+        "one verification takes {verification:?}: too cheap to tell from request overhead; raise MEMORY_KIB"
+    );
+    let login = |username: &str| {
+        let body = json!({ "username": username, "password": "Wrong1password" }).to_string();
+        move || {
+            Request::post("/api/v1/auth/login")
+                .header("content-type", "application/json")
+                .body(Body::from(body.clone()))
+                .unwrap()
+        }
+    };
+    let basic = |username: &str| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:Wrong1password"));
+        move || {
+            Request::post("/api/v1/auth/token")
+                .header("authorization", format!("Basic {encoded}"))
+                .body(Body::empty())
+                .unwrap()
+        }
+    };
+    let unknown = format!("nobody{}", unique());
+    let timings = [
+        ("login, wrong password", fastest_refusal(&app, login(&t.username)).await),
+        ("login, unknown user", fastest_refusal(&app, login(&unknown)).await),
+        ("Basic, wrong password", fastest_refusal(&app, basic(&t.username)).await),
+        ("Basic, unknown user", fastest_refusal(&app, basic(&unknown)).await),
+    ];
+    for (case, fastest) in timings {
+        assert!(
+            fastest >= verification / 2,
+            "{case}: refused in {fastest:?}, under half of one argon2 verification ({verification:?}); all: {timings:?}"
+        );
+    }
 }
 
 #[tokio::test]

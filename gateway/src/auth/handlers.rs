@@ -150,22 +150,24 @@ async fn hash_password(state: &AppState, password: String) -> Result<String, App
         .map_err(AppError::internal)
 }
 
-/// The user named `username` if `password` is theirs; 401 otherwise (without saying which was wrong).
+/// The user named `username` if `password` is theirs; 401 otherwise, without
+/// saying which was wrong, in words or in time: an unknown user costs the same
+/// argon2 verification as a wrong password.
 async fn check_credentials(state: &AppState, username: &str, password: String) -> Result<UserRecord, AppError> {
-    let invalid = || {
-        AppError::new(
+    let user = state.store.user_by_name(username).await?;
+    let hasher = state.passwords.clone();
+    let hash = user.as_ref().map(|user| user.password_hash.clone());
+    let matches = tokio::task::spawn_blocking(move || hasher.verify_user(&password, hash.as_deref()))
+        .await
+        .map_err(AppError::internal)?;
+    match user {
+        Some(user) if matches => Ok(user),
+        _ => Err(AppError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
             "invalid username or password",
-        )
-    };
-    let user = state.store.user_by_name(username).await?.ok_or_else(invalid)?;
-    let hasher = state.passwords.clone();
-    let hash = user.password_hash.clone();
-    let matches = tokio::task::spawn_blocking(move || hasher.verify(&password, &hash))
-        .await
-        .map_err(AppError::internal)?;
-    if matches { Ok(user) } else { Err(invalid()) }
+        )),
+    }
 }
 
 /// Registers a user and creates their tenant.

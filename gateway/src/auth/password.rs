@@ -3,7 +3,10 @@
 //! Hashing is deliberately slow; callers run it on the blocking pool.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use std::sync::Arc;
+
 use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine as _;
 use rand::RngCore;
 
 use crate::error::GatewayError;
@@ -30,6 +33,9 @@ pub fn policy_violation(password: &str) -> Option<&'static str> {
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
+    /// The hash of a random password at this cost, checked when a user does not
+    /// exist so that the answer takes as long as for a wrong password.
+    dummy_hash: Arc<str>,
 }
 
 impl PasswordHasher {
@@ -37,26 +43,47 @@ impl PasswordHasher {
     pub fn new(memory_kib: u32, iterations: u32) -> Result<Self, GatewayError> {
         let params = Params::new(memory_kib, iterations, 1, None)
             .map_err(|e| GatewayError::Config(format!("argon2 parameters: {e}")))?;
-        Ok(Self {
-            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
-        })
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut unguessable = [0_u8; 32];
+        rand::rng().fill_bytes(&mut unguessable);
+        let dummy_hash = hash_with(&argon2, &base64::engine::general_purpose::STANDARD.encode(unguessable)).into();
+        Ok(Self { argon2, dummy_hash })
     }
 
     /// The PHC string of `password` with a fresh random salt.
     pub fn hash(&self, password: &str) -> String {
-        let mut salt = [0_u8; 16];
-        rand::rng().fill_bytes(&mut salt);
-        let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
-        self.argon2
-            .hash_password(password.as_bytes(), &salt)
-            .expect("argon2 hashes any password within the policy")
-            .to_string()
+        hash_with(&self.argon2, password)
     }
 
     /// Whether `password` matches the PHC string `hash` (false for a malformed hash).
     pub fn verify(&self, password: &str, hash: &str) -> bool {
         PasswordHash::new(hash).is_ok_and(|parsed| self.argon2.verify_password(password.as_bytes(), &parsed).is_ok())
     }
+
+    /// Whether `password` matches `hash`, the stored hash of the user signing in.
+    /// With no hash (no such user) it verifies against a dummy hash and answers
+    /// false, so that a sign-in takes the argon2 time whether or not the user
+    /// exists, and its duration does not tell which user names do.
+    pub fn verify_user(&self, password: &str, hash: Option<&str>) -> bool {
+        match hash {
+            Some(hash) => self.verify(password, hash),
+            None => {
+                std::hint::black_box(self.verify(password, &self.dummy_hash));
+                false
+            }
+        }
+    }
+}
+
+/// The PHC string of `password` hashed by `argon2` with a fresh random salt.
+fn hash_with(argon2: &Argon2<'_>, password: &str) -> String {
+    let mut salt = [0_u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
+    argon2
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashes any password within the policy")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -82,5 +109,7 @@ mod tests {
         assert!(hasher.verify("Correct1horse", &a));
         assert!(!hasher.verify("Correct1horsf", &a));
         assert!(!hasher.verify("Correct1horse", "not a hash"));
+        assert!(hasher.verify_user("Correct1horse", Some(&a)));
+        assert!(!hasher.verify_user("Correct1horse", None), "no user, no match");
     }
 }
