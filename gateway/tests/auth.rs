@@ -96,6 +96,10 @@ async fn register_login_refresh_and_me() {
         StatusCode::UNAUTHORIZED,
         "an access token cannot refresh"
     );
+    assert_eq!(
+        access_as_refresh.body["error"]["message"],
+        "expected a refresh token, not an access token"
+    );
     let refresh_as_access = app
         .get("/api/v1/auth/me", login.body["refresh_token"].as_str().unwrap())
         .await;
@@ -103,6 +107,10 @@ async fn register_login_refresh_and_me() {
         refresh_as_access.status,
         StatusCode::UNAUTHORIZED,
         "a refresh token cannot authorise"
+    );
+    assert_eq!(
+        refresh_as_access.body["error"]["message"],
+        "expected an access token, not a refresh token"
     );
 }
 

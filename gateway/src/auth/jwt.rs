@@ -91,6 +91,16 @@ pub enum TokenKind {
     Refresh,
 }
 
+impl TokenKind {
+    /// The kind as said in a sentence, with its article.
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Self::Access => "an access token",
+            Self::Refresh => "a refresh token",
+        }
+    }
+}
+
 /// The claims of every token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -205,7 +215,7 @@ impl JwtKeys {
             return Err(AppError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "invalid_token",
-                format!("expected an {kind:?} token", kind = kind).to_lowercase(),
+                format!("expected {}, not {}", kind.with_article(), claims.typ.with_article()),
             ));
         }
         if !TenantId::is_valid(&claims.sub) {
@@ -287,7 +297,12 @@ mod tests {
                 .code(),
             "invalid_token"
         );
-        assert!(JwtKeys::new(&secret()).verify(&token, TokenKind::Refresh).is_err());
+        let wrong_kind = JwtKeys::new(&secret()).verify(&token, TokenKind::Refresh).unwrap_err();
+        assert_eq!(wrong_kind.code(), "invalid_token");
+        assert_eq!(
+            wrong_kind.to_string(),
+            "401 invalid_token: expected a refresh token, not an access token"
+        );
     }
 
     #[test]
