@@ -9,8 +9,10 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
 use common::{Backend, PASSWORD, SECRET, TestApp, unique};
+use pulse_gateway::auth::api_keys;
 use pulse_gateway::auth::jwt::{Claims, JwtKeys, TokenKind};
 use pulse_gateway::auth::password::PasswordHasher;
+use pulse_gateway::store::{ApiKeyRecord, EmbeddedStore, Store};
 use pulse_gateway::{JwtSecret, Scope, TenantId, issue_token};
 use serde_json::json;
 use uuid::Uuid;
@@ -445,9 +447,13 @@ async fn api_keys_authenticate_with_their_scopes_and_can_be_revoked() {
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     let key = reply.body["key"].as_str().unwrap().to_owned();
     let id = reply.body["id"].as_str().unwrap().to_owned();
-    let prefix = format!("pk_{}_", &t.tenant_id.replace('-', "")[..8]);
+    let prefix = format!("pk_{}_", t.tenant_id);
     assert!(key.starts_with(&prefix) && key.len() == prefix.len() + 32, "{key}");
-    assert!(key.starts_with(reply.body["prefix"].as_str().unwrap()));
+    assert_eq!(
+        reply.body["prefix"].as_str().unwrap(),
+        &key[..prefix.len() + 4],
+        "the whole tenant id shows"
+    );
 
     let listed = app.get("/api/v1/api-keys", &t.access).await;
     assert_eq!(listed.status, StatusCode::OK);
@@ -508,5 +514,53 @@ async fn api_keys_authenticate_with_their_scopes_and_can_be_revoked() {
             .as_array()
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A key made before keys carried the whole tenant id (`pk_` and its first 8
+/// letters and digits) still authenticates: keys are found by their hash.
+#[tokio::test]
+async fn api_keys_in_the_old_short_format_keep_working() {
+    let app = app().await;
+    let t = app.register("oldkey").await;
+    let old_key = format!(
+        "pk_{}_{}",
+        &t.tenant_id.replace('-', "")[..8],
+        "0123456789abcdefghijABCDEFGHIJxy"
+    );
+    let (config, dir) = app.close();
+    let store = EmbeddedStore::open(&config.data_dir).unwrap();
+    store
+        .create_api_key(&ApiKeyRecord {
+            id: Uuid::new_v4().to_string(),
+            tenant_id: t.tenant_id.clone(),
+            name: "made by an earlier version".to_owned(),
+            prefix: old_key[..old_key.len() - 28].to_owned(),
+            key_hash: api_keys::hash(&old_key),
+            scopes: vec!["read".to_owned()],
+            plan: "enterprise".to_owned(),
+            created_at: 0,
+        })
+        .await
+        .unwrap();
+    drop(store);
+    let app = TestApp::open(config, dir).await;
+    let me = app.get("/api/v1/auth/me", &old_key).await;
+    assert_eq!(me.status, StatusCode::OK, "{me:?}");
+    assert_eq!(me.body["tenant_id"], t.tenant_id.as_str());
+    assert_eq!(me.body["auth_method"], "api_key");
+    let (new_key, _) = app.api_key(&t, &["read"]).await;
+    assert!(new_key.starts_with(&format!("pk_{}_", t.tenant_id)), "{new_key}");
+    let listed = app.get("/api/v1/api-keys", &t.access).await;
+    let prefixes: Vec<&str> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        prefixes,
+        [&old_key[..old_key.len() - 28], &new_key[..new_key.len() - 28]]
     );
 }

@@ -1,23 +1,30 @@
-//! API key material: `pk_{tenant prefix}_{32 random characters}`, stored only
-//! as its SHA-256, recognised by a short prefix.
+//! API key material: `pk_{tenant}_{32 random characters}` with the whole tenant
+//! id, stored only as its SHA-256, recognised by its prefix (the tenant and the
+//! first random characters).
+//!
+//! A key is looked up by its hash and never parsed, so keys made before the
+//! whole tenant id was included (`pk_{8 characters of it}_…`) keep working.
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
 
-/// Random characters after the tenant prefix.
+/// Random characters after the tenant.
 const RANDOM_CHARS: usize = 32;
 
-/// A new key for `tenant` and the prefix shown in listings (`pk_1a2b3c4d_Xy9z`).
+/// Random characters shown in listings after the tenant.
+const SHOWN_RANDOM_CHARS: usize = 4;
+
+/// A new key for `tenant` (a valid tenant id, so safe in a header) and the
+/// prefix shown in listings (`pk_{tenant}_Xy9z`).
 pub fn generate(tenant: &str) -> (String, String) {
-    let tenant_prefix: String = tenant.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
     let random: String = rand::rng()
         .sample_iter(&Alphanumeric)
         .take(RANDOM_CHARS)
         .map(char::from)
         .collect();
-    let key = format!("pk_{tenant_prefix}_{random}");
-    let shown = format!("pk_{tenant_prefix}_{}", &random[..4]);
+    let key = format!("pk_{tenant}_{random}");
+    let shown = format!("pk_{tenant}_{}", &random[..SHOWN_RANDOM_CHARS]);
     (key, shown)
 }
 
@@ -32,16 +39,17 @@ pub fn hash(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn keys_have_the_documented_shape() {
-        let (key, shown) = super::generate("0b7e2f4a-1111-4222-8333-944445555666");
-        let parts: Vec<&str> = key.split('_').collect();
-        assert_eq!(parts.len(), 3, "{key}");
-        assert_eq!(parts[0], "pk");
-        assert_eq!(parts[1], "0b7e2f4a");
-        assert_eq!(parts[2].len(), 32);
-        assert!(parts[2].chars().all(|c| c.is_ascii_alphanumeric()));
-        assert!(key.starts_with(&shown));
-        assert_ne!(key, super::generate("0b7e2f4a").0);
+    fn keys_carry_the_whole_tenant_id() {
+        for tenant in ["0b7e2f4a-1111-4222-8333-944445555666", "demo", "team_a.prod"] {
+            let (key, shown) = super::generate(tenant);
+            let random = key
+                .strip_prefix(&format!("pk_{tenant}_"))
+                .unwrap_or_else(|| panic!("{key} starts with pk_{tenant}_"));
+            assert_eq!(random.len(), 32, "{key}");
+            assert!(random.chars().all(|c| c.is_ascii_alphanumeric()), "{key}");
+            assert_eq!(shown, format!("pk_{tenant}_{}", &random[..4]));
+            assert_ne!(key, super::generate(tenant).0);
+        }
     }
 
     #[test]
