@@ -53,8 +53,15 @@ LOG4J
 java_opts=(-Xms128m "-Xmx${KAFKA_HEAP:-512m}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1
   -Djava.awt.headless=true "-Dlog4j2.configurationFile=$dir/log4j2.properties")
 if [[ ! -f "$dir/logs/meta.properties" ]]; then
-  java "${java_opts[@]}" -cp "$lib/*" kafka.tools.StorageTool format \
-    --cluster-id "$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
+  # A cluster id is 16 random bytes in URL-safe base64; one starting with "-" would read
+  # as an option, so Kafka's own generator never makes one, and neither does this.
+  cluster_id="$(python3 -c 'import base64, uuid
+while True:
+    id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not id.startswith("-"):
+        print(id)
+        break')"
+  java "${java_opts[@]}" -cp "$lib/*" kafka.tools.StorageTool format --cluster-id "$cluster_id" \
     --config "$dir/server.properties" --ignore-formatted >"$dir/format.log" 2>&1 \
     || { cat "$dir/format.log" >&2; exit 1; }
 fi

@@ -52,7 +52,14 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 started_pids=()
 stop_started() {
+  local pid
   for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Wait for them to exit (the JVM servers take a few seconds), so that a run right
+  # after this one finds the ports free rather than a server on its way out.
+  for pid in "${started_pids[@]}"; do
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || continue 2; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
 }
 trap stop_started EXIT
 
