@@ -53,10 +53,10 @@ impl GatewayServer {
             .enable_all()
             .build()?;
         let (gateway, listener) = runtime.block_on(async {
+            // The address first: a second demo started beside a running one
+            // should hear that its port is taken, not that its store is locked.
+            let listener = pulse_gateway::bind(config.listen).await?;
             let gateway = Gateway::open(config.clone()).await?;
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
-                .map_err(|error| GatewayError::Config(format!("cannot listen on {}: {error}", config.listen)))?;
             Ok::<_, GatewayError>((gateway, listener))
         })?;
         let dashboard = live.is_some();

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::process::{free_port, http, pulse_token, terminate, wait_for_status, wait_until};
+use common::process::{
+    KillOnDrop, free_port, http, pulse_token, terminate, wait_for_status, wait_until, wait_with_timeout,
+};
 use common::{TempDir, pulse_bin};
 use serde_json::json;
 
@@ -231,4 +233,46 @@ data_dir = "{dir}/gateway"
     let (status, stats) = http(address, "GET", "/api/v1/stats", Some(&owner), None);
     assert_eq!(status, 200, "{stats}");
     assert_eq!(terminate(child), Some(0));
+}
+
+/// A port another process holds is named, with how to choose another,
+/// for the demo (`PULSE_LISTEN`) and for `pulse serve` (`--listen`).
+#[test]
+fn a_port_in_use_is_named_with_how_to_pick_another() {
+    let dir = TempDir::new("gateway-port-in-use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let demo = Command::new(pulse_bin())
+        .args(["run", "pipelines/demo.toml"])
+        .current_dir(common::workspace_dir())
+        .env("PULSE_OUT_DIR", dir.path())
+        .env("PULSE_LISTEN", address.to_string())
+        .env("PULSE_JWT_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let serve = Command::new(pulse_bin())
+        .args(["serve", "--listen", &address.to_string()])
+        .args(["--data-dir", &dir.join("serve").display().to_string()])
+        .env("PULSE_JWT_SECRET", SECRET)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for (what, child, advice) in [
+        ("the demo", demo, "PULSE_LISTEN="),
+        ("pulse serve", serve, "pulse serve --listen"),
+    ] {
+        let mut guard = KillOnDrop::new(child);
+        let code = wait_with_timeout(&mut guard, Duration::from_secs(60));
+        let output = guard.take().wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(code, Some(1), "{what} fails: {stderr}");
+        assert!(
+            stderr.contains(&format!("{address} is already in use")) && stderr.contains(advice),
+            "{what}: {stderr}"
+        );
+        assert!(!stderr.contains("invalid gateway configuration"), "{what}: {stderr}");
+    }
+    drop(taken);
 }

@@ -20,6 +20,21 @@ pub enum GatewayError {
     /// The store could not be opened or reached.
     #[error("gateway store: {0}")]
     Store(#[from] StoreError),
+    /// The listen address is taken by another process.
+    #[error(
+        "{0} is already in use (is another pulse running?): stop what listens there or choose \
+         another address: PULSE_LISTEN=127.0.0.1:8081 for the demo, `pulse serve --listen \
+         127.0.0.1:8081`, or `listen` in the pipeline's [gateway] table"
+    )]
+    AddressInUse(std::net::SocketAddr),
+    /// The listen address could not be bound for another reason (permissions, no such interface).
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address of `listen`.
+        address: std::net::SocketAddr,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// The listener failed.
     #[error("serving HTTP failed: {0}")]
     Serve(#[from] std::io::Error),

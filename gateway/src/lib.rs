@@ -15,7 +15,7 @@
 //! let config = GatewayConfig::default();
 //! let gateway = Gateway::open(config.clone()).await?; // reads PULSE_JWT_SECRET
 //! gateway.readiness().set_pipeline_ready(true); // no pipeline: ready once the store is
-//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! let listener = pulse_gateway::bind(config.listen).await?;
 //! let readiness = gateway.readiness();
 //! serve(listener, gateway.router(), async move {
 //!     let _ = tokio::signal::ctrl_c().await;
@@ -265,6 +265,17 @@ fn spawn_reaper(store: Weak<dyn Store>, interval: Duration) {
             }
         }
     });
+}
+
+/// Binds the gateway's `listen` address. An address another process holds is
+/// [`GatewayError::AddressInUse`], which says how to choose another one.
+pub async fn bind(address: std::net::SocketAddr) -> Result<tokio::net::TcpListener, GatewayError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::AddrInUse => GatewayError::AddressInUse(address),
+            _ => GatewayError::Listen { address, source },
+        })
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets
