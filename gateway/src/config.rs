@@ -68,10 +68,24 @@ pub struct DemoAccountConfig {
     pub tenant: String,
     /// Its password; empty (the default) generates one, printed at start-up.
     pub password: String,
+    /// Its rate-limit plan, one of `rate_limit.plans` (default `pro`, 10,000
+    /// requests a minute): the demo's dashboard, in a few tabs, cannot exhaust
+    /// it, whatever `rate_limit.default_plan` is.
+    pub plan: String,
 }
 
+/// The demo account's plan unless it names one.
+pub const DEMO_PLAN: &str = "pro";
+
 impl DemoAccountConfig {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self, rate_limit: &RateLimitConfig) -> Result<(), String> {
+        if !rate_limit.plans.contains_key(&self.plan) {
+            return Err(format!(
+                "demo_account.plan {:?} is not one of the plans ({})",
+                self.plan,
+                rate_limit.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
         if !crate::auth::handlers::is_valid_username(&self.username) {
             return Err(format!("demo_account.{}", crate::auth::handlers::USERNAME_RULE));
         }
@@ -95,6 +109,7 @@ impl Default for DemoAccountConfig {
             username: "demo".into(),
             tenant: "demo".into(),
             password: String::new(),
+            plan: DEMO_PLAN.into(),
         }
     }
 }
@@ -150,7 +165,7 @@ impl GatewayConfig {
             return fail("token lifetimes must be positive".into());
         }
         if let Some(account) = &self.demo_account {
-            account.validate().map_err(GatewayError::Config)?;
+            account.validate(&self.rate_limit).map_err(GatewayError::Config)?;
         }
         self.live.validate().map_err(GatewayError::Config)?;
         self.retention.validate().map_err(GatewayError::Config)?;

@@ -103,10 +103,7 @@ impl Gateway {
         spawn_reaper(Arc::downgrade(&store), Duration::from_secs(config.reap_interval_secs));
         let passwords = PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_iterations)?;
         let demo_login = match &config.demo_account {
-            Some(account) => {
-                let plan = &config.rate_limit.default_plan;
-                Some(auth::demo::ensure(store.as_ref(), &passwords, account, plan).await?)
-            }
+            Some(account) => Some(auth::demo::ensure(store.as_ref(), &passwords, account).await?),
             None => None,
         };
         let shared = Shared {

@@ -6,6 +6,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{Backend, TempDir, TestApp, config_for};
+use pulse_gateway::config::{DEMO_PLAN, PlanLimit};
 use pulse_gateway::{DemoAccountConfig, Gateway, JwtSecret};
 use serde_json::json;
 
@@ -80,6 +81,71 @@ async fn demo_account_is_ready_on_every_open_redis() {
     demo_account_is_ready_on_every_open(Backend::Redis).await;
 }
 
+/// `n` calls of `/api/v1/auth/me` with `token`: their statuses and the last reply.
+async fn call_me(app: &TestApp, token: &str, n: usize) -> (Vec<StatusCode>, common::Reply) {
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..n {
+        let reply = app.get("/api/v1/auth/me", token).await;
+        statuses.push(reply.status);
+        last = Some(reply);
+    }
+    (statuses, last.unwrap())
+}
+
+async fn demo_account_gets_its_own_plan_on_every_open(backend: Backend) {
+    // Everyone else is on a plan of 3 requests a minute.
+    let tiny = |config: &mut pulse_gateway::GatewayConfig| {
+        config.rate_limit.plans.insert("tiny".into(), PlanLimit::PerWindow(3));
+        config.rate_limit.default_plan = "tiny".into();
+    };
+    let Some(app) = TestApp::with(backend, |c| {
+        tiny(c);
+        c.demo_account = Some(DemoAccountConfig {
+            plan: "tiny".into(),
+            ..demo("Plan-pass-1")
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    let token = login(&app, "demo", "Plan-pass-1").await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (statuses, last) = call_me(&app, &token, 4).await;
+    assert_eq!(statuses[..3], [StatusCode::OK; 3]);
+    assert_eq!(last.status, StatusCode::TOO_MANY_REQUESTS, "{last:?}");
+
+    // Reopened with the default demo plan: the account created before moves to it.
+    let (mut config, dir) = app.close();
+    config.demo_account = Some(demo("Plan-pass-1"));
+    let app = TestApp::open(config, dir).await;
+    let token = login(&app, "demo", "Plan-pass-1").await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (statuses, last) = call_me(&app, &token, 10).await;
+    assert_eq!(statuses, [StatusCode::OK; 10], "{last:?}");
+    assert_eq!(last.body["plan"], DEMO_PLAN);
+    assert_eq!(last.header("x-ratelimit-limit"), Some("10000"));
+    // A registered user still has the default plan.
+    let other = app.register("plan").await;
+    let (statuses, _) = call_me(&app, &other.access, 4).await;
+    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn demo_account_gets_its_own_plan_on_every_open_embedded() {
+    demo_account_gets_its_own_plan_on_every_open(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn demo_account_gets_its_own_plan_on_every_open_redis() {
+    demo_account_gets_its_own_plan_on_every_open(Backend::Redis).await;
+}
+
 #[tokio::test]
 async fn a_demo_account_never_takes_over_a_registered_user() {
     let app = TestApp::new(Backend::Embedded).await.unwrap();
@@ -123,6 +189,13 @@ fn demo_account_settings_are_checked() {
                 ..demo("")
             },
             "username",
+        ),
+        (
+            DemoAccountConfig {
+                plan: "gold".into(),
+                ..demo("")
+            },
+            "plan \"gold\" is not one of the plans",
         ),
     ] {
         config.demo_account = Some(account);

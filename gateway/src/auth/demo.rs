@@ -1,5 +1,6 @@
-//! The demo account of `[gateway.demo_account]`: created, or its password
-//! reset, each time the gateway opens, so a fresh demo can always be logged into.
+//! The demo account of `[gateway.demo_account]`: created, or its password and
+//! plan reset, each time the gateway opens, so a fresh demo can always be
+//! logged into, on a plan its own dashboard cannot exhaust.
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -23,14 +24,14 @@ pub struct DemoLogin {
 }
 
 /// Makes `account` ready to log into: creates the user in `store` with the
-/// account's tenant, or resets the password of the user it created before.
-/// Fails if the user name belongs to a user of another tenant.
+/// account's tenant and plan, or resets the password and plan of the user it
+/// created before. Fails if the user name belongs to a user of another tenant.
 pub async fn ensure(
     store: &dyn Store,
     hasher: &PasswordHasher,
     account: &DemoAccountConfig,
-    plan: &str,
 ) -> Result<DemoLogin, GatewayError> {
+    let plan = account.plan.as_str();
     let generated_password = account.password.is_empty().then(generate_password);
     let password = generated_password.clone().unwrap_or_else(|| account.password.clone());
     let hasher = hasher.clone();
@@ -41,7 +42,7 @@ pub async fn ensure(
     match store.user_by_name(&account.username).await.map_err(failed)? {
         Some(user) if user.tenant_id == account.tenant => {
             store
-                .set_password_hash(&account.username, &password_hash)
+                .reset_user(&account.username, &password_hash, plan)
                 .await
                 .map_err(failed)?;
         }
@@ -73,7 +74,7 @@ pub async fn ensure(
             }
         }
     }
-    tracing::info!(username = %account.username, tenant = %account.tenant, "demo account ready");
+    tracing::info!(username = %account.username, tenant = %account.tenant, plan, "demo account ready");
     Ok(DemoLogin {
         username: account.username.clone(),
         tenant: account.tenant.clone(),

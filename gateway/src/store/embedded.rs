@@ -263,8 +263,8 @@ impl Store for EmbeddedStore {
         self.read_json(USERS, username)
     }
 
-    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, StoreError> {
-        let (username, password_hash) = (username.to_owned(), password_hash.to_owned());
+    async fn reset_user(&self, username: &str, password_hash: &str, plan: &str) -> Result<bool, StoreError> {
+        let (username, password_hash, plan) = (username.to_owned(), password_hash.to_owned(), plan.to_owned());
         self.write(move |txn| {
             let mut users = txn.open_table(USERS).map_err(backend)?;
             let found = users
@@ -276,6 +276,7 @@ impl Store for EmbeddedStore {
             };
             let mut user: UserRecord = serde_json::from_slice(&json).map_err(corrupt)?;
             user.password_hash = password_hash;
+            user.plan = plan;
             let json = serde_json::to_vec(&user).expect("users serialise");
             users.insert(username.as_str(), json.as_slice()).map_err(backend)?;
             Ok((true, true))

@@ -339,8 +339,9 @@ pub trait Store: Send + Sync + 'static {
     /// The user owning this tenant.
     async fn user_by_tenant(&self, tenant: &str) -> Result<Option<UserRecord>, StoreError>;
 
-    /// Replaces the password hash of user `username`; false if there is no such user.
-    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Replaces the password hash and the rate-limit plan of user `username`
+    /// (the demo account's reset at start-up); false if there is no such user.
+    async fn reset_user(&self, username: &str, password_hash: &str, plan: &str) -> Result<bool, StoreError>;
 
     /// Stores an API key record.
     async fn create_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;

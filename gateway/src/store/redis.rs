@@ -292,12 +292,13 @@ impl Store for RedisStore {
         }
     }
 
-    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, StoreError> {
-        // Read-modify-write: only the gateway's start-up (the demo account) changes passwords.
+    async fn reset_user(&self, username: &str, password_hash: &str, plan: &str) -> Result<bool, StoreError> {
+        // Read-modify-write: only the gateway's start-up (the demo account) resets users.
         let Some(mut user) = self.user_by_name(username).await? else {
             return Ok(false);
         };
         user.password_hash = password_hash.to_owned();
+        user.plan = plan.to_owned();
         let json = serde_json::to_string(&user).expect("users serialise");
         let () = self
             .conn
