@@ -615,3 +615,60 @@ async fn stats_combine_the_engine_hook_with_hub_and_view_counters() {
     assert!(text.contains("pulse_ws_messages_sent_total"), "{text}");
     assert!(text.contains("pulse_ws_delivery_seconds"), "{text}");
 }
+
+/// The next JSON message of `kind`, skipping others (within [`WAIT`] each).
+async fn next_of_type(socket: &mut Socket, kind: &str) -> Value {
+    for _ in 0..20 {
+        let message = next_json(socket).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+    panic!("no {kind} message among the next 20");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_subscribers_get_the_counters_pushed_over_the_socket() {
+    let live = live_app(|_| {}).await;
+    let a = tenant();
+    let mut socket = live.connect(&token(&a, &[Scope::Read])).await.unwrap();
+    send(&mut socket, json!({"type": "subscribe", "topic": "stats"})).await;
+    let started = tokio::time::Instant::now();
+    let first = next_of_type(&mut socket, "stats").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the first stats come at once"
+    );
+    assert_eq!(first["pipeline"], json!({"events_in_total": 42}), "{first}");
+    assert_eq!(first["live"]["connections"], 1, "{first}");
+    assert!(first["views"].is_array(), "{first}");
+    let second = next_of_type(&mut socket, "stats").await;
+    let gap = second["at"].as_u64().unwrap() - first["at"].as_u64().unwrap();
+    assert!((1_500..=3_000).contains(&gap), "stats every 2 s, got {gap} ms apart");
+
+    // A stats subscription receives no windows; a filter on it is refused.
+    live.publish("cpu_10s", &[row(&a, "cpu", 0, json!({"count": 2}))]);
+    send(
+        &mut socket,
+        json!({"type": "subscribe", "topic": "stats", "filter": {"metric": "cpu"}}),
+    )
+    .await;
+    let refused = next_of_type(&mut socket, "error").await;
+    assert_eq!(refused["code"], "bad_filter", "{refused}");
+
+    // Unsubscribing stops them.
+    send(&mut socket, json!({"type": "unsubscribe", "topic": "stats"})).await;
+    next_of_type(&mut socket, "unsubscribed").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2_500);
+    while let Ok(message) = tokio::time::timeout_at(deadline, socket.next()).await {
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                assert_ne!(message["type"], "window", "{message}");
+                assert_ne!(message["type"], "stats", "after unsubscribing: {message}");
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("the socket stays open: {other:?}"),
+        }
+    }
+}

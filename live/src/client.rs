@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::hub::{LiveHub, SubscribeError};
-use crate::protocol::{Subscription, lagged_reply};
+use crate::protocol::{Subscription, Topic, lagged_reply};
 
 /// Most unsent replies a client may have; a client that sends requests without reading is closed.
 const MAX_PENDING_REPLIES: usize = 64;
@@ -205,6 +205,12 @@ impl LiveClient {
     /// Removes a subscription; `false` when the client did not have it.
     pub fn unsubscribe(&self, subscription: &Subscription) -> bool {
         self.hub.unsubscribe(self.queue.id, subscription)
+    }
+
+    /// Whether the client holds a subscription to `topic` (the connection
+    /// task asks this of [`Topic::Stats`], whose messages it sends itself).
+    pub fn subscribes_to(&self, topic: Topic) -> bool {
+        self.hub.subscribes_to(self.queue.id, topic)
     }
 
     /// Queues a reply to the client (closing it if it has too many unread).

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::client::{ClientQueue, LiveClient};
 use crate::config::LiveLimits;
-use crate::protocol::Subscription;
+use crate::protocol::{Subscription, Topic};
 use crate::row::{LiveRow, LiveSource};
 
 /// Why a client may not connect.
@@ -185,10 +185,21 @@ impl LiveHub {
             return Err(SubscribeError::TooMany(max));
         }
         entry.subscriptions.insert(subscription.clone());
-        let queue = entry.queue.clone();
-        let groups = state.tenants.entry(entry.tenant.clone()).or_default();
-        groups.groups.entry(subscription).or_default().push(queue);
+        // Only window subscriptions join the groups rows are published to;
+        // the connection sends `stats` itself (see `subscribes_to`).
+        if subscription.topic == Topic::Windows {
+            let queue = entry.queue.clone();
+            let groups = state.tenants.entry(entry.tenant.clone()).or_default();
+            groups.groups.entry(subscription).or_default().push(queue);
+        }
         Ok(true)
+    }
+
+    pub(crate) fn subscribes_to(&self, id: u64, topic: Topic) -> bool {
+        self.lock()
+            .clients
+            .get(&id)
+            .is_some_and(|entry| entry.subscriptions.iter().any(|s| s.topic == topic))
     }
 
     pub(crate) fn unsubscribe(&self, id: u64, subscription: &Subscription) -> bool {

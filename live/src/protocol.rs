@@ -1,6 +1,8 @@
 //! The messages a WebSocket client sends (`subscribe`, `unsubscribe`, `ping`)
 //! and the small replies the server sends back; window messages themselves are
-//! rendered by [`LiveRow::to_message`](crate::LiveRow::to_message).
+//! rendered by [`LiveRow::to_message`](crate::LiveRow::to_message), and
+//! `stats` messages (the pipeline's counters, to subscribers of the `stats`
+//! topic) by [`stats_message`].
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,8 @@ pub const MAX_FILTER_ENTRIES: usize = 16;
 pub enum Topic {
     /// Closed windows of window operators.
     Windows,
+    /// The pipeline's counters, pushed every few seconds (what `GET /api/v1/stats` answers).
+    Stats,
 }
 
 impl Topic {
@@ -25,6 +29,7 @@ impl Topic {
     pub fn as_str(self) -> &'static str {
         match self {
             Topic::Windows => "windows",
+            Topic::Stats => "stats",
         }
     }
 }
@@ -96,7 +101,7 @@ pub enum ProtocolError {
     #[error("{0}")]
     Malformed(String),
     /// An unknown topic.
-    #[error("unknown topic {0:?}; the topics are: windows")]
+    #[error("unknown topic {0:?}; the topics are: windows, stats")]
     UnknownTopic(String),
     /// A filter that is not an object of scalar values, or too large.
     #[error("{0}")]
@@ -140,18 +145,22 @@ enum RawMessage {
 pub fn parse_client_message(text: &str, tenant: &str) -> Result<ClientCommand, ProtocolError> {
     let raw: RawMessage = serde_json::from_str(text).map_err(|e| {
         ProtocolError::Malformed(format!(
-            "{e}; expected {{\"type\":\"subscribe\"|\"unsubscribe\",\"topic\":\"windows\",\"filter\":{{..}}}} or {{\"type\":\"ping\"}}"
+            "{e}; expected {{\"type\":\"subscribe\"|\"unsubscribe\",\"topic\":\"windows\"|\"stats\",\"filter\":{{..}}}} or {{\"type\":\"ping\"}}"
         ))
     })?;
     let subscription = |topic: String, filter: Option<Map<String, Value>>| {
         let topic = match topic.as_str() {
             "windows" => Topic::Windows,
+            "stats" => Topic::Stats,
             _ => return Err(ProtocolError::UnknownTopic(topic)),
         };
-        Ok(Subscription {
-            topic,
-            filter: parse_filter(filter.unwrap_or_default(), tenant)?,
-        })
+        let filter = parse_filter(filter.unwrap_or_default(), tenant)?;
+        if topic == Topic::Stats && filter != Filter::default() {
+            return Err(ProtocolError::BadFilter(
+                "the stats topic takes no filter: it reports the whole pipeline".into(),
+            ));
+        }
+        Ok(Subscription { topic, filter })
     };
     Ok(match raw {
         RawMessage::Subscribe { topic, filter } => ClientCommand::Subscribe(subscription(topic, filter)?),
@@ -207,6 +216,19 @@ pub fn pong_reply() -> Bytes {
     Bytes::from_static(br#"{"type":"pong"}"#)
 }
 
+/// `{"type":"stats","at":MS,"pipeline":{..},"live":{..},"views":{..}}`: the
+/// counters of `GET /api/v1/stats` (`stats`, an object) tagged with their
+/// type and the epoch milliseconds they were read at.
+pub fn stats_message(stats: Value, at_ms: u64) -> Bytes {
+    let mut message = Map::new();
+    message.insert("type".into(), Value::from("stats"));
+    message.insert("at".into(), Value::from(at_ms));
+    if let Value::Object(fields) = stats {
+        message.extend(fields.into_iter().filter(|(name, _)| name != "type" && name != "at"));
+    }
+    Bytes::from(Value::Object(message).to_string())
+}
+
 /// `{"type":"lagged","dropped":N}`.
 pub fn lagged_reply(dropped: u64) -> Bytes {
     Bytes::from(json!({"type": "lagged", "dropped": dropped}).to_string())
@@ -245,6 +267,37 @@ mod tests {
                 topic: Topic::Windows,
                 filter: Filter::default()
             })
+        );
+    }
+
+    #[test]
+    fn parses_a_stats_subscription_and_refuses_a_filter_on_it() {
+        let command = parse_client_message(r#"{"type":"subscribe","topic":"stats"}"#, "t1").unwrap();
+        assert_eq!(
+            command,
+            ClientCommand::Subscribe(Subscription {
+                topic: Topic::Stats,
+                filter: Filter::default(),
+            })
+        );
+        let error = parse_client_message(
+            r#"{"type":"subscribe","topic":"stats","filter":{"metric":"cpu"}}"#,
+            "t1",
+        )
+        .unwrap_err();
+        assert_eq!(error.code(), "bad_filter", "{error}");
+    }
+
+    #[test]
+    fn a_stats_message_carries_its_type_time_and_counters() {
+        let message = stats_message(
+            json!({"pipeline": {"events_in_total": 5}, "type": "x"}),
+            1_700_000_000_000,
+        );
+        let parsed: Value = serde_json::from_slice(&message).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"type": "stats", "at": 1_700_000_000_000_u64, "pipeline": {"events_in_total": 5}})
         );
     }
 

@@ -53,6 +53,18 @@ impl LiveServices {
     }
 }
 
+impl LiveServices {
+    /// What `GET /api/v1/stats` answers and `stats` messages on `/ws` carry:
+    /// the engine's pipeline counters, the hub's and the views'.
+    pub fn stats_snapshot(&self) -> Value {
+        serde_json::json!({
+            "pipeline": self.stats.stats(),
+            "live": self.hub.stats(),
+            "views": self.views.stats(),
+        })
+    }
+}
+
 /// The attached live services, or 503 when the engine has attached none.
 pub(crate) fn services(state: &AppState) -> Result<&LiveServices, AppError> {
     state.live.get().ok_or_else(|| {

@@ -11,10 +11,14 @@
 //! heartbeats, and **1009** (by the WebSocket layer) for a message over
 //! `live.max_message_bytes`.
 //!
-//! Clients send `{"type":"subscribe"|"unsubscribe","topic":"windows","filter":{..}}`
-//! and `{"type":"ping"}`; they receive `subscribed`/`unsubscribed`/`pong`
-//! replies, `window` messages, `lagged` notices and, for a bad message, an
-//! `error` reply (the connection stays open).
+//! Clients send `{"type":"subscribe"|"unsubscribe","topic":"windows","filter":{..}}`,
+//! `{"type":"subscribe","topic":"stats"}` and `{"type":"ping"}`; they receive
+//! `subscribed`/`unsubscribed`/`pong` replies, `window` messages, `lagged`
+//! notices, for a bad message an `error` reply (the connection stays open),
+//! and, while subscribed to `stats`, a `stats` message at once and then every
+//! [`STATS_INTERVAL`] (the body of `GET /api/v1/stats` with `"type":"stats"`
+//! and `"at"`): a dashboard gets its counters without polling the REST API,
+//! whose requests count against the tenant's rate limit.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,18 +29,21 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::SinkExt;
-use pulse_live::protocol::{error_reply, pong_reply, subscription_reply};
-use pulse_live::{ClientCommand, CloseReason, ConnectError, LiveClient, Outgoing, parse_client_message};
+use pulse_live::protocol::{error_reply, pong_reply, stats_message, subscription_reply};
+use pulse_live::{ClientCommand, CloseReason, ConnectError, LiveClient, Outgoing, Topic, parse_client_message};
 use serde::Deserialize;
 
 use crate::auth::jwt::TokenKind;
 use crate::auth::{Credential, Scope, resolve};
 use crate::error::AppError;
-use crate::live::services;
+use crate::live::{LiveServices, services};
 use crate::state::AppState;
 
 /// How long a closing connection may take to flush its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// How often a connection subscribed to `stats` receives the counters.
+pub const STATS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The query string of `/ws`.
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +91,7 @@ async fn admit(
         }
     })?;
     let limits = live.hub.limits().clone();
+    let live = live.clone();
     Ok(upgrade
         // Clients send a few small JSON messages: a small read buffer keeps
         // an idle connection's memory low (the default is 128 KiB).
@@ -93,7 +101,7 @@ async fn admit(
         .on_upgrade(move |socket| {
             let heartbeat = Duration::from_secs(limits.heartbeat_secs);
             let max_lag = Duration::from_secs(limits.max_lag_secs);
-            run(socket, client, expires_at, heartbeat, max_lag)
+            run(socket, client, live, expires_at, heartbeat, max_lag)
         }))
 }
 
@@ -141,6 +149,12 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn text(bytes: Bytes) -> Option<Message> {
@@ -202,6 +216,7 @@ async fn write_burst(socket: &mut WebSocket, client: &LiveClient, first: Outgoin
 async fn run(
     mut socket: WebSocket,
     client: LiveClient,
+    live: LiveServices,
     expires_at: Option<i64>,
     heartbeat: Duration,
     max_lag: Duration,
@@ -209,6 +224,9 @@ async fn run(
     client.mark_alive(Instant::now());
     let mut sent = Vec::new();
     let session = async {
+        let mut stats_ticks = tokio::time::interval(STATS_INTERVAL);
+        stats_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut wants_stats = false;
         loop {
             tokio::select! {
                 incoming = socket.recv() => match incoming {
@@ -217,11 +235,25 @@ async fn run(
                         if !handle(&client, message) {
                             break;
                         }
+                        let subscribed = client.subscribes_to(Topic::Stats);
+                        if subscribed && !wants_stats {
+                            // A new subscriber gets the counters at once, not a tick later.
+                            stats_ticks.reset_immediately();
+                        }
+                        wants_stats = subscribed;
                     }
                     _ => break,
                 },
                 outgoing = client.next() => {
                     if !write_burst(&mut socket, &client, outgoing, &mut sent).await {
+                        break;
+                    }
+                }
+                _ = stats_ticks.tick(), if wants_stats => {
+                    let message = text(stats_message(live.stats_snapshot(), unix_millis()));
+                    if let Some(message) = message
+                        && socket.send(message).await.is_err()
+                    {
                         break;
                     }
                 }

@@ -222,3 +222,21 @@ async fn next_wakes_up_on_publish() {
     assert!(matches!(next, Outgoing::Window(..)));
     handle.join().unwrap();
 }
+
+#[test]
+fn a_stats_subscription_receives_no_windows_and_is_reported() {
+    let hub = LiveHub::new(LiveLimits::default());
+    let client = hub.connect("a").unwrap();
+    let stats = Subscription {
+        topic: Topic::Stats,
+        filter: Filter::default(),
+    };
+    assert!(!client.subscribes_to(Topic::Stats));
+    assert!(client.subscribe(stats.clone()).unwrap());
+    assert!(client.subscribes_to(Topic::Stats));
+    assert!(!client.subscribes_to(Topic::Windows));
+    assert_eq!(hub.publish(&source(), &[row("a", "cpu", 0)]), 0);
+    assert!(drain(&client).is_empty());
+    assert!(client.unsubscribe(&stats));
+    assert!(!client.subscribes_to(Topic::Stats));
+}
