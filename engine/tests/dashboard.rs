@@ -1,11 +1,16 @@
 //! The live dashboard as a user meets it: `pulse run pipelines/demo.toml`,
 //! a real headless Chromium at http://127.0.0.1:PORT/, the demo account's
-//! login typed into the form, and the charts and counters checked in the DOM.
+//! login typed into the form, and the charts, counters and banner checked in
+//! the DOM. Each test runs a demo at 20,000 events/s and a browser, so they
+//! take turns (see [`one_at_a_time`]): the three-minute test of two tabs
+//! shares the machine with nothing else of this file.
 
 mod common;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
@@ -16,10 +21,25 @@ use serde_json::{Value, json};
 const SECRET: &str = "a-dashboard-test-secret-of-more-than-32-characters";
 const DEMO_PASSWORD: &str = "Dashboard-Demo-7";
 
+/// Held by each test for its whole run: a demo and a browser at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    // A test that failed while holding it leaves nothing to repair.
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The demo pipeline, as the README runs it, on `port` with the given demo password.
 fn run_demo(dir: &TempDir, port: u16) -> Child {
+    run_pipeline(dir, port, Path::new("pipelines/demo.toml"))
+}
+
+/// The pipeline file `pipeline` (relative to the workspace, or absolute) as
+/// the demo runs, on `port` with the given demo password.
+fn run_pipeline(dir: &TempDir, port: u16, pipeline: &Path) -> Child {
     let child = Command::new(pulse_bin())
-        .args(["run", "pipelines/demo.toml"])
+        .arg("run")
+        .arg(pipeline)
         .current_dir(workspace_dir())
         .env("PULSE_OUT_DIR", dir.path())
         .env("PULSE_LISTEN", format!("127.0.0.1:{port}"))
@@ -31,6 +51,23 @@ fn run_demo(dir: &TempDir, port: u16) -> Child {
         .expect("pulse starts");
     wait_for_status(([127, 0, 0, 1], port).into(), "/health/ready", 200);
     child
+}
+
+/// The status line and headers of `GET path`, lower-cased.
+fn raw_get(address: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    let head = response.split("\r\n\r\n").next().unwrap_or_default();
+    head.replacen("http/1.1", "HTTP/1.1", 1)
 }
 
 /// The page's state, read the way the test asserts on it.
@@ -46,6 +83,14 @@ fn page_state(browser: &Browser) -> Value {
              clients: Number(text('stat-clients').replace(/[^0-9]/g, '') || 0),
              received: Number(text('stat-received').replace(/[^0-9]/g, '') || 0),
              connection: text('connection'),
+             stats_at: Number(document.getElementById('live').dataset.statsAt || 0),
+             banner: {
+               visible: document.getElementById('banner').getClientRects().length > 0,
+               text: text('banner'),
+               kind: document.getElementById('banner').dataset.kind || null,
+               refusals: Number(document.getElementById('banner').dataset.refusals || 0),
+             },
+             logout_visible: document.getElementById('logout').getClientRects().length > 0,
              login_visible: !document.getElementById('login').hidden,
              login_error: text('login-error'),
              metric: pressed ? pressed.dataset.metric : null,
@@ -70,6 +115,7 @@ fn wait_for_page(browser: &Browser, what: &str, done: impl Fn(&Value) -> bool) -
 
 #[test]
 fn the_demo_serves_its_dashboard_and_logs_in_its_demo_account() {
+    let _turn = one_at_a_time();
     let dir = TempDir::new("dashboard-http");
     let port = free_port();
     let address: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -82,13 +128,18 @@ fn the_demo_serves_its_dashboard_and_logs_in_its_demo_account() {
         page.contains("/dashboard.js") && page.contains("id=\"charts\""),
         "{page}"
     );
-    for asset in ["/dashboard.js", "/dashboard.css"] {
+    for asset in ["/dashboard.js", "/chart.js", "/dashboard.css"] {
         let (status, body) = http(address, "GET", asset, None, None);
         assert!(
             status == 200 && body.as_str().is_some_and(|b| b.len() > 500),
             "{asset}: {status}"
         );
     }
+
+    // Browsers ask for /favicon.ico whether the page links an icon or not.
+    let favicon = raw_get(address, "/favicon.ico");
+    assert!(favicon.starts_with("HTTP/1.1 200"), "{favicon}");
+    assert!(favicon.contains("content-type: image/x-icon"), "{favicon}");
 
     // The demo account of demo.toml logs in to tenant `demo`, which the generator feeds.
     let login = json!({"username": "demo", "password": DEMO_PASSWORD});
@@ -134,14 +185,19 @@ fn the_demo_serves_its_dashboard_and_logs_in_its_demo_account() {
 
 #[test]
 fn a_browser_watches_the_demo_windows_update_live() {
+    let _turn = one_at_a_time();
     let Some(browser) = Browser::start() else { return };
     let dir = TempDir::new("dashboard-browser");
     let port = free_port();
     let child = run_demo(&dir, port);
     let url = format!("http://127.0.0.1:{port}/");
 
-    // A wrong password is refused on the page, and the login stays.
+    // Before anyone logs in, the page offers no "Log out".
     browser.open(&url);
+    let first = wait_for_page(&browser, "the login shows", |s| s["login_visible"] == true);
+    assert_eq!(first["logout_visible"], false, "{first:#}");
+
+    // A wrong password is refused on the page, and the login stays.
     browser.type_into("#password", "Wrong-password-1");
     browser.click("#login-form button");
     let refused = wait_for_page(&browser, "the login is refused", |s| {
@@ -165,6 +221,8 @@ fn a_browser_watches_the_demo_windows_update_live() {
     );
 
     assert!(!live["login_visible"].as_bool().unwrap(), "{live:#}");
+    assert_eq!(live["logout_visible"], true, "{live:#}");
+    assert_eq!(live["banner"]["visible"], false, "{live:#}");
     assert_eq!(live["connection"], "live · tenant demo", "{live:#}");
     assert_eq!(live["metric"], "cpu", "the cpu tab is selected first: {live:#}");
     assert!(live["clients"].as_u64().unwrap() >= 1, "{live:#}");
@@ -198,7 +256,8 @@ fn a_browser_watches_the_demo_windows_update_live() {
 
     // Logging out shows the login again; a token from `pulse token` logs in too.
     browser.click("#logout");
-    wait_for_page(&browser, "the login is back", |s| s["login_visible"] == true);
+    let out = wait_for_page(&browser, "the login is back", |s| s["login_visible"] == true);
+    assert_eq!(out["logout_visible"], false, "{out:#}");
     browser.type_into("#token", &pulse_token(SECRET, "demo", "read"));
     browser.click("#token-form button");
     wait_for_page(&browser, "the pasted token shows tenant demo live", |s| {
@@ -206,4 +265,153 @@ fn a_browser_watches_the_demo_windows_update_live() {
     });
     drop(browser);
     assert_eq!(terminate(child), Some(0));
+}
+
+/// Logs the page at `url` in the current tab into the demo account and waits
+/// until it plots windows and shows a rate.
+fn log_in(browser: &Browser, url: &str) -> Value {
+    browser.open(url);
+    browser.type_into("#password", DEMO_PASSWORD);
+    browser.click("#login-form button");
+    wait_for_page(browser, "the charts plot windows and the counters move", |s| {
+        s["points"].as_u64().unwrap_or(0) >= 2 && s["events_per_second"].as_u64().unwrap_or(0) > 0
+    })
+}
+
+/// The value of every `pulse_http_requests_total` series of `/metrics` whose labels contain `label`.
+fn http_requests_with(metrics: &str, label: &str) -> Vec<String> {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("pulse_http_requests_total{") && line.contains(label))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Issue 25's acceptance: the demo with two dashboard tabs open for three
+/// minutes meets no 429, and both keep showing advancing numbers.
+#[test]
+fn two_dashboard_tabs_watch_the_demo_for_three_minutes_without_a_429() {
+    let _turn = one_at_a_time();
+    let Some(browser) = Browser::start() else { return };
+    let dir = TempDir::new("dashboard-two-tabs");
+    let port = free_port();
+    let address: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = run_demo(&dir, port);
+    let url = format!("http://127.0.0.1:{port}/");
+
+    let first_tab = browser.current_tab();
+    let mut last = vec![log_in(&browser, &url)];
+    let second_tab = browser.new_tab();
+    last.push(log_in(&browser, &url));
+    let tabs = [first_tab, second_tab];
+
+    let started = Instant::now();
+    let mut rounds = 0;
+    while started.elapsed() < Duration::from_secs(180) {
+        std::thread::sleep(Duration::from_secs(15));
+        rounds += 1;
+        for (tab, before) in tabs.iter().zip(last.iter_mut()) {
+            browser.switch_to(tab);
+            // A tab in the background draws when it comes to the front: give it a moment.
+            let now = wait_for_page(&browser, "the tab shows newer windows and counters", |s| {
+                s["received"].as_u64() > before["received"].as_u64()
+                    && s["stats_at"].as_u64() > before["stats_at"].as_u64()
+            });
+            assert_eq!(now["connection"], "live · tenant demo", "round {rounds}: {now:#}");
+            assert_eq!(now["banner"]["visible"], false, "round {rounds}: {now:#}");
+            assert_eq!(now["banner"]["refusals"], 0, "round {rounds}: {now:#}");
+            assert!(
+                now["events_per_second"].as_u64().unwrap() > 0,
+                "round {rounds}: {now:#}"
+            );
+            assert!(
+                now["clients"].as_u64().unwrap() >= 2,
+                "both tabs are connected: {now:#}"
+            );
+            *before = now;
+        }
+    }
+    assert!(rounds >= 10, "{rounds} rounds in three minutes");
+
+    let (status, metrics) = http(address, "GET", "/metrics", None, None);
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap_or_default();
+    assert_eq!(http_requests_with(metrics, "status=\"429\""), Vec::<String>::new());
+    // The counters came over the socket: nobody polled the REST endpoint.
+    assert_eq!(
+        http_requests_with(metrics, "route=\"/api/v1/stats\""),
+        Vec::<String>::new()
+    );
+    assert!(
+        !http_requests_with(metrics, "route=\"/api/v1/analytics/query\"").is_empty(),
+        "the charts were backfilled: {metrics}"
+    );
+    drop(browser);
+    assert_eq!(terminate(child), Some(0));
+}
+
+/// A gateway whose demo account may make one request a minute refuses the
+/// dashboard's second; the page says so, with the reason and when it
+/// retries, while the socket keeps it live. When the gateway goes away,
+/// the banner says that too.
+#[test]
+fn a_refused_request_and_a_closed_socket_show_a_banner() {
+    let _turn = one_at_a_time();
+    let Some(browser) = Browser::start() else { return };
+    let dir = TempDir::new("dashboard-banner");
+    let demo = std::fs::read_to_string(workspace_dir().join("pipelines/demo.toml")).unwrap();
+    assert!(
+        demo.contains("plan = \"pro\""),
+        "demo.toml names the demo account's plan"
+    );
+    let tiny = demo.replacen("plan = \"pro\"", "plan = \"tiny\"", 1) + "\n[gateway.rate_limit]\nplans = { tiny = 1 }\n";
+    let pipeline = dir.join("tiny-plan.toml");
+    std::fs::write(&pipeline, tiny).unwrap();
+    let port = free_port();
+    let child = run_pipeline(&dir, port, &pipeline);
+    let url = format!("http://127.0.0.1:{port}/");
+
+    browser.open(&url);
+    browser.type_into("#password", DEMO_PASSWORD);
+    browser.click("#login-form button");
+    let live = wait_for_page(&browser, "the page is live", |s| {
+        s["points"].as_u64().unwrap_or(0) > 0 && s["connection"] == "live · tenant demo"
+    });
+    // Another metric's charts are backfilled too: more requests than the plan allows.
+    if live["metric"] != "mem" {
+        browser.click("#metrics button[data-metric=\"mem\"]");
+    }
+    let refused = wait_for_page(&browser, "the banner says a request was refused", |s| {
+        s["banner"]["visible"] == true && s["banner"]["kind"] == "rate_limited"
+    });
+    let text = refused["banner"]["text"].as_str().unwrap();
+    assert!(text.contains("rate limit reached (429"), "{refused:#}");
+    let seconds: u64 = text
+        .split("Retrying in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the banner says when it retries: {text}"));
+    assert!(seconds <= 60, "within the plan's window: {text}");
+    assert!(refused["banner"]["refusals"].as_u64().unwrap() >= 1, "{refused:#}");
+    // The socket is not rate limited: the counters keep coming.
+    let before = refused["stats_at"].as_u64().unwrap();
+    let later = wait_for_page(&browser, "the counters still advance", |s| {
+        s["stats_at"].as_u64().unwrap_or(0) > before
+    });
+    assert_eq!(later["connection"], "live · tenant demo", "{later:#}");
+
+    // The gateway stops: the live connection closes, and the banner says so.
+    assert_eq!(terminate(child), Some(0));
+    let closed = wait_for_page(&browser, "the banner says the live connection closed", |s| {
+        s["banner"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("live connection closed")
+    });
+    assert_eq!(closed["banner"]["visible"], true, "{closed:#}");
+    assert!(
+        closed["banner"]["text"].as_str().unwrap().contains("Retrying in"),
+        "{closed:#}"
+    );
 }

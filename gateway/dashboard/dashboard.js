@@ -1,6 +1,9 @@
 // The pulse live dashboard: logs in (user and password, or a pasted token),
-// subscribes to the tenant's closed windows on /ws, draws one chart per window
-// operator for the selected metric, and polls /api/v1/stats for the counters.
+// subscribes to the tenant's closed windows and to the run's counters (the
+// `stats` topic) on /ws, and draws one chart per window operator for the
+// selected metric. REST requests (the charts' backfill) count against the
+// tenant's rate limit; when one is refused, or the socket closes, a banner
+// says why and when the page retries.
 // Plain browser JavaScript with no dependencies: it must work offline.
 "use strict";
 
@@ -8,16 +11,18 @@
   const API = "/api/v1";
   /** Points kept per series (one point per closed window). */
   const MAX_POINTS = 240;
-  const STATS_INTERVAL_MS = 1000;
   /** The span the events/s and windows/s rates are measured over. */
   const RATE_SPAN_MS = 10000;
   /** How far back a chart is filled from the query API when it first appears. */
   const BACKFILL_MS = 10 * 60 * 1000;
   const MAX_RECONNECT_DELAY_MS = 10000;
+  /** Retry delays after a 5xx or an unreachable gateway: doubling up to the last. */
+  const SERVER_RETRY_MS = [5000, 10000, 20000, 40000, 60000];
   const PALETTE = ["#4fb3ff", "#4cc38a", "#e5b454", "#ef6b6b", "#b58cff", "#5fd4d4", "#ff9f6b",
     "#9ccc65", "#f06292", "#90a4ae", "#ffd54f", "#7986cb"];
 
   const $ = (id) => document.getElementById(id);
+  const { draw, formatNumber, formatTime } = window.PulseChart;
 
   // ---- Sessions: one token set per tenant, kept for the browser tab's life.
 
@@ -72,9 +77,89 @@
     if (!reply.ok) {
       const error = new Error((json && json.error && json.error.message) || `${reply.status} ${reply.statusText}`);
       error.status = reply.status;
+      const retryAfter = Number(reply.headers.get("Retry-After"));
+      if (retryAfter > 0) error.retryAfterMs = retryAfter * 1000;
       throw error;
     }
     return json;
+  }
+
+  // ---- The banner: what was refused, why, and when the page tries again.
+
+  /** source ("api" or "live") -> { kind, text, retryAt } */
+  const problems = new Map();
+  let bannerTimer = null;
+  let serverFailures = 0;
+
+  function renderBanner() {
+    const banner = $("banner");
+    if (problems.size === 0) {
+      banner.hidden = true;
+      banner.textContent = "";
+      delete banner.dataset.kind;
+      clearInterval(bannerTimer);
+      bannerTimer = null;
+      return;
+    }
+    const lines = [...problems.values()].map((p) => {
+      if (!p.retryAt) return p.text;
+      const seconds = Math.max(0, Math.ceil((p.retryAt - Date.now()) / 1000));
+      return `${p.text} Retrying in ${seconds} s (at ${formatTime(p.retryAt)}).`;
+    });
+    banner.textContent = lines.join(" ");
+    banner.dataset.kind = [...problems.values()].pop().kind;
+    banner.hidden = false;
+    if (!bannerTimer) bannerTimer = setInterval(renderBanner, 1000);
+  }
+
+  function reportProblem(source, kind, text, retryAt) {
+    const banner = $("banner");
+    // How many refusals this page has shown, for tests and the curious.
+    if (source === "api") banner.dataset.refusals = String(Number(banner.dataset.refusals || 0) + 1);
+    problems.set(source, { kind, text, retryAt });
+    renderBanner();
+  }
+
+  function clearProblem(source) {
+    if (problems.delete(source)) renderBanner();
+  }
+
+  /**
+   * Shows why a REST request was refused and returns in how many ms to retry
+   * it, or null when retrying cannot help (another 4xx, or a 401 that sends
+   * the user back to the login).
+   */
+  function refused(error) {
+    const status = error.status || 0;
+    if (status === 429) {
+      const delay = error.retryAfterMs || 5000;
+      reportProblem("api", "rate_limited", `The gateway refused a request: rate limit reached (429: ${error.message}).`, Date.now() + delay);
+      return delay;
+    }
+    if (status === 401) {
+      const session = sessions.get(view.tenant);
+      if (session && session.refresh) {
+        const delay = 1000;
+        reportProblem("api", "unauthorized", "The gateway refused a request: not authorised (401); renewing the session.", Date.now() + delay);
+        refresh().then(() => clearProblem("api"), () => {});
+        return delay;
+      }
+      expired(view.tenant);
+      return null;
+    }
+    if (status >= 500 || status === 0) {
+      const delay = SERVER_RETRY_MS[Math.min(serverFailures, SERVER_RETRY_MS.length - 1)];
+      serverFailures += 1;
+      const what = status ? `server error (${status}: ${error.message})` : `the gateway cannot be reached (${error.message})`;
+      reportProblem("api", "server_error", `A request failed: ${what}.`, Date.now() + delay);
+      return delay;
+    }
+    return null;
+  }
+
+  function accepted() {
+    serverFailures = 0;
+    clearProblem("api");
   }
 
   function sessionOf(pair) {
@@ -87,13 +172,13 @@
     tenant: null,
     ws: null,
     reconnectDelay: 500,
-    timers: { reconnect: null, refresh: null, stats: null },
+    timers: { reconnect: null, refresh: null },
     metric: null,
     /** operator -> { field, fields: Set, groupFields: [], card, metrics: Map(metric -> Map(group -> points)) } */
     operators: new Map(),
     backfilled: new Set(),
     received: 0,
-    /** Recent `/api/v1/stats` answers, oldest first, for rates. */
+    /** Recent `stats` messages, oldest first, for rates. */
     samples: [],
     renderQueued: false,
   };
@@ -138,6 +223,8 @@
     view.metric = null;
     view.received = 0;
     view.samples = [];
+    problems.clear();
+    renderBanner();
     $("charts").replaceChildren();
     $("metrics").replaceChildren();
     $("charts").dataset.points = "0";
@@ -155,8 +242,6 @@
     $("live").hidden = false;
     scheduleRefresh();
     connect();
-    pollStats();
-    view.timers.stats = setInterval(pollStats, STATS_INTERVAL_MS);
   }
 
   function scheduleRefresh() {
@@ -202,7 +287,9 @@
     ws.onopen = () => {
       view.reconnectDelay = 500;
       setConnection("open", `live · tenant ${view.tenant}`);
+      clearProblem("live");
       ws.send(JSON.stringify({ type: "subscribe", topic: "windows", filter: {} }));
+      ws.send(JSON.stringify({ type: "subscribe", topic: "stats" }));
     };
     ws.onmessage = (event) => {
       let message;
@@ -213,6 +300,7 @@
       }
       switch (message.type) {
         case "window": onWindow(message); break;
+        case "stats": onStats(message); break;
         case "lagged": notice(`This page fell behind: the server dropped ${message.dropped} window messages.`); break;
         case "error": notice(`Server: ${message.message}`); break;
         default: break;
@@ -221,12 +309,13 @@
     ws.onclose = (event) => {
       if (view.ws !== ws) return;
       view.ws = null;
-      setConnection("closed", `disconnected (${event.code}${event.reason ? ": " + event.reason : ""})`);
-      reconnect(event.code);
+      const why = `${event.code}${event.reason ? ": " + event.reason : ""}`;
+      setConnection("closed", `disconnected (${why})`);
+      reconnect(event.code, why);
     };
   }
 
-  async function reconnect(code) {
+  async function reconnect(code, why) {
     const session = sessions.get(view.tenant);
     if (!session) return;
     if (code === 4401 || (session.expiresAt && session.expiresAt <= Date.now())) {
@@ -242,6 +331,7 @@
     }
     const delay = view.reconnectDelay;
     view.reconnectDelay = Math.min(view.reconnectDelay * 2, MAX_RECONNECT_DELAY_MS);
+    reportProblem("live", "closed", `The live connection closed (${why}); charts and counters are paused.`, Date.now() + delay);
     view.timers.reconnect = setTimeout(connect, delay);
   }
 
@@ -297,7 +387,8 @@
     const group = groupLabel(operator.groupFields, message.key);
     addPoint(operator, metric, group, message.window_start, message.values);
     if (!view.metric || (view.metric !== "cpu" && metric === "cpu" && view.received < 50)) view.metric = metric;
-    backfill(message.operator, metric, operator.field);
+    // Only the metric on screen: the others are filled when their tab is chosen.
+    if (metric === view.metric) backfill(message.operator, metric, operator.field);
     scheduleRender();
   }
 
@@ -320,14 +411,22 @@
           start_time: now - BACKFILL_MS, end_time: now, group_by: operator.groupFields,
         },
       });
+      accepted();
       if (view.operators.get(operatorName) !== operator) return;
       for (const series of result.series || []) {
         const group = groupLabel(operator.groupFields, series.group || {});
         for (const point of series.points) addPoint(operator, metric, group, point.timestamp, { [field]: point.value });
       }
       scheduleRender();
-    } catch (_) {
-      // The live stream still fills the chart.
+    } catch (error) {
+      // The live stream still fills the chart; a refusal is shown and retried.
+      const delay = refused(error);
+      if (delay === null || view.operators.get(operatorName) !== operator) return;
+      setTimeout(() => {
+        if (view.operators.get(operatorName) !== operator) return;
+        view.backfilled.delete(id);
+        backfill(operatorName, metric, field);
+      }, delay);
     }
   }
 
@@ -430,93 +529,10 @@
     return plotted;
   }
 
-  function formatNumber(value) {
-    const magnitude = Math.abs(value);
-    if (magnitude >= 1e6) return value.toExponential(2);
-    if (magnitude >= 100) return value.toFixed(0);
-    if (magnitude >= 1) return value.toFixed(2);
-    return value.toPrecision(3);
-  }
+  // ---- Counters, from the `stats` messages of /ws (every 2 s).
 
-  function formatTime(ms) {
-    return new Date(ms).toLocaleTimeString([], { hour12: false });
-  }
-
-  function draw(canvas, series) {
-    const ratio = window.devicePixelRatio || 1;
-    const width = canvas.clientWidth || 600;
-    const height = canvas.clientHeight || 260;
-    if (canvas.width !== Math.round(width * ratio)) canvas.width = Math.round(width * ratio);
-    if (canvas.height !== Math.round(height * ratio)) canvas.height = Math.round(height * ratio);
-    const g = canvas.getContext("2d");
-    g.setTransform(ratio, 0, 0, ratio, 0, 0);
-    g.clearRect(0, 0, width, height);
-    const all = series.flatMap((s) => s.points);
-    const style = getComputedStyle(document.documentElement);
-    g.font = "11px system-ui, sans-serif";
-    g.fillStyle = style.getPropertyValue("--muted");
-    if (all.length === 0) {
-      g.fillText("no windows of this metric yet", 12, height / 2);
-      return;
-    }
-    const pad = { left: 52, right: 12, top: 10, bottom: 22 };
-    let [t0, t1] = [Math.min(...all.map((p) => p.t)), Math.max(...all.map((p) => p.t))];
-    let [v0, v1] = [Math.min(...all.map((p) => p.v)), Math.max(...all.map((p) => p.v))];
-    if (t0 === t1) [t0, t1] = [t0 - 5000, t1 + 5000];
-    const span = v1 - v0 || Math.abs(v1) || 1;
-    [v0, v1] = [v0 - span * 0.08, v1 + span * 0.08];
-    const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
-    const y = (v) => height - pad.bottom - ((v - v0) / (v1 - v0)) * (height - pad.top - pad.bottom);
-    g.strokeStyle = style.getPropertyValue("--line");
-    g.lineWidth = 1;
-    g.textAlign = "right";
-    g.textBaseline = "middle";
-    for (let i = 0; i <= 4; i += 1) {
-      const v = v0 + ((v1 - v0) * i) / 4;
-      g.beginPath();
-      g.moveTo(pad.left, y(v));
-      g.lineTo(width - pad.right, y(v));
-      g.stroke();
-      g.fillText(formatNumber(v), pad.left - 6, y(v));
-    }
-    g.textAlign = "center";
-    g.textBaseline = "top";
-    for (let i = 0; i <= 3; i += 1) {
-      const t = t0 + ((t1 - t0) * i) / 3;
-      g.fillText(formatTime(t), Math.min(Math.max(x(t), pad.left + 24), width - pad.right - 24), height - pad.bottom + 6);
-    }
-    for (const s of series) {
-      g.strokeStyle = s.color;
-      g.fillStyle = s.color;
-      g.lineWidth = 1.6;
-      g.beginPath();
-      s.points.forEach((p, i) => (i === 0 ? g.moveTo(x(p.t), y(p.v)) : g.lineTo(x(p.t), y(p.v))));
-      g.stroke();
-      if (s.points.length < 40) {
-        for (const p of s.points) {
-          g.beginPath();
-          g.arc(x(p.t), y(p.v), 2.2, 0, Math.PI * 2);
-          g.fill();
-        }
-      }
-    }
-  }
-
-  // ---- Counters.
-
-  async function pollStats() {
-    const tenant = view.tenant;
-    const session = sessions.get(tenant);
-    if (!session) return;
-    let stats;
-    try {
-      stats = await api("/stats", { token: session.access });
-    } catch (error) {
-      if (error.status === 401 && session.refresh) refresh().catch(() => {});
-      return;
-    }
-    if (view.tenant !== tenant) return;
-    const now = performance.now();
+  function onStats(stats) {
+    const now = typeof stats.at === "number" ? stats.at : Date.now();
     const pipeline = stats.pipeline || {};
     // Rates over the last RATE_SPAN_MS of samples: windows close in bursts.
     view.samples.push({ at: now, pipeline });
@@ -531,6 +547,7 @@
     $("stat-late").textContent = (pipeline.late_events_total || 0).toLocaleString();
     $("stat-dead").textContent = (pipeline.dead_letters_total || 0).toLocaleString();
     $("stat-clients").textContent = ((stats.live && stats.live.connections) || 0).toLocaleString();
+    $("live").dataset.statsAt = String(now);
   }
 
   // ---- Forms and controls.

@@ -1,5 +1,6 @@
-//! The live dashboard: three static files from `gateway/dashboard/`, compiled
-//! into the binary and served at `/`, `/dashboard.js` and `/dashboard.css`.
+//! The live dashboard: static files from `gateway/dashboard/`, compiled into
+//! the binary and served at `/`, `/dashboard.js`, `/chart.js`, `/dashboard.css` and the
+//! icon at `/favicon.svg` and `/favicon.ico` (which browsers ask for unasked).
 //! The page needs nothing from the internet; it talks to `/api/v1` and `/ws`
 //! of the gateway that served it.
 
@@ -10,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
      frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+fn asset(content_type: &'static str, body: impl IntoResponse) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
@@ -37,7 +38,23 @@ pub async fn script() -> Response {
     )
 }
 
+/// `GET /chart.js`: the canvas charts it draws with.
+pub async fn chart_script() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("../dashboard/chart.js"))
+}
+
 /// `GET /dashboard.css`: its styles.
 pub async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", include_str!("../dashboard/dashboard.css"))
+}
+
+/// `GET /favicon.svg`: the icon the page links to.
+pub async fn icon_svg() -> Response {
+    asset("image/svg+xml", include_str!("../dashboard/favicon.svg"))
+}
+
+/// `GET /favicon.ico`: the same icon as a 16×16 ICO, for clients that ask
+/// for `/favicon.ico` by convention (150 bytes, so no 404 in every log).
+pub async fn icon_ico() -> Response {
+    asset("image/x-icon", &include_bytes!("../dashboard/favicon.ico")[..])
 }

@@ -194,7 +194,10 @@ impl Gateway {
             .route("/docs", get(ops::docs))
             .route("/", get(dashboard::index))
             .route("/dashboard.js", get(dashboard::script))
+            .route("/chart.js", get(dashboard::chart_script))
             .route("/dashboard.css", get(dashboard::stylesheet))
+            .route("/favicon.svg", get(dashboard::icon_svg))
+            .route("/favicon.ico", get(dashboard::icon_ico))
             // Authenticates itself: browsers pass `?token=`, which the API middleware does not read.
             .route("/ws", get(live::ws::connect))
             .fallback(ops::not_found)

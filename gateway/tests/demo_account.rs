@@ -214,6 +214,7 @@ async fn the_dashboard_is_served_at_the_root_with_a_strict_policy() {
     for (path, content_type, marker) in [
         ("/", "text/html", "/dashboard.js"),
         ("/dashboard.js", "text/javascript", "new WebSocket("),
+        ("/chart.js", "text/javascript", "window.PulseChart"),
         ("/dashboard.css", "text/css", ".chart"),
     ] {
         let reply = app.call(Method::GET, path, None, None).await;
@@ -229,7 +230,30 @@ async fn the_dashboard_is_served_at_the_root_with_a_strict_policy() {
             "{path} lacks {marker}"
         );
     }
-    // No file outside the three is served, and nothing is loaded from elsewhere.
+    // The icon, which browsers request as /favicon.ico whether linked or not.
+    let svg = app.call(Method::GET, "/favicon.svg", None, None).await;
+    assert_eq!(svg.status, StatusCode::OK);
+    assert_eq!(svg.header("content-type"), Some("image/svg+xml"));
+    assert!(svg.body.as_str().unwrap_or_default().starts_with("<svg"), "{svg:?}");
+    let ico = app
+        .send(
+            axum::http::Request::get("/favicon.ico")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(ico.status, StatusCode::OK, "{ico:?}");
+    assert_eq!(ico.header("content-type"), Some("image/x-icon"));
+    let bytes = include_bytes!("../dashboard/favicon.ico");
+    assert_eq!(bytes[..4], [0, 0, 1, 0], "an ICO header");
+    assert!(bytes.len() < 1024, "tiny: {} bytes", bytes.len());
+    assert_eq!(ico.body, json!(String::from_utf8_lossy(bytes)), "the compiled-in icon");
+    assert!(
+        include_str!("../dashboard/index.html").contains(r#"<link rel="icon" href="/favicon.svg""#),
+        "the page links its icon"
+    );
+
+    // No other file is served, and nothing is loaded from elsewhere.
     assert_eq!(
         app.call(Method::GET, "/dashboard.json", None, None).await.status,
         StatusCode::NOT_FOUND

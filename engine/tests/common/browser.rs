@@ -111,6 +111,26 @@ impl Browser {
         self.session_command("POST", "/execute/sync", &json!({"script": script, "args": []}))
     }
 
+    /// The handle of the tab commands go to.
+    pub fn current_tab(&self) -> String {
+        let handle = self.session_command("GET", "/window", &json!({}));
+        handle.as_str().expect("a window handle").to_owned()
+    }
+
+    /// Opens a new tab (with its own session storage, as a user's second
+    /// tab has) and sends the following commands to it; returns its handle.
+    pub fn new_tab(&self) -> String {
+        let created = self.session_command("POST", "/window/new", &json!({"type": "tab"}));
+        let handle = created["handle"].as_str().expect("a tab handle").to_owned();
+        self.switch_to(&handle);
+        handle
+    }
+
+    /// Sends the following commands to the tab `handle` (and brings it to the front).
+    pub fn switch_to(&self, handle: &str) {
+        self.session_command("POST", "/window", &json!({ "handle": handle }));
+    }
+
     /// A PNG of the viewport.
     pub fn screenshot(&self) -> Vec<u8> {
         let encoded = self.session_command("GET", "/screenshot", &json!({}));
