@@ -4,9 +4,10 @@
 //! Semantics (what `POST /api/v1/analytics/query` documents):
 //! - a window is in range when `start_ms <= window_start < end_ms`;
 //! - rows are those whose `metric` key field equals `metric_name`, of the
-//!   caller's tenant, of the named `operator` (and `pipeline`), or of the one
-//!   operator that has such rows (naming none when several do is an error,
-//!   since mixing e.g. 10 s and 1 min windows would double count);
+//!   caller's tenant and of one operator: the named `operator` (and
+//!   `pipeline`), or else the default one (see [`choose_operator`]) — never
+//!   several, since mixing e.g. 10 s and 1 min windows would double count;
+//!   the result names the operator that answered;
 //! - without `step` every window start is a point; with `step` windows are put
 //!   in the bucket `floor(window_start / step) * step`;
 //! - within a point, `count` and `sum` add up, `min`/`max` take the extreme,
@@ -116,8 +117,11 @@ pub enum QueryError {
     /// Too many group fields.
     #[error("group_by may name at most {MAX_GROUP_BY} fields")]
     TooManyGroupFields,
-    /// Several operators carry the metric and none was named.
-    #[error("several operators retain windows of this metric ({0}); name one with \"operator\" (and \"pipeline\")")]
+    /// Operators that no rule can choose between (equally fine windows, the
+    /// same operator name in several pipelines), listed as `pipeline/operator`.
+    #[error(
+        "several operators could answer ({0}): their windows are equally long and their names equal; name one with \"pipeline\" (and \"operator\")"
+    )]
     Ambiguous(String),
     /// The selected windows do not carry the aggregate.
     #[error("the windows of this metric carry no {0:?} aggregate; add it to the operator's aggregates")]
@@ -260,18 +264,94 @@ fn extreme(current: Option<f64>, value: Option<f64>, pick: fn(f64, f64) -> f64) 
 /// A group's key values and its points by timestamp.
 type GroupPoints = (Map<String, Value>, BTreeMap<u64, Accumulator>);
 
-/// Computes the series of `query` from the rows it selected.
-pub(crate) fn compute(query: &SeriesQuery, rows: &[(LiveSource, Arc<LiveRow>)]) -> Result<SeriesResult, QueryError> {
-    let mut sources: Vec<&LiveSource> = rows.iter().map(|(source, _)| source).collect();
-    sources.sort();
-    sources.dedup();
-    if sources.len() > 1 {
-        let names: Vec<String> = sources
-            .iter()
-            .map(|s| format!("{}/{}", s.pipeline, s.operator))
-            .collect();
-        return Err(QueryError::Ambiguous(names.join(", ")));
+/// What the selected rows of one operator offer a query.
+struct OperatorOffer {
+    /// The longest window among its rows, in ms: how coarse its windows are.
+    longest_window_ms: u64,
+    /// Whether some row carries the requested aggregate.
+    carries_aggregate: bool,
+    /// Per `group_by` field, whether some row has it as a key field.
+    has_group_field: Vec<bool>,
+}
+
+impl OperatorOffer {
+    fn answers(&self) -> bool {
+        self.carries_aggregate && self.has_group_field.iter().all(|has| *has)
     }
+}
+
+/// The operator whose rows answer `query` when it named none (or named an
+/// operator that several pipelines have), from the operators that have rows
+/// for it: among those that carry the requested aggregate and every
+/// `group_by` field, the finest-grained one (shortest windows; for hopping
+/// windows their length, not their slide), ties broken by operator name.
+/// Operators that still tie (the same name and window length in several
+/// pipelines) are [`QueryError::Ambiguous`]. `None` when no row matched.
+pub fn choose_operator<'a>(
+    query: &SeriesQuery,
+    rows: impl IntoIterator<Item = (&'a LiveSource, &'a LiveRow)>,
+) -> Result<Option<&'a LiveSource>, QueryError> {
+    let mut offers: BTreeMap<&LiveSource, OperatorOffer> = BTreeMap::new();
+    for (source, row) in rows {
+        let offer = offers.entry(source).or_insert_with(|| OperatorOffer {
+            longest_window_ms: 0,
+            carries_aggregate: false,
+            has_group_field: vec![false; query.group_by.len()],
+        });
+        offer.longest_window_ms = offer
+            .longest_window_ms
+            .max(row.window_end.saturating_sub(row.window_start));
+        offer.carries_aggregate |= row.values.contains_key(query.aggregation.column());
+        for (has, field) in offer.has_group_field.iter_mut().zip(&query.group_by) {
+            *has |= row.key.contains_key(field);
+        }
+    }
+    if offers.len() <= 1 {
+        // A single operator answers, or explains what it lacks.
+        return Ok(offers.into_keys().next());
+    }
+    let mut able: Vec<(&LiveSource, &OperatorOffer)> = offers
+        .iter()
+        .filter(|(_, offer)| offer.answers())
+        .map(|(source, offer)| (*source, offer))
+        .collect();
+    if able.is_empty() {
+        // Say what the operators that carry the aggregate lack, or that none does.
+        let Some(offer) = offers.values().find(|offer| offer.carries_aggregate) else {
+            return Err(QueryError::MissingAggregate(query.aggregation.column().to_owned()));
+        };
+        let missing = offer.has_group_field.iter().position(|has| !has).unwrap_or_default();
+        return Err(QueryError::UnknownGroupField(query.group_by[missing].clone()));
+    }
+    able.sort_by(|(a, a_offer), (b, b_offer)| {
+        (a_offer.longest_window_ms, &a.operator, &a.pipeline).cmp(&(
+            b_offer.longest_window_ms,
+            &b.operator,
+            &b.pipeline,
+        ))
+    });
+    let (best, best_offer) = able[0];
+    let tied: Vec<String> = able
+        .iter()
+        .filter(|(source, offer)| {
+            offer.longest_window_ms == best_offer.longest_window_ms && source.operator == best.operator
+        })
+        .map(|(source, _)| format!("{}/{}", source.pipeline, source.operator))
+        .collect();
+    if tied.len() > 1 {
+        return Err(QueryError::Ambiguous(tied.join(", ")));
+    }
+    Ok(Some(best))
+}
+
+/// Computes the series of `query` from the rows it selected, of the operator
+/// [`choose_operator`] picks.
+pub(crate) fn compute(query: &SeriesQuery, rows: &[(LiveSource, Arc<LiveRow>)]) -> Result<SeriesResult, QueryError> {
+    let chosen = choose_operator(query, rows.iter().map(|(source, row)| (source, row.as_ref())))?.cloned();
+    let rows: Vec<&(LiveSource, Arc<LiveRow>)> = rows
+        .iter()
+        .filter(|(source, _)| Some(source) == chosen.as_ref())
+        .collect();
     let column = query.aggregation.column();
     if !rows.is_empty() && !rows.iter().any(|(_, row)| row.values.contains_key(column)) {
         return Err(QueryError::MissingAggregate(column.to_owned()));
@@ -321,8 +401,8 @@ pub(crate) fn compute(query: &SeriesQuery, rows: &[(LiveSource, Arc<LiveRow>)]) 
     Ok(SeriesResult {
         metric_name: query.metric_name.clone(),
         aggregation: column.to_owned(),
-        pipeline: sources.first().map(|s| s.pipeline.clone()),
-        operator: sources.first().map(|s| s.operator.clone()),
+        pipeline: chosen.as_ref().map(|s| s.pipeline.clone()),
+        operator: chosen.map(|s| s.operator),
         step_ms: query.step_ms,
         approximate,
         series,

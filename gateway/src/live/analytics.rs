@@ -8,93 +8,209 @@
 //!  "aggregation": "avg", "group_by": ["labels.region"], "step": "1m", "operator": "cpu_10s"}
 //! ```
 //!
-//! Times are RFC 3339 or epoch milliseconds; windows whose start lies in
-//! `[start_time, end_time)` count. Bad values answer 422 naming the field.
+//! Times are epoch milliseconds or ISO-8601 text (RFC 3339 and the other forms
+//! [`parse_instant`] takes); windows whose start lies in `[start_time,
+//! end_time)` count, and a missing `end_time` means now. Without `operator`
+//! the finest-grained operator that can answer does
+//! ([`pulse_live::query::choose_operator`]), and the response names it. Bad
+//! values answer 422 naming the field.
 
 use axum::Json;
 use axum::extract::State;
-use pulse_core::DurationSpec;
 use pulse_live::{Aggregation, SeriesQuery, SeriesResult};
 use serde::Deserialize;
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use serde_json::{Number, Value, json};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::{KnownFormat, RefOr};
 
 use crate::auth::{Principal, Scope};
 use crate::error::AppError;
 use crate::extract::JsonBody;
 use crate::live::services;
 use crate::state::AppState;
+use crate::timestamp::parse_instant;
 
-/// A point in time: epoch milliseconds or RFC 3339 text.
+/// The latest time a query may name: 9999-12-31T23:59:59.999Z.
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+
+/// Longest `step` text.
+const MAX_STEP_LEN: usize = 32;
+
+/// What `step` must look like (the OpenAPI pattern; [`parse_step`] checks the same):
+/// one or more `<number><unit>` parts, each number 0 or up to 9 digits without
+/// a leading zero, units `ms`, `s`, `m`, `h`, `d`, at least one part non-zero.
+pub const STEP_PATTERN: &str =
+    "^((0|[1-9][0-9]{0,8})(ms|s|m|h|d))*[1-9][0-9]{0,8}(ms|s|m|h|d)((0|[1-9][0-9]{0,8})(ms|s|m|h|d))*$";
+
+/// What `aggregation` must be (the OpenAPI pattern; [`Aggregation`] parses the same).
+pub const AGGREGATION_PATTERN: &str = "^(avg|min|max|sum|count|p[0-9]{1,4})$";
+
+/// A point in time: epoch milliseconds or text (see [`parse_instant`]).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum TimeArg {
-    /// Epoch milliseconds.
-    Millis(u64),
-    /// RFC 3339, e.g. `2024-11-23T06:00:00Z`.
+    /// Epoch milliseconds (checked to be a whole number in range).
+    Millis(Number),
+    /// ISO-8601 / RFC 3339 text, or epoch milliseconds as digits.
     Text(String),
 }
 
 impl TimeArg {
+    /// Epoch milliseconds; times before 1970 (as text) are clamped to 0, since no window starts earlier.
     fn to_millis(&self, field: &str) -> Result<u64, AppError> {
-        match self {
-            TimeArg::Millis(ms) => Ok(*ms),
+        let ms = match self {
+            TimeArg::Millis(number) => number.as_u64().ok_or_else(|| {
+                AppError::invalid(format!(
+                    "{field} {number} is not epoch milliseconds: a whole number from 0 to {MAX_TIME_MS}, or ISO-8601 text"
+                ))
+            })?,
             TimeArg::Text(text) => {
-                let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
-                    AppError::invalid(format!(
-                        "{field} {text:?} is not RFC 3339 ({e}) nor epoch milliseconds; e.g. \"2024-11-23T06:00:00Z\""
-                    ))
-                })?;
-                u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
-                    .map_err(|_| AppError::invalid(format!("{field} is before 1970")))
+                let ms = parse_instant(text).map_err(|e| AppError::invalid(format!("{field}: {e}")))?;
+                u64::try_from(ms.max(0)).unwrap_or(u64::MAX)
             }
+        };
+        if ms > MAX_TIME_MS {
+            return Err(AppError::invalid(format!(
+                "{field} is after 9999-12-31 (epoch ms {MAX_TIME_MS})"
+            )));
         }
+        Ok(ms)
     }
 }
 
+/// The OpenAPI schema of a time field.
+fn time_schema() -> Schema {
+    let millis = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Integer))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(0))
+        .maximum(Some(MAX_TIME_MS))
+        .description(Some("epoch milliseconds"));
+    let text = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .description(Some(
+            "RFC 3339 (`2024-11-23T06:00:00Z`); other ISO-8601 forms are accepted too: basic \
+             (`20241123T060000Z`), without offset (UTC), a date alone (its midnight UTC), or epoch \
+             milliseconds as digits",
+        ));
+    Schema::OneOf(OneOfBuilder::new().item(millis).item(text).build())
+}
+
+/// The schema of the optional `end_time`: a time or null.
+fn optional_time_schema() -> Schema {
+    let null = ObjectBuilder::new().schema_type(SchemaType::Type(Type::Null));
+    match time_schema() {
+        Schema::OneOf(mut one_of) => {
+            one_of.items.push(RefOr::T(Schema::Object(null.build())));
+            Schema::OneOf(one_of)
+        }
+        other => other,
+    }
+}
+
+/// Checks `step` against [`STEP_PATTERN`] and returns its milliseconds.
+pub fn parse_step(text: &str) -> Result<u64, AppError> {
+    let invalid = || {
+        AppError::invalid(format!(
+            "step {text:?} is not a duration such as \"30s\", \"1m\" or \"1h30m\": parts of a number \
+             (up to 9 digits, no leading zero) and a unit (ms, s, m, h, d), at most {MAX_STEP_LEN} characters, \
+             not zero"
+        ))
+    };
+    if text.is_empty() || text.len() > MAX_STEP_LEN {
+        return Err(invalid());
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let number = &rest[..digits];
+        if digits == 0 || digits > 9 || (digits > 1 && number.starts_with('0')) {
+            return Err(invalid());
+        }
+        rest = &rest[digits..];
+        let (unit_ms, unit_len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else {
+            match rest.bytes().next() {
+                Some(b's') => (1_000, 1),
+                Some(b'm') => (60_000, 1),
+                Some(b'h') => (3_600_000, 1),
+                Some(b'd') => (86_400_000, 1),
+                _ => return Err(invalid()),
+            }
+        };
+        rest = &rest[unit_len..];
+        let value: u64 = number.parse().map_err(|_| invalid())?;
+        // 32 characters of at most 999,999,999 days each cannot overflow.
+        total += value * unit_ms;
+    }
+    if total == 0 {
+        return Err(invalid());
+    }
+    Ok(total)
+}
+
 /// The body of `POST /api/v1/analytics/query`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    example = json!({"metric_name": "cpu", "start_time": "2024-11-23T06:00:00Z", "aggregation": "avg"})
+)]
 pub struct QueryRequest {
     /// The `metric` key field to select.
     pub metric_name: String,
-    /// Inclusive start.
+    /// Inclusive start: windows starting at or after it count.
+    #[schema(schema_with = time_schema)]
     pub start_time: TimeArg,
-    /// Exclusive end.
-    pub end_time: TimeArg,
-    /// `avg`, `min`, `max`, `sum`, `count` or a quantile such as `p95`.
+    /// Exclusive end; omitted or null means now. Must be after `start_time`.
+    #[serde(default)]
+    #[schema(schema_with = optional_time_schema)]
+    pub end_time: Option<TimeArg>,
+    /// `avg`, `min`, `max`, `sum`, `count` or a quantile such as `p95`; the
+    /// operator must carry it.
+    #[schema(pattern = "^(avg|min|max|sum|count|p[0-9]{1,4})$")]
     pub aggregation: String,
-    /// Key fields to split series by.
+    /// Key fields to split series by (at most 16).
     #[serde(default)]
+    #[schema(max_items = 16)]
     pub group_by: Vec<String>,
-    /// Re-bucketing width such as `"1m"`.
+    /// Re-bucketing width such as `"1m"` (parts `<number><unit>`, units ms, s, m, h, d; not zero).
     #[serde(default)]
+    #[schema(
+        nullable = true,
+        max_length = 32,
+        pattern = "^((0|[1-9][0-9]{0,8})(ms|s|m|h|d))*[1-9][0-9]{0,8}(ms|s|m|h|d)((0|[1-9][0-9]{0,8})(ms|s|m|h|d))*$"
+    )]
     pub step: Option<String>,
-    /// The window operator, when several carry the metric.
+    /// The window operator to read. Omitted: the finest-grained operator that
+    /// carries the metric, the aggregate and the `group_by` fields (shortest
+    /// windows, ties by operator name); the response names it.
     #[serde(default)]
+    #[schema(nullable = true)]
     pub operator: Option<String>,
     /// The pipeline, when operators of several pipelines share a name.
     #[serde(default)]
+    #[schema(nullable = true)]
     pub pipeline: Option<String>,
 }
 
 impl QueryRequest {
-    fn parse(self) -> Result<SeriesQuery, AppError> {
+    fn parse(self, now_ms: u64) -> Result<SeriesQuery, AppError> {
         let aggregation: Aggregation = self
             .aggregation
             .parse()
             .map_err(|e: pulse_live::QueryError| AppError::invalid(e.to_string()))?;
-        let step_ms = match &self.step {
-            None => None,
-            Some(text) => {
-                let step: DurationSpec = text.parse().map_err(|e| AppError::invalid(format!("step: {e}")))?;
-                Some(step.as_millis())
-            }
+        let step_ms = self.step.as_deref().map(parse_step).transpose()?;
+        let end_ms = match &self.end_time {
+            Some(end) => end.to_millis("end_time")?,
+            None => now_ms,
         };
         Ok(SeriesQuery {
             start_ms: self.start_time.to_millis("start_time")?,
-            end_ms: self.end_time.to_millis("end_time")?,
+            end_ms,
             metric_name: self.metric_name,
             aggregation,
             group_by: self.group_by,
@@ -113,7 +229,8 @@ pub async fn query(
 ) -> Result<Json<SeriesResult>, AppError> {
     principal.require(Scope::Read)?;
     let live = services(&state)?;
-    let query = request.parse()?;
+    let now_ms = u64::try_from(crate::store::now_millis()).unwrap_or_default();
+    let query = request.parse(now_ms)?;
     let views = live.views.clone();
     let tenant = principal.tenant;
     // A scan of up to max_rows_per_operator rows per operator: off the async workers.

@@ -157,21 +157,91 @@ fn tenants_see_only_their_own_windows() {
     assert!(!text.contains("1000.0"), "{text}");
 }
 
+/// `window` stretched to `length_ms`, without the aggregates not in `keep`.
+fn shaped(row: &LiveRow, length_ms: u64, keep: &[&str]) -> Arc<LiveRow> {
+    let mut row = row.clone();
+    row.window_end = row.window_start + length_ms;
+    row.values.retain(|name, _| keep.contains(&name.as_str()));
+    Arc::new(row)
+}
+
 #[test]
-fn several_operators_need_a_name() {
+fn without_an_operator_the_finest_grained_one_answers_and_is_named() {
+    let views = sample();
+    let mut coarse = (*shaped(&window("a", "cpu", "eu", 0, &[7.0]), 60_000, &["count", "sum", "avg"])).clone();
+    coarse.values.insert("p99".into(), json!(7.0));
+    views.record(&LiveSource::new("demo", "a_cpu_1m"), &[Arc::new(coarse)]);
+    let result = views.query("a", &query("sum")).unwrap();
+    assert_eq!(
+        result.operator.as_deref(),
+        Some("cpu_10s"),
+        "10 s windows beat 1 min ones"
+    );
+    assert_eq!(result.pipeline.as_deref(), Some("demo"));
+    assert_eq!(points(&result, 0)[0], (0, json!(14.0), 2));
+    // Only the coarse operator carries p99, so it answers a p99 query.
+    let result = views.query("a", &query("p99")).unwrap();
+    assert_eq!(result.operator.as_deref(), Some("a_cpu_1m"));
+    assert_eq!(points(&result, 0), vec![(0, json!(7.0), 1)]);
+    // Naming an operator still picks it.
+    let mut q = query("sum");
+    q.operator = Some("a_cpu_1m".into());
+    assert_eq!(points(&views.query("a", &q).unwrap(), 0), vec![(0, json!(7.0), 1)]);
+}
+
+#[test]
+fn operators_with_equally_fine_windows_tie_by_name() {
     let views = sample();
     views.record(
         &LiveSource::new("demo", "cpu_1m"),
         &[window("a", "cpu", "eu", 0, &[7.0])],
     );
-    let error = views.query("a", &query("sum")).unwrap_err();
-    assert!(
-        matches!(&error, QueryError::Ambiguous(names) if names.contains("demo/cpu_1m")),
-        "{error}"
+    views.record(
+        &LiveSource::new("demo", "a_cpu"),
+        &[window("a", "cpu", "eu", 0, &[9.0])],
+    );
+    let result = views.query("a", &query("sum")).unwrap();
+    assert_eq!(result.operator.as_deref(), Some("a_cpu"));
+    assert_eq!(points(&result, 0), vec![(0, json!(9.0), 1)]);
+}
+
+#[test]
+fn only_operators_with_the_group_field_are_candidates() {
+    let views = sample();
+    // Finer windows, but keyed without `labels.region`.
+    let per_metric = window("a", "cpu", "eu", 0, &[7.0]);
+    let mut per_metric = (*shaped(&per_metric, 5_000, &["count", "sum"])).clone();
+    per_metric.key.remove("labels.region");
+    views.record(&LiveSource::new("demo", "by_metric_5s"), &[Arc::new(per_metric)]);
+    assert_eq!(
+        views.query("a", &query("sum")).unwrap().operator.as_deref(),
+        Some("by_metric_5s")
     );
     let mut q = query("sum");
-    q.operator = Some("cpu_1m".into());
-    assert_eq!(points(&views.query("a", &q).unwrap(), 0), vec![(0, json!(7.0), 1)]);
+    q.group_by = vec!["labels.region".into()];
+    assert_eq!(views.query("a", &q).unwrap().operator.as_deref(), Some("cpu_10s"));
+    q.group_by = vec!["labels.zone".into()];
+    assert_eq!(
+        views.query("a", &q),
+        Err(QueryError::UnknownGroupField("labels.zone".into()))
+    );
+}
+
+#[test]
+fn the_same_operator_in_two_pipelines_is_ambiguous_and_lists_both() {
+    let views = sample();
+    views.record(
+        &LiveSource::new("other", "cpu_10s"),
+        &[window("a", "cpu", "eu", 0, &[7.0])],
+    );
+    let error = views.query("a", &query("sum")).unwrap_err();
+    assert_eq!(error, QueryError::Ambiguous("demo/cpu_10s, other/cpu_10s".into()));
+    assert!(error.to_string().contains("\"pipeline\""), "{error}");
+    let mut q = query("sum");
+    q.pipeline = Some("other".into());
+    let result = views.query("a", &q).unwrap();
+    assert_eq!(result.pipeline.as_deref(), Some("other"));
+    assert_eq!(points(&result, 0), vec![(0, json!(7.0), 1)]);
 }
 
 #[test]
