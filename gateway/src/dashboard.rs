@@ -26,11 +26,15 @@ fn asset(content_type: &'static str, body: impl IntoResponse) -> Response {
 }
 
 /// `GET /`: the dashboard page.
+#[utoipa::path(get, path = "/", tag = "dashboard",
+    responses((status = 200, description = "the live dashboard page", content_type = "text/html")))]
 pub async fn index() -> Response {
     asset("text/html; charset=utf-8", include_str!("../dashboard/index.html"))
 }
 
 /// `GET /dashboard.js`: its script.
+#[utoipa::path(get, path = "/dashboard.js", tag = "dashboard",
+    responses((status = 200, description = "the dashboard's script", content_type = "text/javascript")))]
 pub async fn script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
@@ -44,6 +48,8 @@ pub async fn chart_script() -> Response {
 }
 
 /// `GET /dashboard.css`: its styles.
+#[utoipa::path(get, path = "/dashboard.css", tag = "dashboard",
+    responses((status = 200, description = "the dashboard's styles", content_type = "text/css")))]
 pub async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", include_str!("../dashboard/dashboard.css"))
 }

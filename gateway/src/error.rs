@@ -1,10 +1,13 @@
 //! The two error types of the gateway: [`GatewayError`] for opening and serving
 //! it (returned to the engine), and [`AppError`] for a failed request, which
-//! renders as `{"error": {"code", "message"}}` with its status code.
+//! renders as `{"error": {"code", "message"}}` with its status code (the
+//! [`ErrorBody`] schema of the OpenAPI document).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
@@ -38,6 +41,26 @@ pub enum GatewayError {
     /// The listener failed.
     #[error("serving HTTP failed: {0}")]
     Serve(#[from] std::io::Error),
+}
+
+/// What every error response carries: `{"error": {"code", "message"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The error of an [`ErrorBody`].
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable machine-readable code such as `unauthorized`, `validation_failed`, `rate_limited`.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Machine-readable specifics, when there are any (the per-item results of a rejected batch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub details: Option<Value>,
 }
 
 /// A request that failed: a status, a stable machine-readable code and a message

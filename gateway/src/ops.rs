@@ -122,7 +122,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text exposition of every metric recorded in this process.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.run_upkeep();
     (
@@ -133,6 +134,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// A self-contained page listing the endpoints of the OpenAPI document.
+#[utoipa::path(get, path = "/docs", tag = "operations",
+    responses((status = 200, description = "an HTML page", content_type = "text/html")))]
 pub async fn docs() -> Html<&'static str> {
     Html(include_str!("docs.html"))
 }

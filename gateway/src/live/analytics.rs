@@ -18,8 +18,8 @@
 use axum::Json;
 use axum::extract::State;
 use pulse_live::{Aggregation, SeriesQuery, SeriesResult};
-use serde::Deserialize;
-use serde_json::{Number, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Number, Value};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::{KnownFormat, RefOr};
@@ -221,7 +221,79 @@ impl QueryRequest {
     }
 }
 
-/// `POST /api/v1/analytics/query`: series of the caller's tenant (read scope).
+/// One point of a series (the OpenAPI shape of [`pulse_live::query::Point`]).
+#[derive(ToSchema)]
+#[schema(as = SeriesPoint)]
+pub struct PointSchema {
+    /// The window start (or bucket start), epoch ms.
+    pub timestamp: u64,
+    /// The combined value; null when no window had a defined one.
+    #[schema(value_type = Option<f64>)]
+    pub value: Value,
+    /// How many windows it combines.
+    pub windows: u64,
+}
+
+/// The points of one group (the OpenAPI shape of [`pulse_live::query::Series`]).
+#[derive(ToSchema)]
+#[schema(as = Series)]
+pub struct SeriesSchema {
+    /// The group's key values (empty without `group_by`).
+    #[schema(value_type = Object)]
+    pub group: Value,
+    /// Points in time order.
+    pub points: Vec<PointSchema>,
+}
+
+/// The answer of a query (the OpenAPI shape of [`SeriesResult`]).
+#[derive(ToSchema)]
+#[schema(as = QueryResult)]
+pub struct QueryResultSchema {
+    /// The metric queried.
+    pub metric_name: String,
+    /// The aggregation applied.
+    pub aggregation: String,
+    /// The pipeline of the operator that answered (null when no window matched).
+    pub pipeline: Option<String>,
+    /// The operator that answered: the one named, or the default one (null when no window matched).
+    pub operator: Option<String>,
+    /// The bucket width in ms, if re-bucketed.
+    pub step_ms: Option<u64>,
+    /// Whether some point merged quantiles (or unweighted averages) of several windows.
+    pub approximate: bool,
+    /// One series per distinct `group_by` value combination.
+    pub series: Vec<SeriesSchema>,
+}
+
+/// What `GET /api/v1/stats` answers.
+#[derive(Serialize, ToSchema)]
+pub struct Stats {
+    /// The engine's counters: `events_in_total`, `windows_out_total`, `late_events_total`,
+    /// `dead_letters_total`, `sink_errors_total`, `counters` (every counter by component).
+    #[schema(value_type = Object)]
+    pub pipeline: Value,
+    /// The WebSocket hub: `connections`, `subscription_groups`, `rows_published_total`,
+    /// `messages_enqueued_total`, `messages_sent_total`, `dropped_total`.
+    #[schema(value_type = Object)]
+    pub live: pulse_live::HubStats,
+    /// Per window operator: `pipeline`, `operator`, `rows` retained, `recorded_total`, `evicted_total`.
+    #[schema(value_type = Vec<Object>)]
+    pub views: Vec<pulse_live::ViewStats>,
+}
+
+/// Series of the caller's tenant from the retained windows (read scope).
+///
+/// Without `operator` the finest-grained window operator that carries the
+/// metric, the aggregate and the `group_by` fields answers (shortest windows,
+/// ties by operator name) and `operator` in the response names it; operators
+/// that still tie (one name and window length in several pipelines) are a 422
+/// listing them. A missing `end_time` means now.
+#[utoipa::path(post, path = "/api/v1/analytics/query", tag = "live", request_body = QueryRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = QueryResultSchema),
+              (status = 422, description = "a bad field, `end_time` not after `start_time`, an aggregate or \
+                group field the windows lack, or several operators no rule can choose between (listed)"),
+              (status = 503, description = "no pipeline with window views runs in this process")))]
 pub async fn query(
     State(state): State<AppState>,
     principal: Principal,
@@ -240,13 +312,16 @@ pub async fn query(
     result.map(Json).map_err(|e| AppError::invalid(e.to_string()))
 }
 
-/// `GET /api/v1/stats`: the engine's pipeline counters, the hub's and the views'.
-pub async fn stats(State(state): State<AppState>, principal: Principal) -> Result<Json<Value>, AppError> {
+/// The engine's pipeline counters, the WebSocket hub's and the views' (read scope).
+#[utoipa::path(get, path = "/api/v1/stats", tag = "live", security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, body = Stats),
+              (status = 503, description = "no pipeline with window views runs in this process")))]
+pub async fn stats(State(state): State<AppState>, principal: Principal) -> Result<Json<Stats>, AppError> {
     principal.require(Scope::Read)?;
     let live = services(&state)?;
-    Ok(Json(json!({
-        "pipeline": live.stats.stats(),
-        "live": live.hub.stats(),
-        "views": live.views.stats(),
-    })))
+    Ok(Json(Stats {
+        pipeline: live.stats.stats(),
+        live: live.hub.stats(),
+        views: live.views.stats(),
+    }))
 }

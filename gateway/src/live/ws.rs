@@ -53,7 +53,44 @@ pub struct WsParams {
     pub token: Option<String>,
 }
 
-/// `GET /ws`: authenticates, admits within the connection limits, upgrades.
+/// Live window results over a WebSocket (read scope); authenticated before the upgrade.
+///
+/// Credentials: `Authorization: Bearer <token>`, `X-API-Key`, or `?token=` (browsers).
+/// A WebSocket client sends the upgrade headers itself.
+///
+/// **Client → server** (JSON text frames):
+/// - `{"type":"subscribe","topic":"windows","filter":{"metric":"cpu","operator":"by_metric_5s"}}`:
+///   the filter holds up to 16 equalities on key fields (`metric`, `source`, `labels.region`, …)
+///   or on `pipeline` / `operator`; an empty filter gets all of the tenant's windows
+/// - `{"type":"unsubscribe","topic":"windows","filter":{…}}` (the same filter as subscribed)
+/// - `{"type":"ping"}`
+///
+/// **Server → client**:
+/// - `{"type":"subscribed"|"unsubscribed","topic":"windows","filter":{…}}` and `{"type":"pong"}`
+/// - `{"type":"window","pipeline","operator","window_start","window_end","key":{…},"values":{…},"published_at_us"}`
+///   for each closed window of the caller's tenant that a subscription matches
+///   (`published_at_us`: when the hub published it, Unix µs)
+/// - `{"type":"lagged","dropped":N}` when a slow client's queue dropped its oldest messages
+/// - `{"type":"error","code":"…","message":"…"}` for a bad message (the connection stays open)
+///
+/// **Close codes**: 4401 token expired, 4008 lagged longer than `live.max_lag_secs`,
+/// 4000 three missed heartbeats, 1009 a message over `live.max_message_bytes`.
+#[utoipa::path(get, path = "/ws", tag = "live", security(("bearer" = []), ("api_key" = [])),
+    params(
+        ("token" = Option<String>, Query, description = "an access token, for browsers (which cannot set headers on a WebSocket)"),
+        ("Connection" = String, Header, description = "`Upgrade`"),
+        ("Upgrade" = String, Header, description = "`websocket`"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "a random base64 nonce"),
+    ),
+    responses(
+        (status = 101, description = "switched to the WebSocket protocol described above"),
+        (status = 400, description = "not a WebSocket upgrade request (`websocket_upgrade_required`)"),
+        (status = 401, description = "missing, invalid or expired credentials"),
+        (status = 403, description = "the credential lacks the read scope"),
+        (status = 429, description = "the tenant's connection quota is used up (`connection_quota`)"),
+        (status = 503, description = "too many connections, or no pipeline with live results runs here"),
+    ))]
 pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
