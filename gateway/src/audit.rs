@@ -22,8 +22,10 @@ const MAX_PAGE_SIZE: u64 = 100;
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Page number from 1 (default 1).
-    pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 4_294_967_295_u64)]
+    pub page: Option<u32>,
     /// Records per page, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u64>,
 }
 
@@ -82,7 +84,7 @@ pub async fn audit_log(
     QueryParams(params): QueryParams<AuditParams>,
 ) -> Result<Json<AuditPage>, AppError> {
     principal.require(Scope::Admin)?;
-    let page = params.page.unwrap_or(1);
+    let page = u64::from(params.page.unwrap_or(1));
     let page_size = params.page_size.unwrap_or(50);
     if page == 0 || !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(AppError::bad_request(

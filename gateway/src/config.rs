@@ -139,7 +139,7 @@ impl GatewayConfig {
     pub fn validate(&self) -> Result<(), GatewayError> {
         let fail = |message: String| Err(GatewayError::Config(message));
         let limits = &self.limits;
-        if limits.max_key_bytes == 0 || limits.max_value_bytes == 0 || limits.max_batch_items == 0 {
+        if limits.max_key_chars == 0 || limits.max_value_bytes == 0 || limits.max_batch_items == 0 {
             return fail("limits must be positive".into());
         }
         if limits.max_body_bytes < limits.max_value_bytes {
@@ -310,8 +310,10 @@ fn plans_over_defaults<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTr
 pub struct LimitsConfig {
     /// Largest request body (default 4 MiB).
     pub max_body_bytes: usize,
-    /// Longest key in bytes (default 256).
-    pub max_key_bytes: usize,
+    /// Longest key in characters (default 256). Counted in characters, as
+    /// the OpenAPI schema's `maxLength` counts; `max_key_bytes` is its old name.
+    #[serde(alias = "max_key_bytes")]
+    pub max_key_chars: usize,
     /// Largest value, as JSON text (default 2 MiB).
     pub max_value_bytes: usize,
     /// Most operations in one batch (default 1000).
@@ -322,7 +324,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 4 << 20,
-            max_key_bytes: 256,
+            max_key_chars: 256,
             max_value_bytes: 2 << 20,
             max_batch_items: 1000,
         }

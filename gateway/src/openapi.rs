@@ -35,7 +35,7 @@ use crate::{audit, auth, dashboard, kv, live, ops};
         dashboard::index, dashboard::script, dashboard::stylesheet,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&SecuritySchemes, &ErrorResponses),
+    modifiers(&SecuritySchemes, &KeyNamedBatch, &ErrorResponses),
 )]
 pub struct ApiDoc;
 
@@ -61,6 +61,36 @@ impl Modify for SecuritySchemes {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+    }
+}
+
+/// `GET`, `PUT` and `DELETE /api/v1/kv/batch`: the key `batch`, whose path is
+/// the batch endpoint's too (see `kv::handlers::batch_named_key`). Documented
+/// as copies of the `/api/v1/kv/{key}` operations without the path parameter.
+struct KeyNamedBatch;
+
+impl Modify for KeyNamedBatch {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(key_item) = openapi.paths.paths.get("/api/v1/kv/{key}").cloned() else {
+            return;
+        };
+        let Some(batch_item) = openapi.paths.paths.get_mut("/api/v1/kv/batch") else {
+            return;
+        };
+        let for_batch = |operation: Option<Operation>| {
+            operation.map(|mut operation| {
+                if let Some(parameters) = &mut operation.parameters {
+                    parameters.retain(|p| p.parameter_in != ParameterIn::Path);
+                }
+                operation.operation_id = operation.operation_id.map(|id| format!("{id}_key_named_batch"));
+                let summary = operation.summary.take().unwrap_or_default();
+                operation.summary = Some(format!("{summary} (the key `batch`)"));
+                operation
+            })
+        };
+        batch_item.get = for_batch(key_item.get);
+        batch_item.put = for_batch(key_item.put);
+        batch_item.delete = for_batch(key_item.delete);
     }
 }
 

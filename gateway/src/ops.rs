@@ -86,21 +86,53 @@ pub fn prometheus_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// `{"status": …}` of `/health` and `/health/live`.
+#[derive(utoipa::ToSchema)]
+pub struct HealthStatus {
+    /// `ok` (`/health`) or `alive` (`/health/live`).
+    #[schema(pattern = "^(ok|alive)$")]
+    pub status: String,
+}
+
+/// What `/health/ready` checked.
+#[derive(utoipa::ToSchema)]
+pub struct ReadinessChecks {
+    /// The store answered a ping within 2 s.
+    pub store: bool,
+    /// The pipeline's sources and sinks are open (or there is no pipeline).
+    pub pipeline: bool,
+    /// The process is draining.
+    pub shutting_down: bool,
+}
+
+/// The answer of `/health/ready`.
+#[derive(utoipa::ToSchema)]
+pub struct ReadinessReport {
+    /// `ready` or `not_ready`.
+    #[schema(pattern = "^(ready|not_ready)$")]
+    pub status: String,
+    /// Each check.
+    pub checks: ReadinessChecks,
+}
+
 /// Liveness without dependencies.
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "the process answers")))]
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "the process answers", body = HealthStatus)))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Liveness for orchestrators.
-#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "alive")))]
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "alive", body = HealthStatus)))]
 pub async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "alive" }))
 }
 
 /// Readiness: the store answers, the pipeline is up, and the process is not shutting down.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
-    responses((status = 200, description = "ready"), (status = 503, description = "not ready; `checks` says why")))]
+    responses((status = 200, description = "ready", body = ReadinessReport),
+              (status = 503, description = "not ready; `checks` says why", body = ReadinessReport)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let store = matches!(
         tokio::time::timeout(STORE_CHECK_TIMEOUT, state.store.ping()).await,

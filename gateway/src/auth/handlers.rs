@@ -25,10 +25,21 @@ use crate::timestamp::rfc3339;
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// 3–64 characters: letters, digits, `_`, `-`, `.`.
+    #[schema(min_length = 3, max_length = 64, pattern = "^[A-Za-z0-9_.-]{3,64}$")]
     pub username: String,
-    /// A unique e-mail address.
+    /// A unique e-mail address (`local@domain.tld`, at most 254 characters, no
+    /// spaces or control characters; stored in lower case).
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\s\u0000-\u001F\u007F-\u009F]+@[^@\s\u0000-\u001F\u007F-\u009F]*\.[^@\s\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub email: String,
-    /// At least 8 characters with upper, lower and digit.
+    /// 8–1024 characters with an upper-case letter, a lower-case letter and a digit.
+    #[schema(
+        min_length = 8,
+        max_length = 1024,
+        pattern = r"^(?=[\s\S]*\p{Lu})(?=[\s\S]*\p{Ll})(?=[\s\S]*[0-9])"
+    )]
     pub password: String,
 }
 
@@ -112,10 +123,15 @@ fn validate_username(username: &str) -> Result<(), AppError> {
     }
 }
 
+/// White space as the OpenAPI pattern's `\s` (ECMAScript) reads it: Unicode's, plus U+FEFF.
+fn is_pattern_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
+}
+
 fn normalise_email(email: &str) -> Result<String, AppError> {
-    let email = email.trim().to_lowercase();
-    let ok = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+    let ok = email.chars().count() <= 254 && !email.chars().any(|c| is_pattern_space(c) || c.is_control());
+    let email = email.to_lowercase();
+    let ok = ok
         && email
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
@@ -290,10 +306,15 @@ pub async fn basic_token(State(state): State<AppState>, headers: HeaderMap) -> R
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
-    /// A label, 1–100 characters.
+    /// A label: at most 100 characters, not only white space (stored trimmed).
+    #[schema(
+        max_length = 100,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub name: String,
-    /// Scopes for the key (default: the caller's); never more than the caller has.
+    /// Scopes for the key (omitted or null: the caller's); never more than the caller has.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub scopes: Option<Vec<Scope>>,
 }
 
@@ -343,7 +364,7 @@ pub async fn create_api_key(
 ) -> Result<(StatusCode, Json<CreatedApiKey>), AppError> {
     principal.require(Scope::Admin)?;
     let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    if name.is_empty() || request.name.chars().count() > 100 {
         return Err(AppError::invalid("name must be 1-100 characters"));
     }
     let scopes = request.scopes.unwrap_or_else(|| principal.scopes.clone());

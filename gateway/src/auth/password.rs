@@ -12,7 +12,7 @@ use rand::RngCore;
 use crate::error::GatewayError;
 
 /// Why a password is refused, or `None` when it meets the policy:
-/// at least 8 characters with an upper-case letter, a lower-case letter and a digit.
+/// 8 to 1024 characters with an upper-case letter, a lower-case letter and a digit.
 pub fn policy_violation(password: &str) -> Option<&'static str> {
     if password.chars().count() < 8 {
         Some("password must be at least 8 characters long")
@@ -22,8 +22,8 @@ pub fn policy_violation(password: &str) -> Option<&'static str> {
         Some("password must contain a lower-case letter")
     } else if !password.chars().any(|c| c.is_ascii_digit()) {
         Some("password must contain a digit")
-    } else if password.len() > 1024 {
-        Some("password must be at most 1024 bytes long")
+    } else if password.chars().count() > 1024 {
+        Some("password must be at most 1024 characters long")
     } else {
         None
     }

@@ -8,7 +8,8 @@ use serde_json::value::RawValue;
 
 use super::{
     BatchItemResult, BatchOpKind, BatchOperation, BatchRequest, BatchResponse, Count, CreateEntry, EntryInfo,
-    EntryPage, EntryView, Exists, ListParams, ReplaceEntry, TtlView, remaining_secs, validate_key, validate_write,
+    EntryPage, EntryView, Exists, KeyPath, ListParams, ReplaceEntry, TtlView, remaining_secs, validate_key,
+    validate_write,
 };
 use crate::auth::{Principal, Scope};
 use crate::error::AppError;
@@ -96,7 +97,8 @@ pub async fn create(
 
 /// Reads a key's value and metadata.
 #[utoipa::path(get, path = "/api/v1/kv/{key}", tag = "kv", security(("bearer" = []), ("api_key" = [])),
-    params(("key" = String, Path)), responses((status = 200, body = EntryView), (status = 404, description = "no such key")))]
+    params(KeyPath), responses((status = 200, body = EntryView), (status = 404, description = "no such key"),
+              (status = 413, description = "the key is over `limits.max_key_chars`"), (status = 422, description = "the key has control characters or ends in `:metadata`")))]
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
@@ -121,8 +123,9 @@ pub async fn get(
 /// Replaces a key's value, and its TTL and tags when the body gives them
 /// (omitted, they are kept); the version goes up by one.
 #[utoipa::path(put, path = "/api/v1/kv/{key}", tag = "kv", request_body = ReplaceEntry, security(("bearer" = []), ("api_key" = [])),
-    params(("key" = String, Path)), responses((status = 200, body = EntryInfo), (status = 404, description = "no such key"),
-              (status = 413, description = "value too large")))]
+    params(KeyPath), responses((status = 200, body = EntryInfo), (status = 404, description = "no such key"),
+              (status = 413, description = "the key or the value is too large"),
+              (status = 422, description = "an invalid key, ttl or tags")))]
 pub async fn replace(
     State(state): State<AppState>,
     principal: Principal,
@@ -146,7 +149,8 @@ pub async fn replace(
 
 /// Deletes a key.
 #[utoipa::path(delete, path = "/api/v1/kv/{key}", tag = "kv", security(("bearer" = []), ("api_key" = [])),
-    params(("key" = String, Path)), responses((status = 204), (status = 404, description = "no such key")))]
+    params(KeyPath), responses((status = 204), (status = 404, description = "no such key"),
+              (status = 413, description = "the key is over `limits.max_key_chars`"), (status = 422, description = "the key has control characters or ends in `:metadata`")))]
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
@@ -170,7 +174,7 @@ pub async fn list(
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<EntryPage>, AppError> {
     principal.require(Scope::Read)?;
-    let page = params.page.unwrap_or(1);
+    let page = u64::from(params.page.unwrap_or(1));
     let page_size = params.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if page == 0 || !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(AppError::bad_request(
@@ -209,7 +213,8 @@ pub async fn list(
 
 /// Whether a live key exists.
 #[utoipa::path(get, path = "/api/v1/kv/{key}/exists", tag = "kv", security(("bearer" = []), ("api_key" = [])),
-    params(("key" = String, Path)), responses((status = 200, body = Exists)))]
+    params(KeyPath), responses((status = 200, body = Exists),
+              (status = 413, description = "the key is over `limits.max_key_chars`"), (status = 422, description = "the key has control characters or ends in `:metadata`")))]
 pub async fn exists(
     State(state): State<AppState>,
     principal: Principal,
@@ -228,7 +233,8 @@ pub async fn exists(
 
 /// Seconds until a key expires (-1: never).
 #[utoipa::path(get, path = "/api/v1/kv/{key}/ttl", tag = "kv", security(("bearer" = []), ("api_key" = [])),
-    params(("key" = String, Path)), responses((status = 200, body = TtlView), (status = 404, description = "no such key")))]
+    params(KeyPath), responses((status = 200, body = TtlView), (status = 404, description = "no such key"),
+              (status = 413, description = "the key is over `limits.max_key_chars`"), (status = 422, description = "the key has control characters or ends in `:metadata`")))]
 pub async fn ttl(
     State(state): State<AppState>,
     principal: Principal,

@@ -9,7 +9,9 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{Error as _, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::config::LimitsConfig;
 use crate::error::AppError;
@@ -18,27 +20,111 @@ use crate::timestamp::rfc3339;
 
 /// Most tags on one entry.
 const MAX_TAGS: usize = 32;
-/// Longest tag name or value in bytes.
-const MAX_TAG_BYTES: usize = 128;
+/// Longest tag name or value in characters.
+const MAX_TAG_CHARS: usize = 128;
 /// Longest TTL: ten years.
 const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 /// Redis keeps metadata at `kv:{tenant}:{key}:metadata`, so a key ending like that would alias another's metadata.
 const RESERVED_SUFFIX: &str = ":metadata";
+
+/// What a key must look like (the OpenAPI pattern; [`validate_key`] checks
+/// the same): no control characters, not ending in `:metadata`. Its length,
+/// 1–256 characters by default, is checked against `limits.max_key_chars`.
+pub const KEY_PATTERN: &str = r"^(?![\s\S]*:metadata$)[^\u0000-\u001F\u007F-\u009F]+$";
+
+/// The OpenAPI schema of a key (in a body or a path).
+pub fn key_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .min_length(Some(1))
+        .max_length(Some(256))
+        .pattern(Some(KEY_PATTERN))
+        .description(Some(
+            "1–256 characters (`limits.max_key_chars`; longer is a 413), no control characters, \
+             not ending in `:metadata`",
+        ))
+        .build()
+        .into()
+}
+
+/// Any JSON value (a KV value).
+fn any_value_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::AnyValue)
+        .description(Some("any JSON value"))
+        .build()
+        .into()
+}
+
+/// Reads a TTL in seconds: a whole number, which JSON may also spell `60.0`
+/// (the schema's `integer` admits it), or null.
+pub fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    whole_number(&number)
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("ttl {number} is not a whole number of seconds")))
+}
+
+/// `number` as a `u64` when it is a whole number in range (`60` or `60.0`).
+pub fn whole_number(number: &serde_json::Number) -> Option<u64> {
+    number.as_u64().or_else(|| {
+        let float = number.as_f64()?;
+        // Below 2^53 every whole float converts exactly.
+        (float.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&float)).then_some(float as u64)
+    })
+}
+
+/// A TTL in seconds, or null.
+fn ttl_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(MAX_TTL_SECS))
+        .build()
+        .into()
+}
+
+/// Tags: up to 32 names (1–128 characters, no `:`) with values of at most 128 characters.
+fn tags_schema() -> Schema {
+    let value = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .max_length(Some(MAX_TAG_CHARS));
+    let name = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .min_length(Some(1))
+        .max_length(Some(MAX_TAG_CHARS))
+        .pattern(Some("^[^:]*$"));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Object))
+        .max_properties(Some(MAX_TAGS))
+        .property_names(Some(name))
+        .additional_properties(Some(RefOr::T(Schema::Object(value.build()))))
+        .description(Some(
+            "labels for `tag_filter`: up to 32, names 1–128 characters without `:`, values ≤ 128 characters",
+        ))
+        .build()
+        .into()
+}
 
 /// `POST /kv` body.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEntry {
     /// The key: 1–256 bytes (configurable), no control characters.
+    #[schema(schema_with = key_schema)]
     pub key: String,
-    /// Any JSON value, up to 2 MiB (configurable).
-    #[schema(value_type = Object)]
+    /// Any JSON value, up to 2 MiB (configurable; larger is a 413).
+    #[schema(schema_with = any_value_schema)]
     pub value: Box<RawValue>,
-    /// Seconds until the entry expires; none for no expiry.
-    #[serde(default)]
+    /// Seconds until the entry expires (1 to ten years); omitted or null for no expiry.
+    #[serde(default, deserialize_with = "whole_seconds")]
+    #[schema(schema_with = ttl_schema)]
     pub ttl: Option<u64>,
     /// Labels for `tag_filter`.
     #[serde(default)]
+    #[schema(schema_with = tags_schema)]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -48,24 +134,40 @@ pub struct CreateEntry {
 #[serde(deny_unknown_fields)]
 pub struct ReplaceEntry {
     /// The new value.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = any_value_schema)]
     pub value: Box<RawValue>,
     /// Seconds until the entry expires, counted from this write; `null` removes
     /// the expiry; omitted keeps the entry's expiry time as it is.
-    #[serde(default, deserialize_with = "given")]
-    #[schema(value_type = Option<u64>)]
+    #[serde(default, deserialize_with = "given_whole_seconds")]
+    #[schema(schema_with = ttl_schema)]
     pub ttl: FieldChange<Option<u64>>,
     /// The new tags, replacing all of them; `{}`, `[]` or `null` removes them;
     /// omitted keeps them.
     #[serde(default, deserialize_with = "replacement_tags")]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(schema_with = replacement_tags_schema)]
     pub tags: FieldChange<BTreeMap<String, String>>,
 }
 
-/// Reads a field that is present, even as `null`, as [`FieldChange::Set`]
+/// Reads a `ttl` that is present, even as `null`, as [`FieldChange::Set`]
 /// (an absent one is [`FieldChange::Keep`] by `#[serde(default)]`).
-fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<FieldChange<T>, D::Error> {
-    T::deserialize(deserializer).map(FieldChange::Set)
+fn given_whole_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<FieldChange<Option<u64>>, D::Error> {
+    whole_seconds(deserializer).map(FieldChange::Set)
+}
+
+/// The `tags` of a `PUT`: tags as in a create, or `null` or `[]` for none.
+fn replacement_tags_schema() -> Schema {
+    let none = ObjectBuilder::new().schema_type(SchemaType::Type(Type::Null));
+    let empty_list = utoipa::openapi::schema::ArrayBuilder::new().max_items(Some(0));
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(tags_schema())
+            .item(none)
+            .item(empty_list)
+            .description(Some(
+                "the new tags, replacing all of them; `{}`, `[]` or `null` removes them; omitted keeps them",
+            ))
+            .build(),
+    )
 }
 
 /// Reads the `tags` of a `PUT`: an object of tags, or `{}`, `[]` or `null` for none.
@@ -102,6 +204,15 @@ fn replacement_tags<'de, D: Deserializer<'de>>(
     }
 
     deserializer.deserialize_any(TagsVisitor).map(FieldChange::Set)
+}
+
+/// The `{key}` path parameter.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The key.
+    #[param(schema_with = key_schema)]
+    pub key: String,
 }
 
 /// Metadata as returned.
@@ -147,7 +258,7 @@ pub struct EntryView {
     /// The key.
     pub key: String,
     /// The value, as written.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = any_value_schema)]
     pub value: Box<RawValue>,
     /// Its metadata.
     pub metadata: MetadataView,
@@ -159,10 +270,13 @@ pub struct EntryView {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page number from 1 (default 1).
-    pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 4_294_967_295_u64)]
+    pub page: Option<u32>,
     /// Keys per page, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u64>,
     /// Only keys tagged `name:value`.
+    #[param(pattern = ":")]
     pub tag_filter: Option<String>,
 }
 
@@ -216,7 +330,7 @@ pub enum BatchOpKind {
 
 /// One operation of `POST /kv/batch`. (A struct rather than a tagged enum:
 /// serde cannot keep a raw JSON value inside an internally tagged enum.)
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchOperation {
     /// `set` or `delete`.
@@ -225,21 +339,71 @@ pub struct BatchOperation {
     pub key: String,
     /// The value (`set` only).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub value: Option<Box<RawValue>>,
     /// TTL in seconds (`set` only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     pub ttl: Option<u64>,
     /// Tags (`set` only).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
 
+impl PartialSchema for BatchOperation {
+    /// `{"op":"set","key","value","ttl"?,"tags"?}` or `{"op":"delete","key"}`.
+    fn schema() -> RefOr<Schema> {
+        let op = |name: &str| {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .enum_values(Some([name]))
+        };
+        let not_null = ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([
+                Type::Boolean,
+                Type::Number,
+                Type::String,
+                Type::Object,
+                Type::Array,
+            ]))
+            .description(Some("any JSON value but null"));
+        let set = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .property("op", op("set"))
+            .property("key", key_schema())
+            .property("value", not_null)
+            .property("ttl", ttl_schema())
+            .property("tags", tags_schema())
+            .required("op")
+            .required("key")
+            .required("value")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .description(Some("create or overwrite `key` (`value` must not be null)"));
+        let null = || ObjectBuilder::new().schema_type(SchemaType::Type(Type::Null));
+        let no_tags = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .max_properties(Some(0));
+        let delete = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .property("op", op("delete"))
+            .property("key", key_schema())
+            .property("value", null())
+            .property("ttl", null())
+            .property("tags", no_tags)
+            .required("op")
+            .required("key")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .description(Some("remove the existing `key`"));
+        RefOr::T(Schema::OneOf(OneOfBuilder::new().item(set).item(delete).build()))
+    }
+}
+
+impl ToSchema for BatchOperation {}
+
 /// `POST /kv/batch` body.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// 1–1000 operations (configurable), applied in order, all or nothing.
+    #[schema(min_items = 1, max_items = 1000)]
     pub operations: Vec<BatchOperation>,
 }
 
@@ -273,11 +437,11 @@ pub struct BatchResponse {
 
 /// Checks a key against the limits: 413 when too long, 422 when malformed.
 pub fn validate_key(limits: &LimitsConfig, key: &str) -> Result<(), AppError> {
-    if key.len() > limits.max_key_bytes {
+    let length = key.chars().count();
+    if length > limits.max_key_chars {
         return Err(AppError::too_large(format!(
-            "key is {} bytes; the limit is {}",
-            key.len(),
-            limits.max_key_bytes
+            "key is {length} characters; the limit is {}",
+            limits.max_key_chars
         )));
     }
     if key.is_empty() || key.chars().any(char::is_control) {
@@ -332,9 +496,10 @@ fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), AppError> {
         return Err(AppError::invalid(format!("at most {MAX_TAGS} tags")));
     }
     for (name, tag_value) in tags {
-        if name.is_empty() || name.contains(':') || name.len() > MAX_TAG_BYTES || tag_value.len() > MAX_TAG_BYTES {
+        let too_long = |text: &str| text.chars().count() > MAX_TAG_CHARS;
+        if name.is_empty() || name.contains(':') || too_long(name) || too_long(tag_value) {
             return Err(AppError::invalid(format!(
-                "tag names must be 1-{MAX_TAG_BYTES} bytes without ':', values at most {MAX_TAG_BYTES} bytes"
+                "tag names must be 1-{MAX_TAG_CHARS} characters without ':', values at most {MAX_TAG_CHARS} characters"
             )));
         }
     }

@@ -1,0 +1,146 @@
+//! Schemathesis (`--checks all`) against a live gateway on loopback: the
+//! OpenAPI document must describe what the server does — every status it
+//! answers, every body's shape — and its schemas must accept exactly what the
+//! server accepts. Zero failures pass.
+//!
+//! The executable comes from `PULSE_SCHEMATHESIS` or the venv that
+//! `scripts/schemathesis.sh` (`ensure_schemathesis`) installs under
+//! `~/.cache/pulse/venv-schemathesis`. Without it the test is skipped loudly;
+//! with `CI=true` it fails instead.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Backend, PASSWORD, TestApp};
+use pulse_gateway::config::PlanLimit;
+use pulse_gateway::{LiveServices, serve};
+use pulse_live::{LiveHub, LiveRow, LiveSource, WindowViews};
+use serde_json::json;
+
+/// Test cases per operation and phase: enough to find a disagreement, few enough for ~2 minutes.
+const MAX_EXAMPLES: &str = "100";
+
+/// The whole run may take this long before it is killed and the test fails.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// What schemathesis' defaults do not know (schemathesis.toml):
+///
+/// - a key over its length limit is refused with 413 (documented), which the
+///   default list of rejection statuses lacks;
+/// - `end_time` after `start_time` relates two fields, which JSON Schema cannot
+///   express, so a schema-valid query may be a 422 (documented as such).
+const CONFIG: &str = r#"
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
+
+[[operations]]
+include-path = "/api/v1/analytics/query"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+"#;
+
+/// The schemathesis executable, or `None` (after saying so loudly) when there is none outside CI.
+fn schemathesis() -> Option<PathBuf> {
+    let candidate = std::env::var_os("PULSE_SCHEMATHESIS").map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/pulse/venv-schemathesis/bin/schemathesis"))
+    });
+    match candidate.filter(|path| path.is_file()) {
+        Some(path) => Some(path),
+        None if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("no schemathesis executable: CI requires one (scripts/test.sh runs ensure_schemathesis)")
+        }
+        None => {
+            let warning = "\n*** SKIPPED: no schemathesis (set PULSE_SCHEMATHESIS, or source scripts/schemathesis.sh \
+                           and run ensure_schemathesis) ***\n";
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), warning.as_bytes());
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_disagreement_between_the_document_and_the_server() {
+    let Some(executable) = schemathesis() else { return };
+    // An enterprise (unlimited) default plan and no sign-in limit: the run cannot exhaust them.
+    let app = TestApp::with(Backend::Embedded, |config| {
+        config.rate_limit.sign_in = PlanLimit::Unlimited;
+    })
+    .await
+    .unwrap();
+    let views = WindowViews::new(&app.config.retention);
+    let hub = LiveHub::new(app.config.live.clone());
+    app.gateway
+        .attach_live(LiveServices::new(hub, views.clone(), || json!({"events_in_total": 0})))
+        .unwrap();
+    app.gateway.readiness().set_pipeline_ready(true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, app.router.clone(), std::future::pending()));
+
+    let registered = app
+        .call(
+            axum::http::Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"username": "fuzz-owner", "email": "fuzz@example.com", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(registered.status, axum::http::StatusCode::CREATED, "{registered:?}");
+    let token = registered.body["access_token"].as_str().unwrap().to_owned();
+    let tenant = registered.body["tenant_id"].as_str().unwrap().to_owned();
+    // A few windows of the tenant, so queries of `cpu` have data to aggregate.
+    let flat = json!({"window_start": 0, "window_end": 5_000, "tenant": tenant, "metric": "cpu",
+                      "count": 3, "avg": 0.5, "min": 0.1, "max": 0.9, "sum": 1.5, "p95": 0.9});
+    let row = LiveRow::from_flat(flat, &["tenant".into(), "metric".into()]).unwrap();
+    views.record(&LiveSource::new("fuzz", "by_metric_5s"), &[Arc::new(row)]);
+
+    let config = app.dir.path().join("schemathesis.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let reports = app.dir.path().join("schemathesis-report");
+    let mut command = Command::new(&executable);
+    command
+        .arg("--config-file")
+        .arg(&config)
+        .arg("run")
+        .arg(format!("http://{address}/api/v1/openapi.json"))
+        .args(["--checks", "all", "--max-examples", MAX_EXAMPLES, "--no-color"])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        // A WebSocket upgrade is not an HTTP exchange a fuzzer can judge; tests/live.rs covers /ws.
+        .args(["--exclude-path", "/ws"])
+        // Only the owner's token authenticates: a generated X-API-Key would win over it and answer 401.
+        .args(["--generation-with-security-parameters", "false"])
+        .args(["--generation-database", "none", "--report", "junit", "--report-dir"])
+        .arg(&reports)
+        // It keeps a cache in its working directory: the scratch one, not the crate.
+        .current_dir(app.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        let child = command.spawn().expect("schemathesis starts");
+        let id = child.id();
+        let (done, waiting) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if waiting.recv_timeout(RUN_LIMIT).is_err() {
+                let _ = Command::new("kill").arg(id.to_string()).status();
+            }
+        });
+        let output = child.wait_with_output().expect("schemathesis runs");
+        let _ = done.send(());
+        output
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("schemathesis took {:.0?}:\n{stdout}\n{stderr}", started.elapsed());
+    assert!(
+        output.status.success(),
+        "schemathesis reported failures (exit {:?}); its report is in {}",
+        output.status.code(),
+        reports.display()
+    );
+}
