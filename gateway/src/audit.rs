@@ -22,7 +22,7 @@ const MAX_PAGE_SIZE: u64 = 100;
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Page number from 1 (default 1).
-    #[param(minimum = 1, maximum = 4_294_967_295_u64)]
+    #[param(format = Int64, minimum = 1, maximum = 4_294_967_295_u64)]
     pub page: Option<u32>,
     /// Records per page, 1–100 (default 50).
     #[param(minimum = 1, maximum = 100)]

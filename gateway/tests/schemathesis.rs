@@ -21,7 +21,8 @@ use pulse_gateway::{LiveServices, serve};
 use pulse_live::{LiveHub, LiveRow, LiveSource, WindowViews};
 use serde_json::json;
 
-/// Test cases per operation and phase: enough to find a disagreement, few enough for ~2 minutes.
+/// Test cases per operation and phase: enough to find a disagreement, few enough
+/// for well under a minute here. `PULSE_SCHEMATHESIS_EXAMPLES` asks for more.
 const MAX_EXAMPLES: &str = "100";
 
 /// The whole run may take this long before it is killed and the test fails.
@@ -100,13 +101,16 @@ async fn schemathesis_finds_no_disagreement_between_the_document_and_the_server(
     let config = app.dir.path().join("schemathesis.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let reports = app.dir.path().join("schemathesis-report");
+    let examples = std::env::var("PULSE_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| MAX_EXAMPLES.to_owned());
     let mut command = Command::new(&executable);
     command
         .arg("--config-file")
         .arg(&config)
         .arg("run")
         .arg(format!("http://{address}/api/v1/openapi.json"))
-        .args(["--checks", "all", "--max-examples", MAX_EXAMPLES, "--no-color"])
+        .args(["--checks", "all", "--max-examples", &examples, "--no-color"])
+        // The token is this test's own; a failure should show the request as sent.
+        .args(["--output-sanitize", "false"])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         // A WebSocket upgrade is not an HTTP exchange a fuzzer can judge; tests/live.rs covers /ws.
         .args(["--exclude-path", "/ws"])

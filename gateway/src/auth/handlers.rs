@@ -34,11 +34,11 @@ pub struct RegisterRequest {
         pattern = r"^[^@\s\u0000-\u001F\u007F-\u009F]+@[^@\s\u0000-\u001F\u007F-\u009F]*\.[^@\s\u0000-\u001F\u007F-\u009F]*$"
     )]
     pub email: String,
-    /// 8–1024 characters with an upper-case letter, a lower-case letter and a digit.
+    /// 8–1024 characters with an upper-case letter, a lower-case letter and a digit (A-Z, a-z, 0-9).
     #[schema(
         min_length = 8,
         max_length = 1024,
-        pattern = r"^(?=[\s\S]*\p{Lu})(?=[\s\S]*\p{Ll})(?=[\s\S]*[0-9])"
+        pattern = r"^(?=[\s\S]*[A-Z])(?=[\s\S]*[a-z])(?=[\s\S]*[0-9])"
     )]
     pub password: String,
 }

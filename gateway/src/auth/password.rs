@@ -12,16 +12,18 @@ use rand::RngCore;
 use crate::error::GatewayError;
 
 /// Why a password is refused, or `None` when it meets the policy:
-/// 8 to 1024 characters with an upper-case letter, a lower-case letter and a digit.
+/// 8 to 1024 characters with an upper-case letter, a lower-case letter and a
+/// digit, each from ASCII (`A-Z`, `a-z`, `0-9`, as the OpenAPI pattern says;
+/// other characters are welcome but do not count).
 pub fn policy_violation(password: &str) -> Option<&'static str> {
     if password.chars().count() < 8 {
         Some("password must be at least 8 characters long")
-    } else if !password.chars().any(char::is_uppercase) {
-        Some("password must contain an upper-case letter")
-    } else if !password.chars().any(char::is_lowercase) {
-        Some("password must contain a lower-case letter")
+    } else if !password.chars().any(|c| c.is_ascii_uppercase()) {
+        Some("password must contain an upper-case letter (A-Z)")
+    } else if !password.chars().any(|c| c.is_ascii_lowercase()) {
+        Some("password must contain a lower-case letter (a-z)")
     } else if !password.chars().any(|c| c.is_ascii_digit()) {
-        Some("password must contain a digit")
+        Some("password must contain a digit (0-9)")
     } else if password.chars().count() > 1024 {
         Some("password must be at most 1024 characters long")
     } else {
@@ -97,6 +99,10 @@ mod tests {
         assert!(policy_violation("ALLUPPER1").unwrap().contains("lower-case"));
         assert!(policy_violation("NoDigitsHere").unwrap().contains("digit"));
         assert_eq!(policy_violation("Correct1horse"), None);
+        // As the OpenAPI pattern reads them: A-Z, a-z and 0-9 count, other letters do not.
+        assert!(policy_violation("ÄÖÜäöü12").unwrap().contains("upper-case"));
+        assert_eq!(policy_violation("Äpfel-Birnen7"), None);
+        assert!(policy_violation(&"Aa1".repeat(342)).unwrap().contains("1024"));
     }
 
     #[test]

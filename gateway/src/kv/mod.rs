@@ -270,7 +270,7 @@ pub struct EntryView {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page number from 1 (default 1).
-    #[param(minimum = 1, maximum = 4_294_967_295_u64)]
+    #[param(format = Int64, minimum = 1, maximum = 4_294_967_295_u64)]
     pub page: Option<u32>,
     /// Keys per page, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
