@@ -1,6 +1,7 @@
 //! Extractors that turn axum's rejections (bad JSON, missing fields, wrong
 //! content type, oversize body, malformed path or query) into [`AppError`]s, so
-//! every failure has the same JSON shape.
+//! every failure has the same JSON shape; and [`whole_number`], how integer
+//! fields read a JSON number.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -60,5 +61,31 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
             .await
             .map(|path| Self(path.0))
             .map_err(|rejection: PathRejection| AppError::bad_request("invalid_path", rejection.body_text()))
+    }
+}
+
+/// `number` as a `u64` when it is a whole number in range: `60`, or `60.0`,
+/// which JSON Schema's `integer` admits too.
+pub fn whole_number(number: &serde_json::Number) -> Option<u64> {
+    number.as_u64().or_else(|| {
+        let float = number.as_f64()?;
+        // Below 2^53 every whole float converts exactly.
+        (float.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&float)).then_some(float as u64)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Number;
+
+    #[test]
+    fn whole_numbers_may_be_spelled_as_floats() {
+        let read = |text: &str| super::whole_number(&serde_json::from_str::<Number>(text).unwrap());
+        assert_eq!(read("60"), Some(60));
+        assert_eq!(read("60.0"), Some(60));
+        assert_eq!(read("6e1"), Some(60));
+        assert_eq!(read("60.5"), None);
+        assert_eq!(read("-1"), None);
+        assert_eq!(read("1e300"), None);
     }
 }

@@ -62,18 +62,9 @@ pub fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resul
     let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
         return Ok(None);
     };
-    whole_number(&number)
+    crate::extract::whole_number(&number)
         .map(Some)
         .ok_or_else(|| serde::de::Error::custom(format!("ttl {number} is not a whole number of seconds")))
-}
-
-/// `number` as a `u64` when it is a whole number in range (`60` or `60.0`).
-pub fn whole_number(number: &serde_json::Number) -> Option<u64> {
-    number.as_u64().or_else(|| {
-        let float = number.as_f64()?;
-        // Below 2^53 every whole float converts exactly.
-        (float.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&float)).then_some(float as u64)
-    })
 }
 
 /// A TTL in seconds, or null.

@@ -60,7 +60,7 @@ impl TimeArg {
     /// Epoch milliseconds; times before 1970 (as text) are clamped to 0, since no window starts earlier.
     fn to_millis(&self, field: &str) -> Result<u64, AppError> {
         let ms = match self {
-            TimeArg::Millis(number) => crate::kv::whole_number(number).ok_or_else(|| {
+            TimeArg::Millis(number) => crate::extract::whole_number(number).ok_or_else(|| {
                 AppError::invalid(format!(
                     "{field} {number} is not epoch milliseconds: a whole number from 0 to {MAX_TIME_MS}, or ISO-8601 text"
                 ))
