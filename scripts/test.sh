@@ -23,6 +23,8 @@ mkdir -p "$state"
 
 # shellcheck source=scripts/services.sh
 source "$here/scripts/services.sh"
+# shellcheck source=scripts/schemathesis.sh
+source "$here/scripts/schemathesis.sh"
 
 step "toolchain"
 cargo --version
@@ -33,6 +35,7 @@ ensure_kafka
 ensure_neo4j
 ensure_redis
 ensure_chromium
+ensure_schemathesis
 
 step "starting servers (they come up while the code builds)"
 start_kafka

@@ -43,6 +43,8 @@ pub async fn script() -> Response {
 }
 
 /// `GET /chart.js`: the canvas charts it draws with.
+#[utoipa::path(get, path = "/chart.js", tag = "dashboard",
+    responses((status = 200, description = "the dashboard's chart drawing", content_type = "text/javascript")))]
 pub async fn chart_script() -> Response {
     asset("text/javascript; charset=utf-8", include_str!("../dashboard/chart.js"))
 }
@@ -55,12 +57,16 @@ pub async fn stylesheet() -> Response {
 }
 
 /// `GET /favicon.svg`: the icon the page links to.
+#[utoipa::path(get, path = "/favicon.svg", tag = "dashboard",
+    responses((status = 200, description = "the dashboard's icon", content_type = "image/svg+xml")))]
 pub async fn icon_svg() -> Response {
     asset("image/svg+xml", include_str!("../dashboard/favicon.svg"))
 }
 
 /// `GET /favicon.ico`: the same icon as a 16×16 ICO, for clients that ask
 /// for `/favicon.ico` by convention (150 bytes, so no 404 in every log).
+#[utoipa::path(get, path = "/favicon.ico", tag = "dashboard",
+    responses((status = 200, description = "the dashboard's icon as an ICO", content_type = "image/x-icon")))]
 pub async fn icon_ico() -> Response {
     asset("image/x-icon", &include_bytes!("../dashboard/favicon.ico")[..])
 }

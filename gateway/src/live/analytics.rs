@@ -318,10 +318,5 @@ pub async fn query(
               (status = 503, description = "no pipeline with window views runs in this process")))]
 pub async fn stats(State(state): State<AppState>, principal: Principal) -> Result<Json<Stats>, AppError> {
     principal.require(Scope::Read)?;
-    let live = services(&state)?;
-    Ok(Json(Stats {
-        pipeline: live.stats.stats(),
-        live: live.hub.stats(),
-        views: live.views.stats(),
-    }))
+    Ok(Json(services(&state)?.stats_snapshot()))
 }

@@ -56,12 +56,12 @@ impl LiveServices {
 impl LiveServices {
     /// What `GET /api/v1/stats` answers and `stats` messages on `/ws` carry:
     /// the engine's pipeline counters, the hub's and the views'.
-    pub fn stats_snapshot(&self) -> Value {
-        serde_json::json!({
-            "pipeline": self.stats.stats(),
-            "live": self.hub.stats(),
-            "views": self.views.stats(),
-        })
+    pub fn stats_snapshot(&self) -> analytics::Stats {
+        analytics::Stats {
+            pipeline: self.stats.stats(),
+            live: self.hub.stats(),
+            views: self.views.stats(),
+        }
     }
 }
 

@@ -63,6 +63,7 @@ pub struct WsParams {
 ///   the filter holds up to 16 equalities on key fields (`metric`, `source`, `labels.region`, …)
 ///   or on `pipeline` / `operator`; an empty filter gets all of the tenant's windows
 /// - `{"type":"unsubscribe","topic":"windows","filter":{…}}` (the same filter as subscribed)
+/// - `{"type":"subscribe"|"unsubscribe","topic":"stats"}` (no filter): the run's counters
 /// - `{"type":"ping"}`
 ///
 /// **Server → client**:
@@ -70,6 +71,8 @@ pub struct WsParams {
 /// - `{"type":"window","pipeline","operator","window_start","window_end","key":{…},"values":{…},"published_at_us"}`
 ///   for each closed window of the caller's tenant that a subscription matches
 ///   (`published_at_us`: when the hub published it, Unix µs)
+/// - `{"type":"stats","at":MS,"pipeline":{…},"live":{…},"views":{…}}` while subscribed to
+///   `stats`: at once, then every 2 s (the body of `GET /api/v1/stats`, with its time)
 /// - `{"type":"lagged","dropped":N}` when a slow client's queue dropped its oldest messages
 /// - `{"type":"error","code":"…","message":"…"}` for a bad message (the connection stays open)
 ///
@@ -287,7 +290,10 @@ async fn run(
                     }
                 }
                 _ = stats_ticks.tick(), if wants_stats => {
-                    let message = text(stats_message(live.stats_snapshot(), unix_millis()));
+                    let message = text(stats_message(
+                        serde_json::to_value(live.stats_snapshot()).unwrap_or_default(),
+                        unix_millis(),
+                    ));
                     if let Some(message) = message
                         && socket.send(message).await.is_err()
                     {
