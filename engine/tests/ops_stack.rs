@@ -11,6 +11,8 @@
 //! tool is missing says so loudly and passes, except under `CI=true`.
 
 mod common;
+#[path = "ops_stack/prometheus_text.rs"]
+mod prometheus_text;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -22,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::kafka::{broker, create_topic, pulse, skip_unless_ci, unique};
 use common::process::{KillOnDrop, free_port, http, pulse_token, wait_for_status, wait_until};
 use common::{TempDir, pulse_bin, workspace_dir};
+use prometheus_text::{Series, metric_names, parse_exposition, rules_without_annotations, unknown_labels};
 use serde_json::{Value, json};
 
 /// The scrape job of `docker/prometheus/prometheus.yml`, which the rules select.
@@ -223,13 +226,6 @@ fn dockerfile_passes_hadolint() {
     assert_success(&output, "hadolint docker/Dockerfile");
 }
 
-/// One sample line of `/metrics`: its name and labels.
-#[derive(Clone, Debug)]
-struct Series {
-    name: String,
-    labels: BTreeMap<String, String>,
-}
-
 impl Series {
     /// The series as Prometheus stores it from the stack's scrape (with `job`
     /// and `instance`), in the notation of promtool's `input_series`.
@@ -265,49 +261,6 @@ impl Series {
     }
 }
 
-/// The sample lines of a Prometheus text exposition.
-fn parse_exposition(body: &str) -> Vec<Series> {
-    let mut series = Vec::new();
-    for line in body.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let (name, rest) = line.split_at(line.find(['{', ' ']).expect("a sample line"));
-        let mut labels = BTreeMap::new();
-        if let Some(inside) = rest.strip_prefix('{').and_then(|r| r.rsplit_once('}')).map(|(l, _)| l) {
-            let mut rest = inside;
-            while let Some((key, value)) = rest.split_once("=\"") {
-                let end = value.find('"').expect("label values here hold no quotes");
-                labels.insert(key.trim_start_matches(',').to_owned(), value[..end].to_owned());
-                rest = &value[end + 1..];
-            }
-        }
-        series.push(Series {
-            name: name.to_owned(),
-            labels,
-        });
-    }
-    series
-}
-
-/// Every `pulse_*` metric name in `text` (PromQL expressions, JSON or YAML).
-fn metric_names(text: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("pulse_") {
-        let preceded = text.len() - rest.len() + at;
-        let boundary = text[..preceded]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
-        let length = rest[at..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len() - at);
-        if boundary {
-            names.insert(rest[at..at + length].to_owned());
-        }
-        rest = &rest[at + length..];
-    }
-    names
-}
-
 /// The PromQL expressions of the Grafana dashboards (`targets[].expr`).
 fn dashboard_expressions() -> Vec<String> {
     let mut expressions = Vec::new();
@@ -324,29 +277,6 @@ fn dashboard_expressions() -> Vec<String> {
     }
     assert!(expressions.len() > 20, "the dashboards have their panels");
     expressions
-}
-
-/// The rules file without its `annotations:` blocks: promtool compares
-/// annotations too, and their text is for people (`promtool check rules`
-/// checks their templates).
-fn rules_without_annotations(rules: &str) -> String {
-    let mut kept = Vec::new();
-    let mut skipping_deeper_than = None;
-    for line in rules.lines() {
-        let indent = line.len() - line.trim_start().len();
-        if let Some(depth) = skipping_deeper_than {
-            if line.trim().is_empty() || indent > depth {
-                continue;
-            }
-            skipping_deeper_than = None;
-        }
-        if line.trim() == "annotations:" {
-            skipping_deeper_than = Some(indent);
-            continue;
-        }
-        kept.push(line);
-    }
-    kept.join("\n") + "\n"
 }
 
 /// A minimal WebSocket client of `/ws`: the upgrade, masked text frames out,
@@ -530,12 +460,21 @@ fn alert_rules_and_dashboards_match_a_running_pulse() {
     let rules_path = docker_dir().join("prometheus/rules/pulse.yml");
     let rules = std::fs::read_to_string(&rules_path).unwrap();
     let mut named = metric_names(&rules);
-    named.extend(dashboard_expressions().iter().flat_map(|e| metric_names(e)));
+    let dashboards = dashboard_expressions();
+    named.extend(dashboards.iter().flat_map(|e| metric_names(e)));
     let unknown: Vec<&String> = named.iter().filter(|n| !exported.contains(n.as_str())).collect();
     assert!(
         unknown.is_empty(),
         "named in docker/ but not exported at /metrics: {unknown:?}\n{body}"
     );
+    // ...with the labels the dashboards select and group by.
+    for expression in &dashboards {
+        let unknown = unknown_labels(expression, &scraped);
+        assert!(
+            unknown.is_empty(),
+            "{expression}\nrelies on labels /metrics does not have: {unknown:?}\n{body}"
+        );
+    }
 
     // promtool test rules over the scraped series.
     let find = |name: &str, component: Option<&str>| -> Series {
@@ -632,21 +571,4 @@ fn alert_rules_and_dashboards_match_a_running_pulse() {
         &output,
         "promtool test rules (the test file is kept in the test's directory)",
     );
-}
-
-#[test]
-fn metric_names_are_found_in_expressions() {
-    let names =
-        metric_names(r#"sum by (le) (rate(pulse_http_request_duration_seconds_bucket{job="pulse"}[5m])) / my_pulse_x"#);
-    assert_eq!(
-        names,
-        BTreeSet::from(["pulse_http_request_duration_seconds_bucket".to_owned()])
-    );
-    let series = parse_exposition("# TYPE a counter\na_total{component=\"x\",route=\"/api/{key}\"} 3\nb 1\n");
-    assert_eq!(series[0].name, "a_total");
-    assert_eq!(series[0].labels["route"], "/api/{key}");
-    assert!(series[1].labels.is_empty());
-    let stripped =
-        rules_without_annotations("  - alert: A\n    annotations:\n      summary: >-\n        x\n    expr: up\n");
-    assert_eq!(stripped, "  - alert: A\n    expr: up\n");
 }
