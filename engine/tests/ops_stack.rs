@@ -233,6 +233,22 @@ fn alertmanager_config_passes_amtool_check() {
 }
 
 #[test]
+fn dockerfile_ships_both_binaries_onnx_runtime_and_a_health_check_as_non_root() {
+    let dockerfile = std::fs::read_to_string(docker_dir().join("Dockerfile")).unwrap();
+    let stages = dockerfile.lines().filter(|l| l.starts_with("FROM ")).count();
+    assert!(stages >= 3, "build, ONNX Runtime and runtime stages: {stages}");
+    assert!(dockerfile.contains("cargo chef cook"), "a dependency cache layer");
+    let runtime = &dockerfile[dockerfile.rfind("\nFROM ").unwrap()..];
+    assert!(runtime.contains("-slim"), "a slim runtime base");
+    assert!(runtime.contains("COPY --from=build /out/pulse /out/pulse-loadtest /usr/local/bin/"));
+    let user = runtime.lines().find_map(|l| l.strip_prefix("USER ")).expect("a USER");
+    assert!(!user.starts_with("0") && !user.starts_with("root"), "runs as {user}");
+    assert!(runtime.contains("HEALTHCHECK") && runtime.contains("/health/ready"));
+    assert!(runtime.contains("ENV ORT_DYLIB_PATH=/opt/onnxruntime/lib/libonnxruntime.so.${ONNXRUNTIME_VERSION}"));
+    assert!(dockerfile.contains("ARG ONNXRUNTIME_VERSION=1.31.1"));
+}
+
+#[test]
 fn dockerfile_passes_hadolint() {
     let Some(hadolint) = tool("PULSE_HADOLINT", "hadolint") else {
         return;
