@@ -292,8 +292,15 @@ impl Series {
     }
 }
 
-/// The PromQL expressions of the Grafana dashboards (`targets[].expr`).
+/// The uid of the Prometheus data source Grafana is provisioned with.
+const PROVISIONED_DATASOURCE: &str = "prometheus";
+
+/// The PromQL expressions of the Grafana dashboards (`targets[].expr`), whose
+/// panels must query the provisioned data source.
 fn dashboard_expressions() -> Vec<String> {
+    let datasources =
+        std::fs::read_to_string(docker_dir().join("grafana/provisioning/datasources/datasources.yml")).unwrap();
+    assert!(datasources.contains(&format!("uid: {PROVISIONED_DATASOURCE}\n    type: prometheus")));
     let mut expressions = Vec::new();
     let dir = docker_dir().join("grafana/dashboards");
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -301,6 +308,9 @@ fn dashboard_expressions() -> Vec<String> {
         let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for panel in dashboard["panels"].as_array().unwrap() {
+            if panel["targets"].is_array() {
+                assert_eq!(panel["datasource"]["uid"], PROVISIONED_DATASOURCE, "{}", panel["title"]);
+            }
             for target in panel["targets"].as_array().into_iter().flatten() {
                 expressions.push(target["expr"].as_str().expect("a PromQL target").to_owned());
             }
@@ -428,7 +438,7 @@ fn scrape_running_compose_pipeline(brokers: &str, dir: &TempDir) -> String {
         }
     }
 
-    let put = json!({"key": "ops", "value": {"checked": true}});
+    let put = json!({"key": "ops", "value": {"checked": true}, "ttl": 300});
     assert_eq!(http(address, "POST", "/api/v1/kv", Some(&token), Some(&put)).0, 201);
     let mut limited = false;
     for _ in 0..1_000 {
