@@ -14,10 +14,11 @@
 mod common;
 #[path = "ops_stack/prometheus_text.rs"]
 mod prometheus_text;
+#[path = "ops_stack/ws_client.rs"]
+mod ws_client;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +28,7 @@ use common::process::{KillOnDrop, free_port, http, pulse_token, wait_for_status,
 use common::{TempDir, pulse_bin, workspace_dir};
 use prometheus_text::{Series, metric_names, parse_exposition, rules_without_annotations, unknown_labels};
 use serde_json::{Value, json};
+use ws_client::WsClient;
 
 /// The scrape job of `docker/prometheus/prometheus.yml`, which the rules select.
 const JOB: &str = "pulse";
@@ -318,63 +320,6 @@ fn dashboard_expressions() -> Vec<String> {
     }
     assert!(expressions.len() > 20, "the dashboards have their panels");
     expressions
-}
-
-/// A minimal WebSocket client of `/ws`: the upgrade, masked text frames out,
-/// frames in (the server sends them unmasked).
-struct WsClient(TcpStream);
-
-impl WsClient {
-    fn connect(address: SocketAddr, token: &str) -> Self {
-        let mut stream = TcpStream::connect(address).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
-        write!(
-            stream,
-            "GET /ws?token={token} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            stream.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        assert!(text(&head).starts_with("HTTP/1.1 101"), "{}", text(&head));
-        Self(stream)
-    }
-
-    fn send(&mut self, message: &str) {
-        let payload = message.as_bytes();
-        assert!(payload.len() < 126, "a short message");
-        let mask = [0x5a, 0x17, 0xc3, 0x2e];
-        let mut frame = vec![0x81, 0x80 | payload.len() as u8];
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.0.write_all(&frame).unwrap();
-    }
-
-    /// The next frame's payload as text.
-    fn receive(&mut self) -> String {
-        let mut header = [0u8; 2];
-        self.0.read_exact(&mut header).unwrap();
-        let length = match header[1] & 0x7f {
-            126 => {
-                let mut bytes = [0u8; 2];
-                self.0.read_exact(&mut bytes).unwrap();
-                u64::from(u16::from_be_bytes(bytes))
-            }
-            127 => {
-                let mut bytes = [0u8; 8];
-                self.0.read_exact(&mut bytes).unwrap();
-                u64::from_be_bytes(bytes)
-            }
-            short => u64::from(short),
-        };
-        let mut payload = vec![0u8; usize::try_from(length).unwrap()];
-        self.0.read_exact(&mut payload).unwrap();
-        text(&payload)
-    }
 }
 
 /// Runs `pipelines/compose.toml` (the stack's pipeline) against the test broker
