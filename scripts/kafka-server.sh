@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A single-node Apache Kafka (KRaft, broker and controller in one process) on loopback.
 #
-#   scripts/kafka-server.sh PORT DATA_DIR
+#   scripts/kafka-server.sh PORT DATA_DIR [CONTROLLER_PORT]
 #
 # Formats DATA_DIR the first time (a later start with the same directory keeps the
 # topics and their messages, as a restarted broker does), then replaces itself with
-# the broker: the caller's PID is the broker's. The controller listens on PORT + 1.
+# the broker: the caller's PID is the broker's. The controller listens on CONTROLLER_PORT
+# (default PORT + 1).
 # The jars come from $PULSE_KAFKA_LIB (scripts/services.sh fetches them from Maven
 # Central: see ensure_kafka); the heap is small (KAFKA_HEAP, default 512m).
 set -euo pipefail
@@ -13,7 +14,7 @@ set -euo pipefail
 port="${1:?usage: kafka-server.sh PORT DATA_DIR}"
 dir="${2:?usage: kafka-server.sh PORT DATA_DIR}"
 lib="${PULSE_KAFKA_LIB:?PULSE_KAFKA_LIB must name the directory of the Kafka jars (scripts/services.sh)}"
-controller=$((port + 1))
+controller="${3:-$((port + 1))}"
 mkdir -p "$dir/logs"
 
 cat >"$dir/server.properties" <<PROPERTIES

@@ -76,14 +76,15 @@ kafka_answers_metadata() {
   [[ "${reply:8:8}" == 00000007 ]] && ((16#${reply:24:8} >= 1))
 }
 
-# Apache Kafka on 127.0.0.1:9092 (its controller on 9093), a fresh data directory each
+# Apache Kafka on 127.0.0.1:9092 (its controller on 19093: 9093 is Alertmanager's port,
+# which Debian's prometheus-alertmanager may open), a fresh data directory each
 # start, unless a broker already listens there. wait_for_kafka waits until it serves.
 kafka_started=""
 start_kafka() {
   if port_open 9092; then echo "a broker is already listening on 127.0.0.1:9092"; return 0; fi
   local data="$state/kafka-data"
   rm -rf "$data"
-  "$services_dir/kafka-server.sh" 9092 "$data" >"$state/kafka.log" 2>&1 &
+  "$services_dir/kafka-server.sh" 9092 "$data" 19093 >"$state/kafka.log" 2>&1 &
   kafka_started="$!"
   started_pids+=("$!")
 }

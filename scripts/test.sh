@@ -25,6 +25,8 @@ mkdir -p "$state"
 source "$here/scripts/services.sh"
 # shellcheck source=scripts/schemathesis.sh
 source "$here/scripts/schemathesis.sh"
+# shellcheck source=scripts/ops-tools.sh
+source "$here/scripts/ops-tools.sh"
 
 step "toolchain"
 cargo --version
@@ -36,6 +38,7 @@ ensure_neo4j
 ensure_redis
 ensure_chromium
 ensure_schemathesis
+ensure_ops_tools
 
 step "starting servers (they come up while the code builds)"
 start_kafka
