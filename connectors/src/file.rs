@@ -157,7 +157,13 @@ impl EventReader for JsonlFileReader {
                 continue;
             }
             match Event::from_json_projected(line, self.projection) {
-                Ok(event) => batch.push(0, event),
+                Ok(event) => match batch.admit(event.ts) {
+                    None => batch.push(0, event),
+                    Some(reason) => {
+                        let letter = self.dead_letter(line, line_offset, reason);
+                        batch.dead_letters.push(letter);
+                    }
+                },
                 Err(error) => {
                     let letter = self.dead_letter(line, line_offset, error.to_string());
                     batch.dead_letters.push(letter);

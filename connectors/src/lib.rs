@@ -12,7 +12,9 @@ pub mod file;
 pub mod generator;
 pub mod kafka;
 pub mod source;
+pub mod time_bounds;
 pub mod watermark;
 
 pub use source::{EventReader, ReadBatch, ReadStatus, SourceSettings, SourceStreams, event_source};
+pub use time_bounds::TimestampBounds;
 pub use watermark::{Split, SplitWatermarks, Watermark, WorkerWatermarks};

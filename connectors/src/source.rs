@@ -7,10 +7,16 @@
 //! range, Kafka partitions) with a watermark each; the capability follows their
 //! minimum ([`SplitWatermarks`]). Events behind their split's watermark go to
 //! the `late` output and undecodable input to the `dead_letter` output; both
-//! are counted, neither stops the source.
+//! are counted, neither stops the source. Readers refuse event times outside
+//! the source's [`TimestampBounds`] (dead letters with the reason
+//! `timestamp_out_of_range`), so one absurd timestamp cannot move a watermark.
+//! When nothing reads the `late` output, late events go to the dead-letter
+//! output instead (reason `late: N ms behind the watermark`), and a warning,
+//! at most one per source and worker every 10 s, says how many and how late.
 
 use std::time::{Duration, Instant};
 
+use pulse_core::dead_letter::Position;
 use pulse_core::time::coarsen;
 use pulse_core::{DeadLetter, Event, EventTime, Shutdown};
 use timely::container::CapacityContainerBuilder;
@@ -19,7 +25,11 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, Stream};
 use timely::scheduling::SyncActivator;
 
+use crate::time_bounds::{TimestampBounds, wall_clock_ms};
 use crate::watermark::{Split, SplitWatermarks, WorkerWatermarks};
+
+/// How often a source says that events arrived late.
+const LATE_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What a reader produced in one call.
 #[derive(Debug, Default)]
@@ -34,6 +44,8 @@ pub struct ReadBatch {
     /// Splits the reader started serving in this call (e.g. Kafka partitions
     /// found while running), before any of their events.
     added_splits: Vec<Split>,
+    /// The event times the source accepts.
+    bounds: TimestampBounds,
 }
 
 impl ReadBatch {
@@ -59,6 +71,15 @@ impl ReadBatch {
     /// has events or goes idle.
     pub fn add_split(&mut self, split: Split) {
         self.added_splits.push(split);
+    }
+
+    /// Checks an event time against the source's [`TimestampBounds`] before
+    /// the event is added: `None` when it is in range, else the reason for its
+    /// dead letter (`timestamp_out_of_range: ...`). Every reader calls this
+    /// for every event it decodes.
+    #[inline]
+    pub fn admit(&mut self, ts: EventTime) -> Option<String> {
+        self.bounds.admit(ts)
     }
 
     /// Removes and returns the events added so far.
@@ -119,6 +140,11 @@ pub struct SourceSettings {
     /// The watermarks of this source's workers, so that a worker whose splits
     /// are all idle stops holding the others back (with an idle timeout).
     pub workers: WorkerWatermarks,
+    /// The event times the source accepts (`min_timestamp`, `max_future`).
+    pub timestamps: TimestampBounds,
+    /// Whether nothing reads the `late` output: late events then go to the
+    /// dead-letter output, so that they do not vanish.
+    pub late_unread: bool,
 }
 
 /// The three outputs of a source.
@@ -167,9 +193,15 @@ pub fn event_source<'scope, R: EventReader>(
         for (split, max_seen) in reader.resumed_watermarks() {
             watermarks.observe(split, max_seen, started);
         }
-        let mut batch = ReadBatch::default();
+        let mut batch = ReadBatch {
+            bounds: settings.timestamps,
+            ..ReadBatch::default()
+        };
         let mut buckets = TimeBuckets::default();
         let mut late_events = Vec::new();
+        // Late events as dead letters (counted as late, not as dead letters).
+        let mut late_letters = Vec::new();
+        let mut late_report = LateReport::default();
         move |_frontiers| {
             let Some(caps) = capabilities.as_mut() else { return };
             if settings.shutdown.is_triggered() {
@@ -177,6 +209,7 @@ pub fn event_source<'scope, R: EventReader>(
                 return;
             }
             batch.progress = *caps[0].time();
+            batch.bounds.set_wall_clock(wall_clock_ms());
             let status = reader.read(&mut batch);
             let now = Instant::now();
             for split in batch.added_splits.drain(..) {
@@ -187,7 +220,13 @@ pub fn event_source<'scope, R: EventReader>(
                 // Behind its split's watermark, or behind the source's progress
                 // (possible after an idle split let the watermark pass it).
                 if watermarks.is_late(split, event.ts) || coarsen(event.ts, granule) < *caps[0].time() {
-                    late_events.push(event);
+                    let watermark = watermarks.of(split).max(*caps[0].time());
+                    late_report.add(watermark.saturating_sub(event.ts));
+                    if settings.late_unread {
+                        late_letters.push(late_dead_letter(&settings.name, event, watermark));
+                    } else {
+                        late_events.push(event);
+                    }
                 } else {
                     watermarks.observe(split, event.ts, now);
                     buckets.push(coarsen(event.ts, granule), event);
@@ -200,13 +239,17 @@ pub fn event_source<'scope, R: EventReader>(
                 events_handle.session(&caps[0].delayed(&time)).give_container(bucket);
             }
             sent.increment(on_time as u64);
+            if late_report.count > 0 {
+                late_count.increment(late_report.count);
+                late_report.warn_now_and_then(&settings.name, settings.late_unread, now);
+            }
             if !late_events.is_empty() {
-                late_count.increment(late_events.len() as u64);
                 late_out.activate().session(&caps[1]).give_container(&mut late_events);
                 late_events.clear();
             }
+            dead_count.increment(batch.dead_letters.len() as u64);
+            batch.dead_letters.append(&mut late_letters);
             if !batch.dead_letters.is_empty() {
-                dead_count.increment(batch.dead_letters.len() as u64);
                 dead_out
                     .activate()
                     .session(&caps[2])
@@ -239,6 +282,61 @@ pub fn event_source<'scope, R: EventReader>(
         events,
         late,
         dead_letters,
+    }
+}
+
+/// A late event as a dead letter, for a source whose `late` output nobody reads.
+fn late_dead_letter(component: &str, event: Event, watermark: EventTime) -> DeadLetter {
+    DeadLetter {
+        component: component.to_owned(),
+        reason: format!("late: {} ms behind the watermark", watermark.saturating_sub(event.ts)),
+        position: Position::Late { watermark },
+        raw: serde_json::to_string(&event).expect("events serialise to JSON"),
+    }
+}
+
+/// Late events since the last warning, for a warning every
+/// [`LATE_WARNING_INTERVAL`] at most.
+#[derive(Default)]
+struct LateReport {
+    /// Late events in this read (counted into the metric, then reset).
+    count: u64,
+    /// Late events since the last warning.
+    unreported: u64,
+    /// The most any of them was behind the watermark, in ms.
+    max_behind_ms: u64,
+    last_warning: Option<Instant>,
+}
+
+impl LateReport {
+    fn add(&mut self, behind_ms: u64) {
+        self.count += 1;
+        self.unreported += 1;
+        self.max_behind_ms = self.max_behind_ms.max(behind_ms);
+    }
+
+    fn warn_now_and_then(&mut self, source: &str, unread: bool, now: Instant) {
+        self.count = 0;
+        if self
+            .last_warning
+            .is_some_and(|at| now.duration_since(at) < LATE_WARNING_INTERVAL)
+        {
+            return;
+        }
+        let destination = if unread {
+            "nothing reads its .late output: written as dead letters"
+        } else {
+            "sent to its .late output"
+        };
+        tracing::warn!(
+            source,
+            late_events = self.unreported,
+            max_behind_ms = self.max_behind_ms,
+            "events arrived behind the watermark; {destination}"
+        );
+        self.unreported = 0;
+        self.max_behind_ms = 0;
+        self.last_warning = Some(now);
     }
 }
 

@@ -100,6 +100,11 @@ impl SplitWatermarks {
         self.splits.get(&split).is_some_and(|(w, _)| w.is_late(ts))
     }
 
+    /// The watermark of `split` alone (0 for a split not registered).
+    pub fn of(&self, split: Split) -> EventTime {
+        self.splits.get(&split).map_or(0, |(w, _)| w.current())
+    }
+
     /// Takes an accepted event of `split` into account.
     #[inline]
     pub fn observe(&mut self, split: Split, ts: EventTime, now: Instant) {

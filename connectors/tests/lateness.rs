@@ -86,6 +86,8 @@ fn run(times: &[u64], batch_size: usize, bound: u64, granule: u64) -> Seen {
                 granule_ms: granule,
                 shutdown: Shutdown::new(),
                 workers: pulse_connectors::WorkerWatermarks::new(),
+                timestamps: pulse_connectors::TimestampBounds::default(),
+                late_unread: false,
             };
             let streams = event_source(scope, settings, Batches(batches.into_iter()));
             let on_time = Arc::clone(&sink);

@@ -40,6 +40,13 @@ pub enum Position {
         /// Offset of the message.
         offset: i64,
     },
+    /// An event that arrived behind the watermark, written as a dead letter
+    /// because nothing reads its source's `late` output; where it was read is
+    /// not kept.
+    Late {
+        /// The watermark it was behind (epoch ms).
+        watermark: u64,
+    },
     /// A generated record (the generator never produces bad records, but tests may).
     Generated {
         /// Sequence number of the record.

@@ -332,7 +332,7 @@ impl LineSink for LazyFile {
             return Ok(());
         }
         if self.file.is_none() {
-            tracing::warn!(path = %self.path.display(), "undecodable input: writing dead letters");
+            tracing::warn!(path = %self.path.display(), "writing dead letters (undecodable input, timestamps out of range, late events nothing reads)");
             self.file = Some(JsonlFile::create(&self.path, true)?);
         }
         self.file.as_mut().map_or(Ok(()), |f| f.write_batch(lines))
@@ -369,6 +369,9 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
     let mut streams: BTreeMap<String, Built<'scope>> = BTreeMap::new();
 
     for (name, source) in &config.sources {
+        let late = format!("{name}.late");
+        let late_unread = !config.sinks.values().any(|s| s.inputs().contains(&late))
+            && !config.operators.values().any(|o| o.inputs().contains(&late));
         let settings = |max_out_of_orderness_ms, idle_timeout| SourceSettings {
             name: name.clone(),
             max_out_of_orderness_ms,
@@ -376,6 +379,8 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             granule_ms,
             shutdown: resources.shutdown.clone(),
             workers: resources.worker_watermarks[name].clone(),
+            timestamps: source.timestamp_bounds(),
+            late_unread,
         };
         let outputs = match source {
             SourceConfig::Generator {
@@ -392,7 +397,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                     events: *events,
                     start: start.unwrap_or(resources.started_ms),
                 };
-                let reader = GeneratorReader::new(generator, worker, peers);
+                let reader = GeneratorReader::new(generator, worker, peers).named(name);
                 event_source(scope, settings(max_out_of_orderness.as_millis(), None), reader)
             }
             SourceConfig::Kafka {

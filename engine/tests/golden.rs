@@ -292,3 +292,113 @@ fn cases_without_late_events_do_not_depend_on_the_worker_count() {
         }
     }
 }
+
+/// A file source over `lines` with a 10 s count per tenant; no sink reads the
+/// source's late events or dead letters, so both go to `${OUT}/dead.jsonl`.
+/// Returns the window rows and the dead letters.
+fn run_unread_side_outputs(name: &str, lines: &[String], workers: usize) -> (Vec<Value>, Vec<Value>) {
+    let dir = TempDir::new(name);
+    std::fs::write(dir.join("input.jsonl"), lines.join("\n")).expect("write the input");
+    let pipeline = r#"
+[engine]
+dead_letter_path = "${OUT}/dead.jsonl"
+
+[sources.events]
+type = "file"
+path = "${OUT}/input.jsonl"
+max_out_of_orderness = "1s"
+
+[operators.per_tenant]
+type = "window"
+inputs = ["events"]
+window = { tumbling = "10s" }
+key = ["tenant"]
+aggregates = ["count"]
+
+[sinks.rows]
+type = "file"
+inputs = ["per_tenant"]
+path = "${OUT}/rows.jsonl"
+"#;
+    std::fs::write(dir.join("pipeline.toml"), pipeline).expect("write the pipeline");
+    run_pipeline(
+        &load_pipeline(&dir.join("pipeline.toml"), &[("OUT", &dir.display())]),
+        workers,
+    );
+    let dead = dir.join("dead.jsonl");
+    let letters = if dead.exists() { read_jsonl(&dead) } else { Vec::new() };
+    (read_jsonl(&dir.join("rows.jsonl")), letters)
+}
+
+const START_MS: u64 = 1_700_000_000_000;
+
+fn metric_at(ts: u64) -> String {
+    format!(r#"{{"ts":{ts},"tenant":"acme","source":"h1","kind":"metric","metric":"cpu","value":1}}"#)
+}
+
+/// Issue 25, point 5: one event stamped 99999999999999999 among valid ones
+/// used to move the watermark to the year 3,170,000, making every later event
+/// late and opening a window there. Now it (and one stamped before the year
+/// 2000) is a dead letter `timestamp_out_of_range`, and the valid events are
+/// windowed as if it were not there.
+#[test]
+fn an_absurd_timestamp_is_a_dead_letter_and_moves_no_watermark() {
+    // 600 events 100 ms apart: six 10 s windows of 100 events.
+    let mut lines: Vec<String> = (0..600).map(|i| metric_at(START_MS + i * 100)).collect();
+    lines.insert(100, metric_at(99_999_999_999_999_999));
+    lines.insert(300, metric_at(5));
+    for workers in [1, 2] {
+        let (rows, letters) = run_unread_side_outputs("absurd-timestamp", &lines, workers);
+        let windows: Vec<(u64, u64)> = rows
+            .iter()
+            .map(|r| (r["window_start"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
+            .collect();
+        let expected: Vec<(u64, u64)> = (0..6).map(|w| (START_MS + w * 10_000, 100)).collect();
+        assert_eq!(
+            windows, expected,
+            "{workers} workers: every valid event on time, no far-future window"
+        );
+        let mut refused: Vec<(u64, &str, &str)> = letters
+            .iter()
+            .map(|l| {
+                (
+                    l["position"]["line"].as_u64().unwrap_or(0),
+                    l["reason"].as_str().unwrap(),
+                    l["raw"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        refused.sort();
+        assert_eq!(
+            refused.len(),
+            2,
+            "{workers} workers: two dead letters, nothing late: {letters:#?}"
+        );
+        assert_eq!((refused[0].0, refused[0].2), (101, lines[100].as_str()));
+        assert_eq!((refused[1].0, refused[1].2), (301, lines[300].as_str()));
+        for (line, reason, _) in &refused {
+            assert!(reason.starts_with("timestamp_out_of_range: "), "line {line}: {reason}");
+        }
+        assert!(refused[0].1.contains("max_future"), "{}", refused[0].1);
+        assert!(refused[1].1.contains("before the floor"), "{}", refused[1].1);
+    }
+}
+
+/// Late events that no sink reads do not vanish: they are written where the
+/// source's dead letters go, with how late they were.
+#[test]
+fn late_events_nothing_reads_go_where_dead_letters_go() {
+    let mut lines: Vec<String> = (0..=10).map(|s| metric_at(START_MS + s * 1_000)).collect();
+    lines.push(metric_at(START_MS + 2_000)); // 7 s behind the watermark (10 s − 1 s of disorder)
+    let (rows, letters) = run_unread_side_outputs("unread-late", &lines, 1);
+    assert_eq!(rows.iter().map(|r| r["count"].as_u64().unwrap()).sum::<u64>(), 11);
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    let letter = &letters[0];
+    assert_eq!(letter["component"], "events");
+    assert_eq!(letter["reason"], "late: 7000 ms behind the watermark");
+    assert_eq!(letter["position"]["type"], "late");
+    assert_eq!(letter["position"]["watermark"], START_MS + 9_000);
+    let event: Value = serde_json::from_str(letter["raw"].as_str().unwrap()).expect("the raw event is JSON");
+    assert_eq!(event["ts"], START_MS + 2_000);
+    assert_eq!(event["tenant"], "acme");
+}

@@ -11,7 +11,8 @@ pub mod sensors;
 
 use std::time::{Duration, Instant};
 
-use pulse_core::{Event, EventTime};
+use pulse_core::dead_letter::Position;
+use pulse_core::{DeadLetter, Event, EventTime};
 pub use sensors::{SENSOR_METRICS, SensorsConfig, SensorsModel};
 
 use crate::source::{EventReader, ReadBatch, ReadStatus};
@@ -81,6 +82,8 @@ pub struct GeneratorReader {
     next: u64,
     limit: u64,
     started: Option<Instant>,
+    /// The source's name, for dead letters.
+    component: String,
 }
 
 impl GeneratorReader {
@@ -96,7 +99,14 @@ impl GeneratorReader {
             next: 0,
             limit,
             started: None,
+            component: "generator".to_owned(),
         }
+    }
+
+    /// Names the source in its dead letters (default `generator`).
+    pub fn named(mut self, component: &str) -> Self {
+        self.component = component.to_owned();
+        self
     }
 
     /// The global index of this worker's `k`-th event.
@@ -129,7 +139,17 @@ impl EventReader for GeneratorReader {
             if self.synthetic.time_of(index) > due_until {
                 return ReadStatus::Idle(Duration::from_millis(5));
             }
-            batch.push(0, self.synthetic.event(index));
+            let event = self.synthetic.event(index);
+            match batch.admit(event.ts) {
+                None => batch.push(0, event),
+                // Only a `start` far ahead of the wall clock gets here.
+                Some(reason) => batch.dead_letters.push(DeadLetter {
+                    component: self.component.clone(),
+                    reason,
+                    position: Position::Generated { sequence: index },
+                    raw: serde_json::to_string(&event).expect("events serialise to JSON"),
+                }),
+            }
             self.next += 1;
         }
         ReadStatus::More

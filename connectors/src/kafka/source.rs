@@ -26,6 +26,7 @@ use timely::scheduling::SyncActivator;
 
 use super::committer::Committer;
 use super::consumer::{Assignment, FromConsumer, ToReader, consume};
+use super::decoded::Undecodable;
 use super::ledger::{PartitionLedger, ResumePoint};
 use super::offsets::{PartitionOffsets, TopicPartition};
 use crate::source::{EventReader, ReadBatch, ReadStatus};
@@ -279,8 +280,16 @@ impl EventReader for KafkaReader {
         let progress = batch.progress();
         match self.messages.try_recv() {
             Ok(FromConsumer::Messages(decoded)) => {
-                for message in decoded {
+                for mut message in decoded {
                     let assigned = &mut self.assigned[message.partition];
+                    // An event time out of range is refused before the ledger
+                    // sees it: its offset commits like a dead letter's.
+                    if let Ok(event) = &message.event
+                        && let Some(reason) = batch.admit(event.ts)
+                    {
+                        let raw = serde_json::to_string(event).expect("events serialise to JSON");
+                        message.event = Err(Undecodable { reason, raw });
+                    }
                     let ts = message.event.as_ref().ok().map(|event| event.ts);
                     assigned.ledger.record(message.offset, ts, self.needs.of(ts, progress));
                     match message.event {

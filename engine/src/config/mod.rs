@@ -91,6 +91,14 @@ pub enum SourceConfig {
         /// Allowed disorder before an event is late (default 0s).
         #[serde(default)]
         max_out_of_orderness: DurationSpec,
+        /// Event times before this (epoch ms) are refused as dead letters
+        /// (`timestamp_out_of_range`; default 2000-01-01T00:00:00Z; 0: no floor).
+        #[serde(default = "default_min_timestamp")]
+        min_timestamp: u64,
+        /// Event times more than this after max(wall clock, newest accepted event time)
+        /// are refused as dead letters (`timestamp_out_of_range`; default 1h).
+        #[serde(default = "default_max_future")]
+        max_future: DurationSpec,
         /// Settings of the `sensors` profile.
         #[serde(default)]
         sensors: SensorsConfig,
@@ -102,6 +110,14 @@ pub enum SourceConfig {
         /// Allowed disorder before an event is late (default 0s).
         #[serde(default)]
         max_out_of_orderness: DurationSpec,
+        /// Event times before this (epoch ms) are refused as dead letters
+        /// (`timestamp_out_of_range`; default 2000-01-01T00:00:00Z; 0: no floor).
+        #[serde(default = "default_min_timestamp")]
+        min_timestamp: u64,
+        /// Event times more than this after max(wall clock, newest accepted event time)
+        /// are refused as dead letters (`timestamp_out_of_range`; default 1h).
+        #[serde(default = "default_max_future")]
+        max_future: DurationSpec,
         /// The event kinds the file holds (default: all), for checking aggregates.
         #[serde(default = "all_kinds")]
         kinds: Vec<EventKind>,
@@ -122,6 +138,14 @@ pub enum SourceConfig {
         /// Allowed disorder within a partition before an event is late (default 0s).
         #[serde(default)]
         max_out_of_orderness: DurationSpec,
+        /// Event times before this (epoch ms) are refused as dead letters
+        /// (`timestamp_out_of_range`; default 2000-01-01T00:00:00Z; 0: no floor).
+        #[serde(default = "default_min_timestamp")]
+        min_timestamp: u64,
+        /// Event times more than this after max(wall clock, newest accepted event time)
+        /// are refused as dead letters (`timestamp_out_of_range`; default 1h).
+        #[serde(default = "default_max_future")]
+        max_future: DurationSpec,
         /// A partition without messages for this long stops holding the watermark back (default 10s).
         #[serde(default = "default_idle_timeout")]
         idle_timeout: DurationSpec,
@@ -256,6 +280,14 @@ impl SinkConfig {
     }
 }
 
+fn default_min_timestamp() -> u64 {
+    pulse_connectors::time_bounds::DEFAULT_MIN_TIMESTAMP
+}
+
+fn default_max_future() -> DurationSpec {
+    DurationSpec::from_millis(pulse_connectors::time_bounds::DEFAULT_MAX_FUTURE_MS)
+}
+
 fn default_rate() -> u64 {
     10_000
 }
@@ -290,6 +322,28 @@ fn all_kinds() -> Vec<EventKind> {
 
 fn default_aggregates() -> Vec<Aggregate> {
     vec![Aggregate::Count]
+}
+
+impl SourceConfig {
+    /// The event times the source accepts.
+    pub fn timestamp_bounds(&self) -> pulse_connectors::TimestampBounds {
+        let (SourceConfig::Generator {
+            min_timestamp,
+            max_future,
+            ..
+        }
+        | SourceConfig::File {
+            min_timestamp,
+            max_future,
+            ..
+        }
+        | SourceConfig::Kafka {
+            min_timestamp,
+            max_future,
+            ..
+        }) = self;
+        pulse_connectors::TimestampBounds::new(*min_timestamp, max_future.as_millis())
+    }
 }
 
 impl OperatorConfig {
