@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use pulse_core::dead_letter::Position;
@@ -30,8 +31,9 @@ pub struct JsonlFileReader {
     end: u64,
     /// Lines read so far in this range, to number dead letters.
     lines_in_range: u64,
-    /// Lines before this range, counted only when a dead letter needs it.
-    lines_before_range: Option<u64>,
+    /// Lines before this range, counted only when a dead letter needs it
+    /// (or why they could not be counted).
+    lines_before_range: Option<Result<u64, String>>,
     range_start: u64,
     eof: bool,
     /// The parts of each event the pipeline reads.
@@ -67,7 +69,7 @@ impl JsonlFileReader {
             filled: 0,
             end,
             lines_in_range: 0,
-            lines_before_range: (start == 0).then_some(0),
+            lines_before_range: (start == 0).then_some(Ok(0)),
             range_start: start,
             eof: start >= end,
             projection: Projection::ALL,
@@ -80,29 +82,44 @@ impl JsonlFileReader {
         self
     }
 
-    fn lines_before_range(&mut self) -> u64 {
-        if let Some(lines) = self.lines_before_range {
-            return lines;
+    /// The lines before this range, counted through the file already open (a
+    /// file renamed or removed since is still counted), at their own offsets
+    /// so the read position does not move.
+    fn lines_before_range(&mut self) -> Result<u64, String> {
+        if let Some(lines) = &self.lines_before_range {
+            return lines.clone();
         }
         // Streamed through a fixed buffer: the prefix can be most of a large file.
-        let counted = File::open(&self.path).and_then(|file| {
-            let mut prefix = file.take(self.range_start);
-            let mut chunk = vec![0; CHUNK];
-            let mut lines = 0;
-            loop {
-                match prefix.read(&mut chunk)? {
-                    0 => return Ok(lines),
-                    read => lines += memchr::memchr_iter(b'\n', &chunk[..read]).count() as u64,
-                }
+        let mut chunk = vec![0; CHUNK];
+        let mut lines = 0;
+        let mut at = 0;
+        let counted = loop {
+            let want = CHUNK.min((self.range_start - at) as usize);
+            if want == 0 {
+                break Ok(lines);
             }
-        });
-        let lines = counted.unwrap_or(0);
-        self.lines_before_range = Some(lines);
-        lines
+            match self.file.read_at(&mut chunk[..want], at) {
+                Ok(0) => break Ok(lines),
+                Ok(read) => {
+                    lines += memchr::memchr_iter(b'\n', &chunk[..read]).count() as u64;
+                    at += read as u64;
+                }
+                Err(error) => break Err(format!("counting the lines before byte {at} failed: {error}")),
+            }
+        };
+        self.lines_before_range = Some(counted.clone());
+        counted
     }
 
-    fn dead_letter(&mut self, line: &[u8], offset: u64, reason: String) -> DeadLetter {
-        let line_number = self.lines_before_range() + self.lines_in_range;
+    fn dead_letter(&mut self, line: &[u8], offset: u64, mut reason: String) -> DeadLetter {
+        // Line 0 means unknown; the reason says why (the byte offset is exact).
+        let line_number = match self.lines_before_range() {
+            Ok(before) => before + self.lines_in_range,
+            Err(why) => {
+                reason.push_str(&format!(" (line number unknown: {why})"));
+                0
+            }
+        };
         DeadLetter {
             component: self.component.clone(),
             reason,
@@ -128,8 +145,10 @@ impl EventReader for JsonlFileReader {
         let read = match self.file.read(&mut self.buffer[self.filled..]) {
             Ok(read) => read,
             Err(error) => {
-                tracing::error!(component = %self.component, path = %self.path.display(), %error, "reading failed; ending this source");
-                0
+                // Not the end of the file: what follows was not read, so the run fails.
+                let at = self.buffer_offset + self.filled as u64;
+                self.eof = true;
+                return ReadStatus::Failed(format!("reading {} failed at byte {at}: {error}", self.path.display()));
             }
         };
         self.filled += read;
@@ -220,6 +239,56 @@ mod tests {
             seen.sort();
             assert_eq!(seen, (0..=1000).collect::<Vec<_>>(), "peers={peers}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A read error in the middle of the file is not its end: the source fails
+    /// with the path and the byte offset where reading stopped.
+    #[test]
+    fn a_read_error_fails_with_the_path_and_the_byte_offset() {
+        let dir = std::env::temp_dir().join(format!("pulse-file-error-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        // Two read-aheads' worth of lines, so the first read ends mid-file.
+        let lines: Vec<String> = (0..(3 * CHUNK / 80) as u64).map(metric).collect();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let mut reader = JsonlFileReader::open("file", &path, 0, 1).unwrap();
+        let mut batch = ReadBatch::default();
+        assert_eq!(reader.read(&mut batch), ReadStatus::More);
+        let position = reader.buffer_offset + reader.filled as u64;
+        assert!(position > 0 && position < std::fs::metadata(&path).unwrap().len());
+        // The descriptor now refuses to be read (EISDIR), as a failing disk would (EIO).
+        reader.file = File::open(&dir).unwrap();
+        let status = reader.read(&mut batch);
+        let expected = format!("reading {} failed at byte {position}: ", path.display());
+        assert!(
+            matches!(&status, ReadStatus::Failed(message) if message.starts_with(&expected)),
+            "{status:?}"
+        );
+        assert_eq!(reader.read(&mut batch), ReadStatus::Finished, "and it reads no further");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The lines before a worker's range are counted through the file it has
+    /// open: removing the file meanwhile no longer turns line numbers into 0.
+    #[test]
+    fn dead_letters_keep_their_line_numbers_when_the_file_is_removed() {
+        let dir = std::env::temp_dir().join(format!("pulse-file-removed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        let mut lines: Vec<String> = (0..100).map(metric).collect();
+        lines[80] = "{broken".to_owned();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let mut reader = JsonlFileReader::open("file", &path, 1, 2).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let mut batch = ReadBatch::default();
+        while reader.read(&mut batch) == ReadStatus::More {}
+        assert_eq!(batch.dead_letters.len(), 1);
+        assert!(
+            matches!(batch.dead_letters[0].position, Position::File { line: 81, .. }),
+            "{:?}",
+            batch.dead_letters[0]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -15,6 +15,6 @@ pub mod source;
 pub mod time_bounds;
 pub mod watermark;
 
-pub use source::{EventReader, ReadBatch, ReadStatus, SourceSettings, SourceStreams, event_source};
+pub use source::{EventReader, ReadBatch, ReadStatus, SourceFailures, SourceSettings, SourceStreams, event_source};
 pub use time_bounds::TimestampBounds;
 pub use watermark::{Split, SplitWatermarks, Watermark, WorkerWatermarks};

@@ -14,6 +14,7 @@
 //! output instead (reason `late: N ms behind the watermark`), and a warning,
 //! at most one per source and worker every 10 s, says how many and how late.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pulse_core::dead_letter::Position;
@@ -89,7 +90,7 @@ impl ReadBatch {
 }
 
 /// Whether a reader has more to give.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReadStatus {
     /// Call again right away.
     More,
@@ -97,6 +98,34 @@ pub enum ReadStatus {
     Idle(Duration),
     /// The input is exhausted (a bounded source reached its end).
     Finished,
+    /// The input cannot be read any further (e.g. an I/O error in the middle
+    /// of a file): the source ends and the run fails with this message,
+    /// which says where (path and byte offset, topic).
+    Failed(String),
+}
+
+/// The sources of a run that failed, so that the run ends with an error
+/// instead of passing off truncated results as complete.
+#[derive(Clone, Debug, Default)]
+pub struct SourceFailures {
+    failures: Arc<Mutex<Vec<String>>>,
+}
+
+impl SourceFailures {
+    /// No failures yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that a source failed, and why.
+    pub fn record(&self, failure: String) {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
+    }
+
+    /// Every failure recorded, in the order they happened.
+    pub fn all(&self) -> Vec<String> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Reads events from this worker's share of a source's input.
@@ -145,6 +174,9 @@ pub struct SourceSettings {
     /// Whether nothing reads the `late` output: late events then go to the
     /// dead-letter output, so that they do not vanish.
     pub late_unread: bool,
+    /// Where a read failure is recorded; it also triggers `shutdown`, so the
+    /// whole run stops and fails.
+    pub failures: SourceFailures,
 }
 
 /// The three outputs of a source.
@@ -275,6 +307,13 @@ pub fn event_source<'scope, R: EventReader>(
                 ReadStatus::More => activator.activate(),
                 ReadStatus::Idle(delay) => activator.activate_after(delay),
                 ReadStatus::Finished => capabilities = None,
+                ReadStatus::Failed(error) => {
+                    tracing::error!(source = %settings.name, %error, "reading failed; stopping the run");
+                    settings.failures.record(format!("source `{}`: {error}", settings.name));
+                    // Windows over what was read are incomplete: discard them, as on Ctrl-C.
+                    settings.shutdown.trigger();
+                    capabilities = None;
+                }
             }
         }
     });

@@ -16,7 +16,7 @@ use pulse_connectors::kafka::{
     self, DeliveryNeeds, GroupOffsets, KafkaConnectorError, KafkaReader, KafkaSourceSettings, PartitionOffsets,
     ResumePoint, TopicPartition,
 };
-use pulse_connectors::{SourceSettings, WorkerWatermarks, event_source};
+use pulse_connectors::{SourceFailures, SourceSettings, WorkerWatermarks, event_source};
 use pulse_core::time::coarsen;
 use pulse_core::{DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, SessionProgress, Shutdown};
 use pulse_live::LiveSource;
@@ -124,6 +124,8 @@ pub struct Resources {
     session_progress: Option<SessionProgress>,
     /// Each source's workers' watermarks, shared between the workers.
     worker_watermarks: BTreeMap<String, WorkerWatermarks>,
+    /// Sources that could not read on (the run then fails).
+    source_failures: SourceFailures,
 }
 
 /// The live outputs of a run: its gateway's hub and views, and the name rows
@@ -289,6 +291,7 @@ impl Resources {
             .values()
             .any(|OperatorConfig::Window { window, .. }| matches!(window, WindowSpec::Session { .. }));
         Ok(Self {
+            source_failures: SourceFailures::new(),
             session_progress: has_sessions.then(SessionProgress::new),
             worker_watermarks: config
                 .sources
@@ -312,6 +315,11 @@ impl Resources {
     /// The health of the components that report one.
     pub fn health(&self) -> &HealthBoard {
         &self.health
+    }
+
+    /// Why sources stopped reading before the end of their input, if any did.
+    pub fn source_failures(&self) -> Vec<String> {
+        self.source_failures.all()
     }
 
     /// The Kafka sources, resolved.
@@ -381,6 +389,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             workers: resources.worker_watermarks[name].clone(),
             timestamps: source.timestamp_bounds(),
             late_unread,
+            failures: resources.source_failures.clone(),
         };
         let outputs = match source {
             SourceConfig::Generator {

@@ -133,6 +133,10 @@ pub enum RunError {
     /// The timely runtime failed (a worker panicked, or workers could not start).
     #[error("the dataflow failed: {0}")]
     Dataflow(String),
+    /// A source could not read on (e.g. an I/O error in the middle of a
+    /// file): its results would be incomplete.
+    #[error("{}", .0.join("; "))]
+    Source(Vec<String>),
     /// The pipeline's gateway could not start.
     #[error("the gateway cannot start: {0}")]
     Gateway(#[from] pulse_gateway::GatewayError),
@@ -200,6 +204,11 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
         server.stop();
     }
     joined.map_err(RunError::Dataflow)?;
+    let failures = resources.source_failures();
+    if !failures.is_empty() {
+        // Nothing read after the failure was delivered: commit nothing either.
+        return Err(RunError::Source(failures));
+    }
     commit_kafka_offsets(&resources, shutdown.is_triggered());
     let totals = telemetry::counter_totals();
     let total = |name: &str| totals.get(name).copied().unwrap_or(0);

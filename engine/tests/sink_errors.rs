@@ -44,3 +44,42 @@ path = "/dev/full"
     assert!(stderr.contains("sink writes failed"), "{stderr}");
     assert!(stderr.contains("sink write failed"), "the failure is logged: {stderr}");
 }
+
+/// A source that cannot read on is not at the end of its input: the run fails,
+/// naming the path and the byte offset, instead of ending with truncated
+/// results as if they were complete (issue 25, point 8a).
+#[test]
+fn a_source_read_error_fails_the_run_with_the_path_and_the_offset() {
+    let dir = TempDir::new("source-read-error");
+    // A directory opens like a file, but every read of it fails (EISDIR).
+    let unreadable = dir.join("events.jsonl");
+    std::fs::create_dir_all(unreadable.join("inside")).unwrap();
+    let text = format!(
+        r#"
+[sources.events]
+type = "file"
+path = "{input}"
+
+[operators.count]
+type = "window"
+inputs = ["events"]
+window = {{ tumbling = "10s" }}
+
+[sinks.rows]
+type = "file"
+inputs = ["count"]
+path = "{rows}"
+"#,
+        input = unreadable.display(),
+        rows = dir.join("rows.jsonl").display()
+    );
+    let pipeline = pulse::Pipeline::parse(&dir.join("pipeline.toml"), &text, &common::env_of(&[])).unwrap();
+    let options = pulse::RunOptions {
+        workers: Some(1),
+        ..pulse::RunOptions::default()
+    };
+    let error = pulse::run(&pipeline, options).expect_err("the run fails");
+    let message = error.to_string();
+    let expected = format!("source `events`: reading {} failed at byte 0: ", unreadable.display());
+    assert!(message.starts_with(&expected), "{message}");
+}

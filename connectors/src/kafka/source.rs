@@ -316,10 +316,7 @@ impl EventReader for KafkaReader {
                 self.record_end();
                 ReadStatus::Finished
             }
-            Ok(FromConsumer::Failed(error)) => {
-                tracing::error!(component = %self.component, %error, "the Kafka consumer failed; ending this source");
-                ReadStatus::Finished
-            }
+            Ok(FromConsumer::Failed(error)) => ReadStatus::Failed(format!("the Kafka consumer failed: {error}")),
             // The consumer thread wakes the operator when it sends; until then
             // only commits and idle partitions need a look now and then.
             Err(TryRecvError::Empty) => ReadStatus::Idle(Duration::from_millis(20)),
