@@ -15,9 +15,14 @@ use crate::serve::GatewayServer;
 use crate::telemetry::{self, Exposition};
 use pulse_gateway::{GatewayConfig, JwtSecret, Scope, StoreConfig, TenantId, issue_token};
 
-/// pulse: a stream-processing dataflow engine.
+/// The command line of `pulse`; its help is what users read.
 #[derive(Debug, Parser)]
-#[command(name = "pulse", version, about)]
+#[command(
+    name = "pulse",
+    version,
+    about = "Runs streaming pipelines: event-time windows over generated, file or Kafka events, with a live dashboard and API.",
+    after_help = "Start with the demo: `pulse run pipelines/demo.toml`. Pipeline files are described in README.md."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -27,83 +32,83 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a pipeline until its sources end or Ctrl-C, then drain and exit.
+    /// Runs a pipeline until its sources end or Ctrl-C, then writes what is complete and exits.
     Run {
-        /// The pipeline file (TOML).
+        /// The pipeline file to run (TOML), e.g. pipelines/demo.toml.
         file: PathBuf,
-        /// Worker threads (overrides `[engine] workers`).
+        /// How many worker threads to use (overrides `[engine] workers`).
         #[arg(long)]
         workers: Option<usize>,
     },
-    /// Check a pipeline file without running it; non-zero exit on any error.
+    /// Checks a pipeline file without running it and prints every problem with its line and a fix.
     Validate {
-        /// The pipeline file (TOML).
+        /// The pipeline file to check (TOML).
         file: PathBuf,
     },
-    /// Write synthetic events as JSON lines, for load tests and benchmarks.
+    /// Writes synthetic sensor events as JSON lines, e.g. as input for a file source.
     Generate {
-        /// The model.
+        /// Which synthetic model to draw events from.
         #[arg(long, value_enum, default_value_t = Profile::Sensors)]
         profile: Profile,
-        /// How many events.
+        /// How many events to write.
         #[arg(long)]
         events: u64,
-        /// Output file (default: standard output).
+        /// The file to write (its directory is created); standard output when left out.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Events per second of event time (0: one per millisecond).
+        /// How many events per second of event time (0: one per millisecond).
         #[arg(long, default_value_t = 10_000)]
         rate: u64,
-        /// Event time of the first event, epoch ms.
+        /// The event time of the first event, in epoch milliseconds.
         #[arg(long, default_value_t = 1_700_000_000_000)]
         start: u64,
-        /// Random seed.
+        /// The random seed; the same seed writes the same events.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Number of tenants.
+        /// How many tenants the events belong to.
         #[arg(long, default_value_t = 3)]
         tenants: u32,
-        /// Hosts per tenant.
+        /// How many hosts each tenant has.
         #[arg(long, default_value_t = 20)]
         hosts_per_tenant: u32,
-        /// Period of the seasonal pattern.
+        /// How long one cycle of the seasonal pattern lasts, e.g. 1d or 10m.
         #[arg(long, default_value = "1d")]
         season_period: DurationSpec,
     },
-    /// Publish events to a Kafka topic as an agent would (keyed by tenant/source).
+    /// Publishes generated events, or a file's lines, to a Kafka topic as an agent would.
     Produce {
-        /// Kafka brokers.
+        /// The Kafka brokers to connect to, host:port[,host:port…].
         #[arg(long, default_value = "127.0.0.1:9092")]
         brokers: String,
-        /// The topic.
+        /// The topic to publish to (it must exist).
         #[arg(long)]
         topic: String,
         /// Publish the lines of this JSONL file as they are, instead of generated events.
         #[arg(long, conflicts_with = "events")]
         file: Option<PathBuf>,
-        /// The generator model.
+        /// Which synthetic model to draw events from.
         #[arg(long, value_enum, default_value_t = Profile::Sensors)]
         profile: Profile,
-        /// How many generated events.
+        /// How many events to generate.
         #[arg(long, required_unless_present = "file")]
         events: Option<u64>,
-        /// Events per second, wall clock (0: as fast as possible). Generated
-        /// events are this far apart in event time too (0: one per millisecond).
+        /// How many events to publish per second of wall-clock time (0: as fast as
+        /// possible); generated events are as far apart in event time (0: 1 ms).
         #[arg(long, default_value_t = 0)]
         rate: u64,
-        /// Event time of the first generated event, epoch ms (default: now).
+        /// The event time of the first generated event, in epoch milliseconds (default: now).
         #[arg(long)]
         start: Option<u64>,
-        /// Random seed of the generator.
+        /// The random seed of the generator.
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// Serve the gateway alone (no pipeline) until Ctrl-C.
+    /// Serves the HTTP gateway (auth, KV API, dashboard) without a pipeline until Ctrl-C.
     Serve {
-        /// Address to listen on.
+        /// The address to listen on, host:port.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Where the embedded store keeps its data.
+        /// The directory where the embedded store keeps its data.
         #[arg(long, default_value = "data/gateway")]
         data_dir: PathBuf,
         /// Keep users, keys and rate-limit state in this Redis (`redis://host:port`)
@@ -114,7 +119,7 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Print a JWT for a tenant, signed with `PULSE_JWT_SECRET`.
+    /// Prints an access token for a tenant, signed with the secret in PULSE_JWT_SECRET.
     Token {
         /// The tenant id: a registered user's UUID, or a name such as `demo`.
         #[arg(long)]
@@ -122,11 +127,11 @@ pub enum Command {
         /// Comma-separated scopes: read, write, admin.
         #[arg(long, default_value = "read")]
         scopes: String,
-        /// How long the token is valid.
+        /// How long the token stays valid, e.g. 30m or 12h.
         #[arg(long, default_value = "30m")]
         ttl: DurationSpec,
     },
-    /// Create or list Kafka topics.
+    /// Creates or lists Kafka topics.
     Topics {
         /// What to do.
         #[command(subcommand)]
@@ -137,21 +142,21 @@ pub enum Command {
 /// `pulse topics` actions.
 #[derive(Debug, Subcommand)]
 pub enum TopicsCommand {
-    /// Create topics (existing ones are left as they are).
+    /// Creates topics; topics that exist already are left as they are.
     Create {
-        /// Kafka brokers.
+        /// The Kafka brokers to connect to, host:port[,host:port…].
         #[arg(long, default_value = "127.0.0.1:9092")]
         brokers: String,
-        /// Partitions per topic.
+        /// How many partitions each new topic gets.
         #[arg(long, default_value_t = 1)]
         partitions: i32,
-        /// Topic names.
+        /// The names of the topics to create.
         #[arg(required = true)]
         topics: Vec<String>,
     },
-    /// List topics with their partition counts.
+    /// Lists the topics of a broker with their partition counts.
     List {
-        /// Kafka brokers.
+        /// The Kafka brokers to connect to, host:port[,host:port…].
         #[arg(long, default_value = "127.0.0.1:9092")]
         brokers: String,
     },
@@ -160,7 +165,7 @@ pub enum TopicsCommand {
 /// Generator models.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Profile {
-    /// Hosts reporting cpu, mem, disk, net and temp.
+    /// Hosts of several tenants reporting cpu, mem, disk, net and temp.
     Sensors,
 }
 
@@ -317,10 +322,13 @@ pub fn main() -> ExitCode {
                 events: Some(events),
                 start,
             };
-            match generate(settings, events, out) {
+            let destination = out
+                .as_ref()
+                .map_or_else(|| "standard output".to_owned(), |path| path.display().to_string());
+            match generate(settings, events, out.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    eprintln!("error: {error}");
+                    eprintln!("error: cannot write {destination}: {error}");
                     ExitCode::FAILURE
                 }
             }
@@ -404,9 +412,16 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn generate(settings: GeneratorSettings, events: u64, out: Option<PathBuf>) -> std::io::Result<()> {
-    let sink: Box<dyn Write> = match &out {
-        Some(path) => Box::new(std::fs::File::create(path)?),
+/// Writes `events` generated events to `out` (its directory is created, as a
+/// file sink's is), or to standard output.
+fn generate(settings: GeneratorSettings, events: u64, out: Option<&std::path::Path>) -> std::io::Result<()> {
+    let sink: Box<dyn Write> = match out {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            Box::new(std::fs::File::create(path)?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let mut writer = BufWriter::with_capacity(1 << 20, sink);
@@ -416,4 +431,48 @@ fn generate(settings: GeneratorSettings, events: u64, out: Option<PathBuf>) -> s
         writer.write_all(b"\n")?;
     }
     writer.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Checks that `text` reads as a sentence for users.
+    fn assert_sentence(text: Option<&clap::builder::StyledStr>, what: &str) {
+        let text = text.map(ToString::to_string).unwrap_or_default();
+        assert!(
+            text.len() > 15 && text.starts_with(char::is_uppercase),
+            "{what}: {text:?} is not a sentence for users"
+        );
+        for internal in ["planner", "`pulse` binary", "The subcommands", "What to do"] {
+            assert!(!text.contains(internal), "{what}: {text:?} is internal text");
+        }
+    }
+
+    fn check(command: &clap::Command, path: &str) {
+        for argument in command.get_arguments() {
+            if ["help", "version"].contains(&argument.get_id().as_str()) {
+                continue;
+            }
+            assert_sentence(argument.get_help(), &format!("{path} --{}", argument.get_id()));
+        }
+        for sub in command.get_subcommands().filter(|sub| sub.get_name() != "help") {
+            let path = format!("{path} {}", sub.get_name());
+            assert_sentence(sub.get_about(), &path);
+            check(sub, &path);
+        }
+    }
+
+    /// `pulse --help` and every subcommand's help speak to users, not about the code.
+    #[test]
+    fn every_command_and_option_has_help_for_users() {
+        let mut command = Cli::command();
+        command.build();
+        assert_sentence(command.get_about(), "pulse");
+        check(&command, "pulse");
+        let help = command.render_help().to_string();
+        assert!(help.contains("pulse run pipelines/demo.toml"), "{help}");
+    }
 }

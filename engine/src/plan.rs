@@ -207,6 +207,18 @@ impl Resources {
         }
         let delivered = Delivered::new(shutdown.clone());
         let health = HealthBoard::new();
+        // Every source and sink reports `pulse_component_up`: healthy unless it
+        // says otherwise (a Kafka client that loses its broker). A Kafka sink
+        // with several topics reports per `sink:topic`, and its own name follows
+        // the worst of them.
+        for name in config.sources.keys() {
+            health.reporter(name);
+        }
+        for (name, sink) in &config.sinks {
+            if sink.kafka_topics().len() <= 1 {
+                health.reporter(name);
+            }
+        }
         let slot = |sink: Box<dyn LineSink + Send>| Mutex::new(Some((sink, delivered.register())));
         let mut sinks = BTreeMap::new();
         for (name, sink) in &config.sinks {
@@ -224,9 +236,16 @@ impl Resources {
                 // Published in memory (see `build`), not written.
                 SinkConfig::Websocket { .. } => continue,
                 SinkConfig::Stdout { format, .. } => one(Box::new(Stdout::new(name, *format))),
-                SinkConfig::File { path, append, .. } => {
-                    one(Box::new(JsonlFile::create(path, *append).map_err(failed)?))
-                }
+                SinkConfig::File {
+                    path,
+                    append,
+                    max_bytes,
+                    ..
+                } => one(Box::new(
+                    JsonlFile::create(path, *append)
+                        .map_err(failed)?
+                        .with_max_bytes(*max_bytes),
+                )),
                 SinkConfig::Kafka {
                     brokers, key_fields, ..
                 } => {

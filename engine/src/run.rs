@@ -91,6 +91,8 @@ fn pipeline_stats(config: &PipelineConfig) -> impl Fn() -> serde_json::Value + S
 /// while a component is unhealthy and from the moment `shutdown` fires (while
 /// the pipeline drains).
 fn watch_health(health: HealthBoard, readiness: Option<Readiness>, shutdown: Shutdown, ended: Shutdown) {
+    // Set once before the thread runs, so even a run shorter than one round reports it.
+    set_up_gauges(&health.statuses());
     let watcher = std::thread::Builder::new().name("pulse-health".into()).spawn(move || {
         let mut last: Vec<(String, Option<String>)> = Vec::new();
         while !ended.is_triggered() {
@@ -102,9 +104,8 @@ fn watch_health(health: HealthBoard, readiness: Option<Readiness>, shutdown: Shu
                     (Some(problem), None) => tracing::info!(%component, was = %problem, "recovered"),
                     _ => {}
                 }
-                let up = if problem.is_none() { 1.0 } else { 0.0 };
-                metrics::gauge!("pulse_component_up", "component" => component.clone()).set(up);
             }
+            set_up_gauges(&statuses);
             let healthy = statuses.iter().all(|(_, problem)| problem.is_none());
             if let Some(readiness) = &readiness {
                 if shutdown.is_triggered() {
@@ -118,6 +119,23 @@ fn watch_health(health: HealthBoard, readiness: Option<Readiness>, shutdown: Shu
     });
     if let Err(error) = watcher {
         tracing::warn!(%error, "cannot watch the run's health");
+    }
+}
+
+/// Sets `pulse_component_up{component}` to 1 or 0 for every reporting
+/// component; a `sink:topic` part also counts for `sink`, which is up only
+/// while all its parts are.
+fn set_up_gauges(statuses: &[(String, Option<String>)]) {
+    let mut up: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
+    for (component, problem) in statuses {
+        let healthy = problem.is_none();
+        *up.entry(component).or_insert(true) &= healthy;
+        if let Some((whole, _topic)) = component.split_once(':') {
+            *up.entry(whole).or_insert(true) &= healthy;
+        }
+    }
+    for (component, healthy) in up {
+        metrics::gauge!("pulse_component_up", "component" => component.to_owned()).set(if healthy { 1.0 } else { 0.0 });
     }
 }
 

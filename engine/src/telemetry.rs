@@ -100,6 +100,22 @@ pub fn counter_totals() -> BTreeMap<String, u64> {
     totals
 }
 
+/// The value of every gauge per component (`name{component}`). Empty when
+/// the recorder is not installed.
+pub fn gauge_values() -> BTreeMap<String, f64> {
+    let mut values = BTreeMap::new();
+    let Some(Some(recorder)) = RECORDER.get() else {
+        return values;
+    };
+    recorder.0.visit_gauges(|key, gauge| {
+        let value = f64::from_bits(gauge.load(Ordering::Relaxed));
+        for label in key.labels().filter(|l| l.key() == "component") {
+            values.insert(format!("{}{{{}}}", key.name(), label.value()), value);
+        }
+    });
+    values
+}
+
 /// Count, median and 99th percentile of every sample a histogram has recorded,
 /// over all its labels; `None` when it has none (or no recorder is installed).
 pub fn histogram_summary(name: &str) -> Option<(usize, f64, f64)> {

@@ -83,6 +83,15 @@ fn counters_track_events_late_data_dead_letters_and_rows() {
         "the sink counts what it receives"
     );
     assert_eq!(get("pulse_component_received_events_total{late}"), 1);
+    // Every source and sink reports whether it is up (issue 25, point 7).
+    let gauges = pulse::telemetry::gauge_values();
+    for component in ["events", "rows", "late"] {
+        assert_eq!(
+            gauges.get(&format!("pulse_component_up{{{component}}}")),
+            Some(&1.0),
+            "{component} reports pulse_component_up: {gauges:#?}"
+        );
+    }
     assert_eq!(
         std::fs::read_to_string(dir.join("dead.jsonl")).unwrap().lines().count(),
         1

@@ -83,3 +83,30 @@ path = "{rows}"
     let expected = format!("source `events`: reading {} failed at byte 0: ", unreadable.display());
     assert!(message.starts_with(&expected), "{message}");
 }
+
+/// `pulse generate --out` creates the file's directory, and when it cannot
+/// write, the error names the path (issue 25, point 7).
+#[test]
+fn generate_creates_the_directory_and_names_a_path_it_cannot_write() {
+    let dir = TempDir::new("generate-out");
+    let nested = dir.join("missing/dir/x.jsonl");
+    let output = std::process::Command::new(pulse_bin())
+        .args(["generate", "--events", "10", "--out", &nested.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(std::fs::read_to_string(&nested).unwrap().lines().count(), 10);
+
+    // A regular file where a directory must be: nothing can create it.
+    let blocked = dir.join("missing/dir/x.jsonl/y.jsonl");
+    let output = std::process::Command::new(pulse_bin())
+        .args(["generate", "--events", "10", "--out", &blocked.display().to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!("error: cannot write {}: ", blocked.display())),
+        "{stderr}"
+    );
+}

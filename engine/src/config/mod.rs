@@ -241,6 +241,11 @@ pub enum SinkConfig {
         /// Keep existing content (default false: the file is rewritten).
         #[serde(default)]
         append: bool,
+        /// Cap the file at this many bytes: a batch that would pass it first
+        /// renames the file to `PATH.1` (replacing it) and starts a new one
+        /// (default: no cap).
+        #[serde(default)]
+        max_bytes: Option<u64>,
     },
     /// A Kafka topic: one JSON message per record, with a deterministic key.
     Kafka {

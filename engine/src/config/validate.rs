@@ -84,6 +84,13 @@ pub fn validate(config: &PipelineConfig) -> Vec<Problem> {
         check_inputs("sinks", name, sink.inputs(), &streams, &mut problems);
         check_live_sink(config, name, sink, &streams, &mut problems);
         check_kafka_sink(name, sink, &mut problems);
+        if let SinkConfig::File { max_bytes: Some(0), .. } = sink {
+            problems.push(problem(
+                &["sinks", name, "max_bytes"],
+                "`max_bytes = 0` would rotate the file before every batch".into(),
+                "give a size in bytes, e.g. max_bytes = 50_000_000, or remove it for no cap".to_owned(),
+            ));
+        }
     }
     check_cycles(config, &mut problems);
     if config.sources.is_empty() {
