@@ -176,13 +176,21 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate { file } => match Pipeline::load(&file, &env) {
             Ok(pipeline) => {
+                if let Some(warnings) = pipeline.warnings_report() {
+                    eprintln!("{warnings}");
+                }
                 let c = &pipeline.config;
                 println!(
-                    "{}: ok ({} sources, {} operators, {} sinks)",
+                    "{}: ok ({} sources, {} operators, {} sinks{})",
                     file.display(),
                     c.sources.len(),
                     c.operators.len(),
-                    c.sinks.len()
+                    c.sinks.len(),
+                    match pipeline.warnings.len() {
+                        0 => String::new(),
+                        1 => "; 1 warning".to_owned(),
+                        n => format!("; {n} warnings"),
+                    }
                 );
                 ExitCode::SUCCESS
             }
@@ -199,6 +207,9 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            if let Some(warnings) = pipeline.warnings_report() {
+                eprintln!("{warnings}");
+            }
             // Only a pipeline with a gateway serves `/metrics`.
             telemetry::install_recorder(match pipeline.config.gateway {
                 Some(_) => Exposition::Prometheus,

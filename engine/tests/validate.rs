@@ -676,3 +676,212 @@ fn every_input_of_a_kafka_sink_needs_a_topic_and_topics_name_inputs_only() {
     let error = refused(&with_default);
     assert_eq!(error.problems.len(), 1, "`topic` takes the other inputs:\n{error}");
 }
+
+/// A pipeline with one mistake of each kind in several components: the
+/// source, two operators and a sink.
+const MANY_MISTAKES: &str = r#"[sources.sensors]
+type = "generator"
+rate = -1
+sensors = { tenants = 2 }
+
+[sources.events]
+type = "file"
+path = "events.jsonl"
+max_out_of_order = "2s"
+
+[operators.cpu_10s]
+type = "window"
+inputs = ["sensors"]
+window = { tumbling = "10x" }
+aggregates = ["count", "median"]
+
+[operators.by_tenant]
+type = "window"
+inputs = ["sensors"]
+window = { tumbling = "10s" }
+key = ["tenant"]
+aggregates = ["count", "count"]
+
+[sinks.out]
+type = "file"
+inputs = ["by_tenant", "cpu_10s", "nothing"]
+path = "out.jsonl"
+max_bytes = 0
+"#;
+
+/// Issue 25, point 6: `validate` reports every mistake of a file in one run,
+/// each at its line and column with a fix, not one at a time.
+#[test]
+fn every_mistake_of_a_file_is_reported_in_one_run() {
+    let error = refused(MANY_MISTAKES);
+    let rendered = error.to_string();
+    let expected = [
+        (
+            3,
+            8,
+            "invalid value: integer `-1`, expected u64",
+            "set `rate` to a whole number, 0 or more",
+        ),
+        (9, 1, "unknown field `max_out_of_order`", "remove `max_out_of_order`"),
+        (14, 23, "malformed duration \"10x\"", "e.g. \"10s\""),
+        (15, 24, "unknown aggregate \"median\"", "p1..p99"),
+        (22, 24, "aggregate `count` is listed twice", "remove the repetition"),
+        (
+            26,
+            35,
+            "input `nothing` names nothing in this pipeline",
+            "inputs name a source or operator",
+        ),
+        (
+            28,
+            13,
+            "`max_bytes = 0` would rotate the file before every batch",
+            "max_bytes = 50_000_000",
+        ),
+    ];
+    for (line, column, message, help) in expected {
+        assert_reported(
+            &error,
+            MANY_MISTAKES,
+            Expected {
+                line,
+                column,
+                message,
+                help,
+            },
+        );
+    }
+    assert_eq!(
+        error.problems.len(),
+        expected.len(),
+        "exactly these problems (nothing that only follows from them):\n{rendered}"
+    );
+    assert!(rendered.ends_with(&format!("{FILE}: 7 errors")), "{rendered}");
+}
+
+/// `rate = -1` is placed at the `-1`, not at 1:1 or the table header.
+#[test]
+fn a_negative_rate_points_at_the_value() {
+    let text = "[sources.sensors]\ntype = \"generator\"\nrate = -1\n\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"sensors\"]\n";
+    let error = refused(text);
+    let problem = assert_reported(
+        &error,
+        text,
+        Expected {
+            line: 3,
+            column: 8,
+            message: "invalid value: integer `-1`",
+            help: "set `rate` to a whole number, 0 or more",
+        },
+    );
+    assert_eq!(problem.place.as_ref().map(|p| p.3), Some(2), "the caret covers `-1`");
+    assert_eq!(error.problems.len(), 1, "{error}");
+}
+
+/// A file source whose file does not exist is an error of `pulse validate`
+/// (at the path), and a warning when the path comes from a `${VAR}`.
+#[test]
+fn a_missing_source_file_is_reported_and_a_variable_path_only_warned_about() {
+    let dir = common::TempDir::new("validate-missing-file");
+    let missing = dir.join("nowhere.jsonl").display().to_string();
+    let pipeline = dir.join("pipeline.toml");
+    std::fs::write(&pipeline, VALID.replace("events.jsonl", &missing)).unwrap();
+    let error = Pipeline::load(&pipeline, &common::env_of(&[])).expect_err("a missing file is an error");
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    let problem = error
+        .problems
+        .iter()
+        .find(|p| p.diagnostic.message.contains("does not exist"))
+        .unwrap_or_else(|| panic!("{error}"));
+    assert!(problem.diagnostic.message.contains(&missing), "{error}");
+    assert_eq!(problem.place.as_ref().map(|p| (p.0, p.1)), Some((3, 8)), "{error}");
+    assert_eq!(problem.place.as_ref().map(|p| p.2.as_str()), text.lines().nth(2));
+
+    std::fs::write(&pipeline, VALID.replace("events.jsonl", "${EVENTS:-nowhere.jsonl}")).unwrap();
+    let loaded = Pipeline::load(&pipeline, &common::env_of(&[])).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].diagnostic.warning);
+    let report = loaded.warnings_report().unwrap();
+    assert!(
+        report.starts_with("warning: the file `nowhere.jsonl` does not exist"),
+        "{report}"
+    );
+    assert!(report.contains("it comes from a ${VAR}"), "{report}");
+    assert!(report.contains(&format!("{}:3:8", pipeline.display())), "{report}");
+
+    let output = Command::new(common::pulse_bin())
+        .args(["validate", &pipeline.display().to_string()])
+        .output()
+        .expect("run pulse validate");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "a warning does not fail validation:\n{stderr}");
+    assert!(
+        stderr.contains("warning: the file `nowhere.jsonl` does not exist"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("; 1 warning)"));
+}
+
+/// Issue 25, point 8b: a value with quotes, backslashes, a newline, `]` and
+/// `${` is the value, not TOML: it neither breaks nor changes the pipeline,
+/// and later errors keep their lines.
+#[test]
+fn hostile_variable_values_stay_values() {
+    let hostile = "pa\"ss]\\word\n${HOME} = 1\n[sinks.evil]";
+    let text = r#"[sources.events]
+type = "file"
+path = "${EVENTS}"
+
+[sinks.out]
+type = "stdout"
+inputs = ["events"]
+
+[gateway]
+demo = true
+
+[gateway.demo_account]
+password = "${PULSE_DEMO_PASSWORD}"
+"#;
+    let vars = [("PULSE_DEMO_PASSWORD", hostile), ("EVENTS", "in \"quotes\".jsonl")];
+    let pipeline = Pipeline::parse(Path::new(FILE), text, &common::env_of(&vars)).unwrap_or_else(|e| panic!("{e}"));
+    let account = pipeline
+        .config
+        .gateway
+        .as_ref()
+        .and_then(|g| g.demo_account.as_ref())
+        .unwrap();
+    assert_eq!(account.password, hostile);
+    assert_eq!(pipeline.config.sinks.len(), 1, "no sink was smuggled in");
+    match &pipeline.config.sources["events"] {
+        SourceConfig::File { path, .. } => assert_eq!(path.display().to_string(), "in \"quotes\".jsonl"),
+        other => panic!("{other:?}"),
+    }
+
+    // An error after the hostile value is still placed on its own line.
+    let broken = text.replace("inputs = [\"events\"]", "inputs = [\"event\"]");
+    let error = refused_with(&broken, &vars);
+    assert_reported(
+        &error,
+        &broken,
+        Expected {
+            line: 7,
+            column: 11,
+            message: "input `event` names nothing",
+            help: "did you mean `events`?",
+        },
+    );
+
+    // Outside a string, only a number or boolean fits: the rest is refused where it is used.
+    let bare = "[engine]\nworkers = ${WORKERS}\n";
+    let error = refused_with(bare, &[("WORKERS", "2\n[sinks.x]")]);
+    assert_reported(
+        &error,
+        bare,
+        Expected {
+            line: 2,
+            column: 11,
+            message: "the value of `WORKERS` cannot be used here",
+            help: "put the reference in a string",
+        },
+    );
+}

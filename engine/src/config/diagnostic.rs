@@ -13,6 +13,9 @@ pub struct Diagnostic {
     pub message: String,
     /// How to fix it.
     pub help: Option<String>,
+    /// A warning does not stop the pipeline (e.g. a file that a variable may
+    /// name differently when it runs); an error does.
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -22,7 +25,14 @@ impl Diagnostic {
             span,
             message: message.into(),
             help,
+            warning: false,
         }
+    }
+
+    /// The same problem, as a warning.
+    pub fn into_warning(mut self) -> Self {
+        self.warning = true;
+        self
     }
 }
 
@@ -35,7 +45,8 @@ pub struct Located {
     pub place: Option<(usize, usize, String, usize)>,
 }
 
-/// Everything wrong with one pipeline file.
+/// Everything wrong with one pipeline file: at least one error, and the
+/// warnings found beside them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     /// The file.
@@ -44,20 +55,24 @@ pub struct ConfigError {
     pub problems: Vec<Located>,
 }
 
+/// Places `diagnostics` in `text`, in file order.
+pub fn locate(text: &str, mut diagnostics: Vec<Diagnostic>) -> Vec<Located> {
+    diagnostics.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+    diagnostics
+        .into_iter()
+        .map(|diagnostic| {
+            let place = diagnostic.span.as_ref().map(|span| place(text, span));
+            Located { diagnostic, place }
+        })
+        .collect()
+}
+
 impl ConfigError {
     /// Places `diagnostics` in `text`, read from `path`.
-    pub fn new(path: &Path, text: &str, mut diagnostics: Vec<Diagnostic>) -> Self {
-        diagnostics.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
-        let problems = diagnostics
-            .into_iter()
-            .map(|diagnostic| {
-                let place = diagnostic.span.as_ref().map(|span| place(text, span));
-                Located { diagnostic, place }
-            })
-            .collect();
+    pub fn new(path: &Path, text: &str, diagnostics: Vec<Diagnostic>) -> Self {
         Self {
             path: path.to_owned(),
-            problems,
+            problems: locate(text, diagnostics),
         }
     }
 
@@ -91,35 +106,48 @@ fn place(text: &str, span: &Range<usize>) -> (usize, usize, String, usize) {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = self.path.display();
-        for (i, problem) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            let d = &problem.diagnostic;
-            writeln!(f, "error: {}", d.message)?;
-            match &problem.place {
-                Some((line, column, text, width)) => {
-                    let gutter = " ".repeat(line.to_string().len());
-                    writeln!(f, "{gutter}--> {path}:{line}:{column}")?;
-                    writeln!(f, "{gutter} |")?;
-                    writeln!(f, "{line} | {text}")?;
-                    writeln!(f, "{gutter} | {}{}", " ".repeat(column - 1), "^".repeat(*width))?;
-                    if let Some(help) = &d.help {
-                        writeln!(f, "{gutter} = help: {help}")?;
-                    }
+        render(f, &self.path, &self.problems)
+    }
+}
+
+/// Renders `problems` of the file at `path` as a compiler does: each with
+/// its place, the line quoted and marked, and the fix; then a count.
+pub fn render(f: &mut fmt::Formatter<'_>, path: &Path, problems: &[Located]) -> fmt::Result {
+    let path = path.display();
+    for (i, problem) in problems.iter().enumerate() {
+        if i > 0 {
+            writeln!(f)?;
+        }
+        let d = &problem.diagnostic;
+        let severity = if d.warning { "warning" } else { "error" };
+        writeln!(f, "{severity}: {}", d.message)?;
+        match &problem.place {
+            Some((line, column, text, width)) => {
+                let gutter = " ".repeat(line.to_string().len());
+                writeln!(f, "{gutter}--> {path}:{line}:{column}")?;
+                writeln!(f, "{gutter} |")?;
+                writeln!(f, "{line} | {text}")?;
+                writeln!(f, "{gutter} | {}{}", " ".repeat(column - 1), "^".repeat(*width))?;
+                if let Some(help) = &d.help {
+                    writeln!(f, "{gutter} = help: {help}")?;
                 }
-                None => {
-                    writeln!(f, "  --> {path}")?;
-                    if let Some(help) = &d.help {
-                        writeln!(f, "   = help: {help}")?;
-                    }
+            }
+            None => {
+                writeln!(f, "  --> {path}")?;
+                if let Some(help) = &d.help {
+                    writeln!(f, "   = help: {help}")?;
                 }
             }
         }
-        let n = self.problems.len();
-        write!(f, "{path}: {n} error{}", if n == 1 { "" } else { "s" })
     }
+    let warnings = problems.iter().filter(|p| p.diagnostic.warning).count();
+    let errors = problems.len() - warnings;
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    write!(f, "{path}: {errors} error{}", plural(errors))?;
+    if warnings > 0 {
+        write!(f, ", {warnings} warning{}", plural(warnings))?;
+    }
+    Ok(())
 }
 
 impl std::error::Error for ConfigError {}
@@ -127,10 +155,16 @@ impl std::error::Error for ConfigError {}
 /// Turns a TOML/serde error into a diagnostic, pointing at the offending key
 /// when the error names one (serde reports unknown keys against their table).
 pub fn from_toml(text: &str, error: &toml::de::Error) -> Diagnostic {
-    let message = error.message().trim().to_owned();
+    from_message(text, error.message(), error.span())
+}
+
+/// A diagnostic for a serde `message` about the value at `span` (a whole
+/// component table when the error has no place of its own).
+pub fn from_message(text: &str, message: &str, span: Option<Range<usize>>) -> Diagnostic {
+    let message = message.trim().to_owned();
     // A component table is read whole (it is an enum tagged by `type`), so the
     // error carries the span of its `[header]`: look for the culprit in the body.
-    let mut span = error.span().map(|s| table_body(text, s));
+    let mut span = span.map(|s| table_body(text, s));
     let backticked = |prefix: &str| -> Option<String> {
         let rest = message.strip_prefix(prefix)?;
         let rest = rest.strip_prefix('`')?;

@@ -4,10 +4,12 @@
 //! (closed sets: a typo is an error naming the key) and, for operators and
 //! sinks, the `inputs` they read. An input is a component name, or a source's
 //! side output: `name.late` (events behind the watermark) or `name.dead_letter`
-//! (input that did not decode). Loading runs in three steps: `${VAR}`
-//! interpolation ([`interpolate`]), parsing ([`PipelineConfig`]) and checking
-//! the graph ([`validate`]); every error carries the file, line and column.
+//! (input that did not decode). Loading runs in four steps: `${VAR}`
+//! interpolation ([`interpolate`]), parsing the TOML, reading each component
+//! ([`components`]) and checking the graph ([`validate`]); every problem of
+//! the last two is reported in one go, each with the file, line and column.
 
+pub mod components;
 pub mod diagnostic;
 pub mod interpolate;
 pub mod spans;
@@ -379,27 +381,113 @@ pub struct Pipeline {
     pub path: PathBuf,
     /// The parsed configuration.
     pub config: PipelineConfig,
+    /// Problems that do not stop it (see [`Pipeline::warnings_report`]).
+    pub warnings: Vec<diagnostic::Located>,
 }
 
 impl Pipeline {
-    /// Reads and checks the pipeline at `path`, with `env` for `${VAR}` interpolation.
+    /// Reads and checks the pipeline at `path`, with `env` for `${VAR}`
+    /// interpolation, and checks that the files its sources read exist.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::unreadable(path, &error))?;
-        Self::parse(path, &text, env)
+        Self::check(path, &text, env, true)
     }
 
-    /// Checks pipeline text as if read from `path`.
+    /// Checks pipeline text as if read from `path` (without looking at the
+    /// files it names).
     pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Pipeline, ConfigError> {
-        let text = interpolate::interpolate(text, env).map_err(|errors| ConfigError::new(path, text, errors))?;
-        let config: PipelineConfig = toml::from_str(&text)
-            .map_err(|error| ConfigError::new(path, &text, vec![diagnostic::from_toml(&text, &error)]))?;
-        let problems = validate::validate(&config);
-        if !problems.is_empty() {
-            return Err(ConfigError::new(path, &text, spans::locate_all(&text, problems)));
+        Self::check(path, text, env, false)
+    }
+
+    fn check(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        check_files: bool,
+    ) -> Result<Pipeline, ConfigError> {
+        let interpolated =
+            interpolate::interpolate(text, env).map_err(|errors| ConfigError::new(path, text, errors))?;
+        let text = interpolated.text.as_str();
+        // A file that is not TOML at all stops here: nothing after it can be read.
+        let document = toml::de::DeTable::parse(text)
+            .map_err(|error| ConfigError::new(path, text, vec![diagnostic::from_toml(text, &error)]))?;
+        let components::Components {
+            config,
+            mut diagnostics,
+            unparsed,
+        } = components::read(text, document.into_inner());
+        diagnostics.extend(spans::locate_all(text, validate::validate(&config, &unparsed)));
+        if check_files {
+            diagnostics.extend(missing_files(&config, &interpolated));
+        }
+        let problems = diagnostic::locate(text, diagnostics);
+        if problems.iter().any(|p| !p.diagnostic.warning) {
+            return Err(ConfigError {
+                path: path.to_owned(),
+                problems,
+            });
         }
         Ok(Pipeline {
             path: path.to_owned(),
             config,
+            warnings: problems,
         })
     }
+
+    /// The warnings, rendered as `pulse validate` prints them; `None` without any.
+    pub fn warnings_report(&self) -> Option<String> {
+        struct Report<'a>(&'a Pipeline);
+        impl std::fmt::Display for Report<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                diagnostic::render(f, &self.0.path, &self.0.warnings)
+            }
+        }
+        (!self.warnings.is_empty()).then(|| Report(self).to_string())
+    }
+}
+
+/// File sources whose file is missing (or is a directory): an error, or a
+/// warning when the path comes from a `${VAR}`, which may name another file
+/// where the pipeline runs.
+fn missing_files(config: &PipelineConfig, interpolated: &interpolate::Interpolated) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for (name, source) in &config.sources {
+        let SourceConfig::File { path, .. } = source else {
+            continue;
+        };
+        let (message, help) = if path.is_dir() {
+            (
+                format!("`{}` is a directory, not a file of events", path.display()),
+                "name a JSONL file (one event per line)".to_owned(),
+            )
+        } else if !path.exists() {
+            let cwd = std::env::current_dir()
+                .map_or_else(|_| "the working directory".to_owned(), |d| d.display().to_string());
+            (
+                format!("the file `{}` does not exist", path.display()),
+                format!("check the path; a relative path is read from the directory pulse runs in ({cwd})"),
+            )
+        } else {
+            continue;
+        };
+        problems.push(validate::Problem {
+            path: vec!["sources".into(), name.clone(), "path".into()],
+            message,
+            help: Some(help),
+        });
+    }
+    spans::locate_all(&interpolated.text, problems)
+        .into_iter()
+        .map(|diagnostic| match &diagnostic.span {
+            Some(span) if interpolated.is_substituted(span) => Diagnostic {
+                message: format!(
+                    "{} (yet: it comes from a ${{VAR}}, read again when the pipeline runs)",
+                    diagnostic.message
+                ),
+                ..diagnostic
+            }
+            .into_warning(),
+            _ => diagnostic,
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pulse_core::EventKind;
 
-use super::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig};
+use super::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig, components};
 
 /// A problem found in a parsed pipeline, at a key path such as
 /// `["operators", "w", "inputs", "1"]`.
@@ -35,6 +35,8 @@ pub enum StreamType {
     WindowRows,
     /// Dead letters of a source.
     DeadLetters,
+    /// A component that did not read: could be anything.
+    Unknown,
 }
 
 impl StreamType {
@@ -43,6 +45,7 @@ impl StreamType {
             StreamType::Events(_) => "events",
             StreamType::WindowRows => "window rows",
             StreamType::DeadLetters => "dead letters",
+            StreamType::Unknown => "something unknown",
         }
     }
 }
@@ -68,11 +71,20 @@ pub fn streams(config: &PipelineConfig) -> BTreeMap<String, StreamType> {
 }
 
 /// Every problem in `config`, in no particular order (the caller sorts by place).
-pub fn validate(config: &PipelineConfig) -> Vec<Problem> {
+///
+/// `unparsed` names the components of the file that did not read (and so are
+/// missing from `config`; [`components::GATEWAY`] for the gateway): what only
+/// follows from their absence is not reported again.
+pub fn validate(config: &PipelineConfig, unparsed: &BTreeSet<String>) -> Vec<Problem> {
     let mut problems = Vec::new();
     check_engine(config, &mut problems);
     check_names(config, &mut problems);
-    let streams = streams(config);
+    let mut streams = streams(config);
+    for name in unparsed {
+        streams.insert(name.clone(), StreamType::Unknown);
+        streams.insert(format!("{name}.late"), StreamType::Unknown);
+        streams.insert(format!("{name}.dead_letter"), StreamType::Unknown);
+    }
     for (name, source) in &config.sources {
         check_source(name, source, &mut problems);
     }
@@ -82,7 +94,9 @@ pub fn validate(config: &PipelineConfig) -> Vec<Problem> {
     }
     for (name, sink) in &config.sinks {
         check_inputs("sinks", name, sink.inputs(), &streams, &mut problems);
-        check_live_sink(config, name, sink, &streams, &mut problems);
+        if !unparsed.contains(components::GATEWAY) {
+            check_live_sink(config, name, sink, &streams, &mut problems);
+        }
         check_kafka_sink(name, sink, &mut problems);
         if let SinkConfig::File { max_bytes: Some(0), .. } = sink {
             problems.push(problem(
@@ -93,6 +107,9 @@ pub fn validate(config: &PipelineConfig) -> Vec<Problem> {
         }
     }
     check_cycles(config, &mut problems);
+    if !unparsed.is_empty() {
+        return problems;
+    }
     if config.sources.is_empty() {
         problems.push(problem(
             &[],
@@ -127,7 +144,10 @@ fn check_live_sink(
         ));
     }
     for (i, input) in inputs.iter().enumerate() {
-        if streams.get(input).is_some_and(|t| *t != StreamType::WindowRows) {
+        if streams
+            .get(input)
+            .is_some_and(|t| !matches!(t, StreamType::WindowRows | StreamType::Unknown))
+        {
             problems.push(problem(
                 &["sinks", name, "inputs", &i.to_string()],
                 format!("`{input}` is not a window operator; a websocket sink publishes window rows"),
@@ -311,12 +331,12 @@ fn check_operator(
     for (i, input) in inputs.iter().enumerate() {
         match streams.get(input) {
             Some(StreamType::Events(of_input)) => kinds.extend(of_input.iter().copied()),
+            Some(StreamType::Unknown) | None => {}
             Some(other) => problems.push(problem(
                 &["operators", name, "inputs", &i.to_string()],
                 format!("`{input}` produces {}, but a window reads events", other.describe()),
                 "read a source (or a source's `.late` output)".to_owned(),
             )),
-            None => {}
         }
     }
     if aggregates.is_empty() {
