@@ -7,8 +7,12 @@
 //! reach the watermark, and sends them to its dead-letter output with the
 //! reason `timestamp_out_of_range`:
 //!
-//! - **the floor**: before `min_timestamp` (default 2000-01-01T00:00:00Z,
-//!   which also catches seconds written where milliseconds belong);
+//! - **the floor**: before `min_timestamp`. A live source (generator, Kafka
+//!   without `until`) stamps its events about now, so by default it refuses
+//!   any before 2000-01-01T00:00:00Z (which also catches seconds written where
+//!   milliseconds belong); a replay (file, Kafka with `until`) may hold data
+//!   of any age and has no floor unless given one. A floor only ever refuses
+//!   old events: they cannot move a watermark, which follows the newest;
 //! - **the ceiling**: more than `max_future` (default 1 h) after
 //!   max(wall clock, newest accepted event time). A live source's events are
 //!   near the wall clock, so for it this is the wall clock plus `max_future`.

@@ -293,7 +293,8 @@ fn cases_without_late_events_do_not_depend_on_the_worker_count() {
     }
 }
 
-/// A file source over `lines` with a 10 s count per tenant; no sink reads the
+/// A file source over `lines` (with the live sources' floor, the year 2000)
+/// and a 10 s count per tenant; no sink reads the
 /// source's late events or dead letters, so both go to `${OUT}/dead.jsonl`.
 /// Returns the window rows and the dead letters.
 fn run_unread_side_outputs(name: &str, lines: &[String], workers: usize) -> (Vec<Value>, Vec<Value>) {
@@ -307,6 +308,7 @@ dead_letter_path = "${OUT}/dead.jsonl"
 type = "file"
 path = "${OUT}/input.jsonl"
 max_out_of_orderness = "1s"
+min_timestamp = 946684800000        # a replay has no floor unless given one
 
 [operators.per_tenant]
 type = "window"

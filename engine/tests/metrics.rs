@@ -16,7 +16,6 @@ dead_letter_path = "${OUT}/dead.jsonl"
 type = "file"
 path = "${OUT}/input.jsonl"
 max_out_of_orderness = "1s"
-min_timestamp = 0
 
 [operators.per_tenant]
 type = "window"

@@ -15,7 +15,6 @@ fn failed_sink_writes_make_pulse_run_exit_non_zero() {
 [sources.events]
 type = "file"
 path = "{input}"
-min_timestamp = 0
 
 [operators.count]
 type = "window"

@@ -94,9 +94,11 @@ pub enum SourceConfig {
         #[serde(default)]
         max_out_of_orderness: DurationSpec,
         /// Event times before this (epoch ms) are refused as dead letters
-        /// (`timestamp_out_of_range`; default 2000-01-01T00:00:00Z; 0: no floor).
-        #[serde(default = "default_min_timestamp")]
-        min_timestamp: u64,
+        /// (`timestamp_out_of_range`). Default: 2000-01-01T00:00:00Z for live
+        /// sources (generator, Kafka without `until`), none for replays (file,
+        /// Kafka with `until`), whose data may be of any age; 0: no floor.
+        #[serde(default)]
+        min_timestamp: Option<u64>,
         /// Event times more than this after max(wall clock, newest accepted event time)
         /// are refused as dead letters (`timestamp_out_of_range`; default 1h).
         #[serde(default = "default_max_future")]
@@ -113,9 +115,11 @@ pub enum SourceConfig {
         #[serde(default)]
         max_out_of_orderness: DurationSpec,
         /// Event times before this (epoch ms) are refused as dead letters
-        /// (`timestamp_out_of_range`; default 2000-01-01T00:00:00Z; 0: no floor).
-        #[serde(default = "default_min_timestamp")]
-        min_timestamp: u64,
+        /// (`timestamp_out_of_range`). Default: 2000-01-01T00:00:00Z for live
+        /// sources (generator, Kafka without `until`), none for replays (file,
+        /// Kafka with `until`), whose data may be of any age; 0: no floor.
+        #[serde(default)]
+        min_timestamp: Option<u64>,
         /// Event times more than this after max(wall clock, newest accepted event time)
         /// are refused as dead letters (`timestamp_out_of_range`; default 1h).
         #[serde(default = "default_max_future")]
@@ -141,9 +145,11 @@ pub enum SourceConfig {
         #[serde(default)]
         max_out_of_orderness: DurationSpec,
         /// Event times before this (epoch ms) are refused as dead letters
-        /// (`timestamp_out_of_range`; default 2000-01-01T00:00:00Z; 0: no floor).
-        #[serde(default = "default_min_timestamp")]
-        min_timestamp: u64,
+        /// (`timestamp_out_of_range`). Default: 2000-01-01T00:00:00Z for live
+        /// sources (generator, Kafka without `until`), none for replays (file,
+        /// Kafka with `until`), whose data may be of any age; 0: no floor.
+        #[serde(default)]
+        min_timestamp: Option<u64>,
         /// Event times more than this after max(wall clock, newest accepted event time)
         /// are refused as dead letters (`timestamp_out_of_range`; default 1h).
         #[serde(default = "default_max_future")]
@@ -287,10 +293,6 @@ impl SinkConfig {
     }
 }
 
-fn default_min_timestamp() -> u64 {
-    pulse_connectors::time_bounds::DEFAULT_MIN_TIMESTAMP
-}
-
 fn default_max_future() -> DurationSpec {
     DurationSpec::from_millis(pulse_connectors::time_bounds::DEFAULT_MAX_FUTURE_MS)
 }
@@ -332,24 +334,34 @@ fn default_aggregates() -> Vec<Aggregate> {
 }
 
 impl SourceConfig {
-    /// The event times the source accepts.
+    /// The event times the source accepts: a live source's events are
+    /// stamped about now, so by default it refuses any before the year 2000;
+    /// a replay's may be of any age, so by default it has no floor.
     pub fn timestamp_bounds(&self) -> pulse_connectors::TimestampBounds {
-        let (SourceConfig::Generator {
-            min_timestamp,
-            max_future,
-            ..
-        }
-        | SourceConfig::File {
-            min_timestamp,
-            max_future,
-            ..
-        }
-        | SourceConfig::Kafka {
-            min_timestamp,
-            max_future,
-            ..
-        }) = self;
-        pulse_connectors::TimestampBounds::new(*min_timestamp, max_future.as_millis())
+        let (live, min_timestamp, max_future) = match self {
+            SourceConfig::Generator {
+                min_timestamp,
+                max_future,
+                ..
+            } => (true, min_timestamp, max_future),
+            SourceConfig::File {
+                min_timestamp,
+                max_future,
+                ..
+            } => (false, min_timestamp, max_future),
+            SourceConfig::Kafka {
+                min_timestamp,
+                max_future,
+                until,
+                ..
+            } => (until.is_none(), min_timestamp, max_future),
+        };
+        let floor = if live {
+            pulse_connectors::time_bounds::DEFAULT_MIN_TIMESTAMP
+        } else {
+            0
+        };
+        pulse_connectors::TimestampBounds::new(min_timestamp.unwrap_or(floor), max_future.as_millis())
     }
 }
 
@@ -490,4 +502,33 @@ fn missing_files(config: &PipelineConfig, interpolated: &interpolate::Interpolat
             _ => diagnostic,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The floor `timestamp_bounds` gives `source` (TOML of a source table).
+    fn accepts_the_year_1970(source: &str) -> bool {
+        let source: SourceConfig = toml::from_str(source).expect("a source");
+        let mut bounds = source.timestamp_bounds();
+        bounds.set_wall_clock(1_765_000_000_000);
+        bounds.admit(1_000).is_none()
+    }
+
+    #[test]
+    fn live_sources_have_a_floor_and_replays_none_unless_given() {
+        let kafka = "type = \"kafka\"\nbrokers = \"b:9092\"\ntopics = [\"t\"]\n";
+        assert!(!accepts_the_year_1970("type = \"generator\""));
+        assert!(!accepts_the_year_1970(kafka), "a live Kafka source");
+        assert!(
+            accepts_the_year_1970(&format!("{kafka}until = \"end\"")),
+            "a Kafka replay"
+        );
+        assert!(accepts_the_year_1970("type = \"file\"\npath = \"x\""));
+        assert!(!accepts_the_year_1970(
+            "type = \"file\"\npath = \"x\"\nmin_timestamp = 946684800000"
+        ));
+        assert!(accepts_the_year_1970("type = \"generator\"\nmin_timestamp = 0"));
+    }
 }
