@@ -354,13 +354,15 @@ impl LateReport {
         self.max_behind_ms = self.max_behind_ms.max(behind_ms);
     }
 
-    fn warn_now_and_then(&mut self, source: &str, unread: bool, now: Instant) {
+    /// Logs the late events since the last warning, unless that was less than
+    /// [`LATE_WARNING_INTERVAL`] ago; returns whether it did.
+    fn warn_now_and_then(&mut self, source: &str, unread: bool, now: Instant) -> bool {
         self.count = 0;
         if self
             .last_warning
             .is_some_and(|at| now.duration_since(at) < LATE_WARNING_INTERVAL)
         {
-            return;
+            return false;
         }
         let destination = if unread {
             "nothing reads its .late output: written as dead letters"
@@ -376,6 +378,7 @@ impl LateReport {
         self.unreported = 0;
         self.max_behind_ms = 0;
         self.last_warning = Some(now);
+        true
     }
 }
 
@@ -408,5 +411,31 @@ impl TimeBuckets {
     fn drain(&mut self) -> impl Iterator<Item = (EventTime, &mut Vec<Event>)> {
         let used = std::mem::take(&mut self.used);
         self.buckets[..used].iter_mut().map(|(time, events)| (*time, events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_warnings_come_at_most_every_ten_seconds_and_sum_up_since_the_last() {
+        let start = Instant::now();
+        let mut report = LateReport::default();
+        report.add(500);
+        assert!(
+            report.warn_now_and_then("events", true, start),
+            "the first warns at once"
+        );
+        report.add(7_000);
+        report.add(300);
+        assert!(!report.warn_now_and_then("events", true, start + Duration::from_secs(5)));
+        assert_eq!(
+            (report.unreported, report.max_behind_ms),
+            (2, 7_000),
+            "kept for the next"
+        );
+        assert!(report.warn_now_and_then("events", true, start + LATE_WARNING_INTERVAL));
+        assert_eq!((report.unreported, report.max_behind_ms, report.count), (0, 0, 0));
     }
 }

@@ -707,6 +707,11 @@ type = "file"
 inputs = ["by_tenant", "cpu_10s", "nothing"]
 path = "out.jsonl"
 max_bytes = 0
+
+[sinks.console]
+type = "stdout"
+inputs = ["by_tenat"]
+format = "tabel"
 "#;
 
 /// Issue 25, point 6: `validate` reports every mistake of a file in one run,
@@ -738,6 +743,14 @@ fn every_mistake_of_a_file_is_reported_in_one_run() {
             "`max_bytes = 0` would rotate the file before every batch",
             "max_bytes = 50_000_000",
         ),
+        // A sink that does not read still has its inputs checked.
+        (32, 11, "input `by_tenat` names nothing", "did you mean `by_tenant`?"),
+        (
+            33,
+            10,
+            "unknown variant `tabel`",
+            "`tabel` is not one of the choices listed",
+        ),
     ];
     for (line, column, message, help) in expected {
         assert_reported(
@@ -756,7 +769,7 @@ fn every_mistake_of_a_file_is_reported_in_one_run() {
         expected.len(),
         "exactly these problems (nothing that only follows from them):\n{rendered}"
     );
-    assert!(rendered.ends_with(&format!("{FILE}: 7 errors")), "{rendered}");
+    assert!(rendered.ends_with(&format!("{FILE}: 9 errors")), "{rendered}");
 }
 
 /// `rate = -1` is placed at the `-1`, not at 1:1 or the table header.
@@ -806,7 +819,8 @@ fn a_missing_source_file_is_reported_and_a_variable_path_only_warned_about() {
         report.starts_with("warning: the file `nowhere.jsonl` does not exist"),
         "{report}"
     );
-    assert!(report.contains("it comes from a ${VAR}"), "{report}");
+    assert!(report.contains("its path comes from a ${VAR}"), "{report}");
+    assert!(report.ends_with(": 1 warning"), "{report}");
     assert!(report.contains(&format!("{}:3:8", pipeline.display())), "{report}");
 
     let output = Command::new(common::pulse_bin())

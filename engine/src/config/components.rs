@@ -29,8 +29,18 @@ pub struct Components {
     pub config: PipelineConfig,
     /// What is wrong with the others.
     pub diagnostics: Vec<Diagnostic>,
-    /// The names of the components that did not read ([`GATEWAY`] for the gateway).
-    pub unparsed: BTreeSet<String>,
+    /// The components that did not read.
+    pub unparsed: Unparsed,
+}
+
+/// The components of a file that did not read, for the graph checks.
+#[derive(Clone, Debug, Default)]
+pub struct Unparsed {
+    /// Their names ([`GATEWAY`] for the gateway).
+    pub names: BTreeSet<String>,
+    /// The `inputs` of operators and sinks among them, by section and name,
+    /// so that those are still checked.
+    pub inputs: Vec<(String, String, Vec<String>)>,
 }
 
 /// Reads every component of `document`, parsed from `text`.
@@ -44,7 +54,7 @@ pub fn read<'i>(text: &str, document: DeTable<'i>) -> Components {
             gateway: None,
         },
         diagnostics: Vec::new(),
-        unparsed: BTreeSet::new(),
+        unparsed: Unparsed::default(),
     };
     for (key, value) in document {
         let diagnostics = &mut read.diagnostics;
@@ -57,7 +67,7 @@ pub fn read<'i>(text: &str, document: DeTable<'i>) -> Components {
             "gateway" => {
                 read.config.gateway = read_one(text, value, diagnostics);
                 if read.config.gateway.is_none() {
-                    read.unparsed.insert(GATEWAY.to_owned());
+                    read.unparsed.names.insert(GATEWAY.to_owned());
                 }
             }
             section @ ("sources" | "operators" | "sinks") => {
@@ -72,6 +82,7 @@ pub fn read<'i>(text: &str, document: DeTable<'i>) -> Components {
                 };
                 for (name, component) in components {
                     let name = name.get_ref().to_string();
+                    let inputs = inputs_of(&component);
                     let config = &mut read.config;
                     let ok = match section {
                         "sources" => read_one(text, component, diagnostics).map(|c| {
@@ -85,7 +96,10 @@ pub fn read<'i>(text: &str, document: DeTable<'i>) -> Components {
                         }),
                     };
                     if ok.is_none() {
-                        read.unparsed.insert(name);
+                        if let Some(inputs) = inputs.filter(|_| section != "sources") {
+                            read.unparsed.inputs.push((section.to_owned(), name.clone(), inputs));
+                        }
+                        read.unparsed.names.insert(name);
                     }
                 }
             }
@@ -99,6 +113,21 @@ pub fn read<'i>(text: &str, document: DeTable<'i>) -> Components {
         }
     }
     read
+}
+
+/// The `inputs` of a component table, when it is a list of strings.
+fn inputs_of(component: &Spanned<DeValue<'_>>) -> Option<Vec<String>> {
+    let DeValue::Table(table) = component.get_ref() else {
+        return None;
+    };
+    let (_, inputs) = table.iter().find(|(key, _)| key.get_ref() == "inputs")?;
+    let DeValue::Array(items) = inputs.get_ref() else {
+        return None;
+    };
+    items
+        .iter()
+        .map(|item| item.get_ref().as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Reads one component, reporting each of its mistakes; `None` when it has any.

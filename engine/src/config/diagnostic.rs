@@ -143,11 +143,16 @@ pub fn render(f: &mut fmt::Formatter<'_>, path: &Path, problems: &[Located]) -> 
     let warnings = problems.iter().filter(|p| p.diagnostic.warning).count();
     let errors = problems.len() - warnings;
     let plural = |n: usize| if n == 1 { "" } else { "s" };
-    write!(f, "{path}: {errors} error{}", plural(errors))?;
-    if warnings > 0 {
-        write!(f, ", {warnings} warning{}", plural(warnings))?;
+    match (errors, warnings) {
+        (_, 0) => write!(f, "{path}: {errors} error{}", plural(errors)),
+        (0, _) => write!(f, "{path}: {warnings} warning{}", plural(warnings)),
+        _ => write!(
+            f,
+            "{path}: {errors} error{}, {warnings} warning{}",
+            plural(errors),
+            plural(warnings)
+        ),
     }
-    Ok(())
 }
 
 impl std::error::Error for ConfigError {}

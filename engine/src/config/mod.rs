@@ -493,7 +493,7 @@ fn missing_files(config: &PipelineConfig, interpolated: &interpolate::Interpolat
         .map(|diagnostic| match &diagnostic.span {
             Some(span) if interpolated.is_substituted(span) => Diagnostic {
                 message: format!(
-                    "{} (yet: it comes from a ${{VAR}}, read again when the pipeline runs)",
+                    "{} here; its path comes from a ${{VAR}}, which may name another file where the pipeline runs",
                     diagnostic.message
                 ),
                 ..diagnostic

@@ -74,13 +74,14 @@ pub fn streams(config: &PipelineConfig) -> BTreeMap<String, StreamType> {
 ///
 /// `unparsed` names the components of the file that did not read (and so are
 /// missing from `config`; [`components::GATEWAY`] for the gateway): what only
-/// follows from their absence is not reported again.
-pub fn validate(config: &PipelineConfig, unparsed: &BTreeSet<String>) -> Vec<Problem> {
+/// follows from their absence is not reported again, while their `inputs`
+/// are still checked.
+pub fn validate(config: &PipelineConfig, unparsed: &components::Unparsed) -> Vec<Problem> {
     let mut problems = Vec::new();
     check_engine(config, &mut problems);
     check_names(config, &mut problems);
     let mut streams = streams(config);
-    for name in unparsed {
+    for name in &unparsed.names {
         streams.insert(name.clone(), StreamType::Unknown);
         streams.insert(format!("{name}.late"), StreamType::Unknown);
         streams.insert(format!("{name}.dead_letter"), StreamType::Unknown);
@@ -94,7 +95,7 @@ pub fn validate(config: &PipelineConfig, unparsed: &BTreeSet<String>) -> Vec<Pro
     }
     for (name, sink) in &config.sinks {
         check_inputs("sinks", name, sink.inputs(), &streams, &mut problems);
-        if !unparsed.contains(components::GATEWAY) {
+        if !unparsed.names.contains(components::GATEWAY) {
             check_live_sink(config, name, sink, &streams, &mut problems);
         }
         check_kafka_sink(name, sink, &mut problems);
@@ -106,8 +107,11 @@ pub fn validate(config: &PipelineConfig, unparsed: &BTreeSet<String>) -> Vec<Pro
             ));
         }
     }
+    for (section, name, inputs) in &unparsed.inputs {
+        check_inputs(section, name, inputs, &streams, &mut problems);
+    }
     check_cycles(config, &mut problems);
-    if !unparsed.is_empty() {
+    if !unparsed.names.is_empty() {
         return problems;
     }
     if config.sources.is_empty() {
