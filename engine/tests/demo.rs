@@ -6,13 +6,27 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::process::wait_with_timeout;
+
+/// The body of `GET path` on `address`, over plain HTTP/1.1.
+fn http_get(address: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(address).expect("the gateway listens");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a response");
+    response
+}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -39,11 +53,17 @@ fn readme_gives_the_two_commands_first_and_ci_runs_the_test_command() {
 #[test]
 fn demo_prints_live_windows_and_exits_0_on_ctrl_c() {
     let out_dir = std::env::temp_dir().join(format!("pulse-demo-test-{}", std::process::id()));
+    // A free port, so the test can read /metrics.
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pulse"))
         .args(["run", "pipelines/demo.toml"])
         .current_dir(repo())
         .env("PULSE_OUT_DIR", &out_dir)
-        .env("PULSE_LISTEN", "127.0.0.1:0")
+        .env("PULSE_LISTEN", &listen)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -65,6 +85,12 @@ fn demo_prints_live_windows_and_exits_0_on_ctrl_c() {
         if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
             table.push(line);
         }
+    }
+    // Every source and sink of the demo reports that it is up (issue 25, point 7).
+    let metrics = http_get(&listen, "/metrics");
+    for component in ["sensors", "console", "history", "live", "late"] {
+        let up = format!("pulse_component_up{{component=\"{component}\"}} 1");
+        assert!(metrics.contains(&up), "no {up:?} in /metrics:\n{metrics}");
     }
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
