@@ -66,14 +66,15 @@ trap stop_started EXIT
 # Whether a Kafka broker on 127.0.0.1:PORT answers a metadata request (v4, all
 # topics) naming at least one broker: the listener is up and the broker serves.
 kafka_answers_metadata() {
-  local port="$1" fd reply
-  exec {fd}<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
-  # size 20 | api key 3 | version 4 | correlation id 7 | client id "ready" | topics null | no auto-create
-  printf '\x00\x00\x00\x14\x00\x03\x00\x04\x00\x00\x00\x07\x00\x05ready\xff\xff\xff\xff\x00' >&"$fd"
-  reply="$(timeout 2 head -c 16 <&"$fd" | od -An -tx1 | tr -d ' \n')"
-  exec {fd}>&-
-  # size | correlation id | throttle time | number of brokers
-  [[ "${reply:8:8}" == 00000007 ]] && ((16#${reply:24:8} >= 1))
+  # A subshell, so that the socket and the silenced errors stay in it.
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    # size 20 | api key 3 | version 4 | correlation id 7 | client id "ready" | topics null | no auto-create
+    printf '\x00\x00\x00\x14\x00\x03\x00\x04\x00\x00\x00\x07\x00\x05ready\xff\xff\xff\xff\x00' >&3
+    reply="$(timeout 2 head -c 16 <&3 | od -An -tx1 | tr -d ' \n')"
+    # size | correlation id | throttle time | number of brokers
+    [[ "${reply:8:8}" == 00000007 ]] && ((16#${reply:24:8} >= 1))
+  ) 2>/dev/null
 }
 
 # Apache Kafka on 127.0.0.1:9092 (its controller on 19093: 9093 is Alertmanager's port,

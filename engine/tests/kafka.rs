@@ -413,7 +413,8 @@ fn a_running_source_picks_up_a_tenant_topic_created_after_it_started() {
     let pipeline = dir.join("pipeline.toml");
     let source = format!(
         "[sources.events]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopic_pattern = \"^[a-z]+_{run_id}\\\\.events\\\\.normalized$\"\n\
-         group = \"{}\"\nidle_timeout = \"1s\"\ndiscovery_interval = \"300ms\"\n",
+         group = \"{}\"\nidle_timeout = \"1s\"\ndiscovery_interval = \"300ms\"\n\
+         min_timestamp = 0\n",
         unique("g")
     );
     let late_sink = "\n[sinks.late]\ntype = \"file\"\ninputs = [\"events.late\"]\npath = \"${OUT}/late.jsonl\"\n";
@@ -502,7 +503,7 @@ fn deleting_a_topic_the_run_reads_leaves_the_run_up() {
     produce_to_partition(&brokers, &topic, 0, &lines);
     let pipeline = dir.join("pipeline.toml");
     let source = format!(
-        "[sources.events]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup = \"{}\"\n",
+        "[sources.events]\ntype = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup = \"{}\"\nmin_timestamp = 0\n",
         unique("g")
     );
     std::fs::write(&pipeline, (source + WINDOWS).replace("${OUT}", &dir.display())).unwrap();
