@@ -2,13 +2,15 @@
 //!
 //! Deliberately small: the [`Event`] envelope and its JSON codec, event time and
 //! durations ([`time`]), dead-letter records ([`DeadLetter`]), the shutdown
-//! signal that sources and operators watch ([`Shutdown`]) and the sinks'
-//! delivered frontier that offset commits wait for ([`Delivered`]).
+//! signal that sources and operators watch ([`Shutdown`]), the sinks'
+//! delivered frontier that offset commits wait for ([`Delivered`]), and the
+//! typed rows operators hand each other and sinks ([`row`]).
 
 pub mod dead_letter;
 pub mod delivery;
 pub mod event;
 pub mod health;
+pub mod row;
 pub mod session_progress;
 pub mod shutdown;
 pub mod time;
@@ -20,6 +22,7 @@ pub use event::{
     TopologyOp,
 };
 pub use health::{HealthBoard, HealthReporter};
+pub use row::{Column, ColumnType, Row, RowSchema};
 pub use session_progress::{SessionProgress, SessionReporter};
 pub use shutdown::Shutdown;
 pub use time::{DurationSpec, EventTime};

@@ -18,16 +18,20 @@ use pulse_connectors::kafka::{
 };
 use pulse_connectors::{SourceFailures, SourceSettings, WorkerWatermarks, event_source};
 use pulse_core::time::coarsen;
-use pulse_core::{DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, SessionProgress, Shutdown};
+use pulse_core::{
+    DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, Row, SessionProgress, Shutdown,
+};
 use pulse_live::LiveSource;
-use pulse_operators::window::{WindowConfig, WindowExt, WindowRow, WindowSpec, output_time};
+use pulse_operators::window::{WindowSpec, output_time};
 use pulse_sinks::{
     DeadLetterTopics, JsonlFile, KafkaSink, LineSink, LiveOutputs, Stdout, publish_live, to_json_lines, write_lines,
 };
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, Stream};
 
-use crate::config::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig};
+use crate::config::validate::{self, StreamType};
+use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
+use crate::operators::{BuildContext, InputStream};
 use crate::projection::source_projection;
 
 /// Why a pipeline cannot start.
@@ -308,7 +312,8 @@ impl Resources {
         let has_sessions = config
             .operators
             .values()
-            .any(|OperatorConfig::Window { window, .. }| matches!(window, WindowSpec::Session { .. }));
+            .filter_map(|operator| operator.as_window())
+            .any(|window| matches!(window.window, WindowSpec::Session { .. }));
         Ok(Self {
             source_failures: SourceFailures::new(),
             session_progress: has_sessions.then(SessionProgress::new),
@@ -374,7 +379,7 @@ impl LineSink for LazyFile {
 #[derive(Clone)]
 enum Built<'scope> {
     Events(Stream<'scope, EventTime, Vec<Event>>),
-    Rows(Stream<'scope, EventTime, Vec<WindowRow>>),
+    Rows(Stream<'scope, EventTime, Vec<Row>>),
     DeadLetters(Stream<'scope, EventTime, Vec<DeadLetter>>),
 }
 
@@ -472,44 +477,45 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
         streams.insert(format!("{name}.dead_letter"), Built::DeadLetters(outputs.dead_letters));
     }
 
+    let shapes = validate::streams(config);
     for name in operator_order(config) {
-        let OperatorConfig::Window {
-            inputs,
-            window,
-            key,
-            aggregates,
-        } = &config.operators[&name];
-        let events: Vec<_> = inputs
+        let operator = config.operators[&name].operator();
+        let inputs: Vec<InputStream<'scope>> = operator
+            .inputs()
             .iter()
-            .filter_map(|input| match streams.get(input) {
-                Some(Built::Events(s)) => Some(s.clone()),
-                _ => None,
+            .map(|input| match &streams[input] {
+                Built::Events(events) => InputStream::Events(events.clone()),
+                Built::Rows(rows) => InputStream::Rows(rows.clone()),
+                Built::DeadLetters(_) => unreachable!("validation lets no operator read dead letters"),
             })
             .collect();
-        // A resumed Kafka source replays part of the windows its last run
-        // delivered; those are not emitted again.
+        // A resumed Kafka source replays part of the output its last run
+        // delivered; that output is not emitted again.
         let delivered_before = resources
             .kafka
             .iter()
             .filter(|(source, _)| {
-                inputs
+                operator
+                    .inputs()
                     .iter()
                     .any(|input| input == *source || *input == format!("{source}.late"))
             })
             .map(|(_, plan)| plan.delivered_before())
             .max()
             .unwrap_or(0);
-        let window_config = WindowConfig {
-            spec: *window,
-            key: key.clone(),
-            aggregates: aggregates.clone(),
+        let Some(StreamType::Rows(output)) = shapes.get(&name) else {
+            unreachable!("a validated operator has a row schema")
+        };
+        let rows = operator.build(BuildContext {
+            name: &name,
+            scope,
+            inputs,
+            output: Arc::clone(output),
             granule_ms,
+            shutdown: &resources.shutdown,
             delivered_before,
             session_progress: resources.session_progress.clone(),
-        };
-        let rows = scope
-            .concatenate(events)
-            .window(&name, &window_config, &resources.shutdown);
+        });
         streams.insert(name, Built::Rows(rows));
     }
 
@@ -520,12 +526,12 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 .as_ref()
                 .expect("validation requires a gateway for websocket sinks");
             for operator in inputs {
-                let (Some(Built::Rows(rows)), Some(OperatorConfig::Window { key, .. })) =
-                    (streams.get(operator), config.operators.get(operator))
+                let (Some(Built::Rows(rows)), Some(StreamType::Rows(schema))) =
+                    (streams.get(operator), shapes.get(operator))
                 else {
-                    unreachable!("validation lets websocket sinks read window operators only")
+                    unreachable!("validation lets websocket sinks read window rows only")
                 };
-                let key_fields = key.iter().map(ToString::to_string).collect();
+                let key_fields = schema.keys().map(|column| column.name.clone()).collect();
                 let source = LiveSource::new(&live.pipeline, operator);
                 publish_live(rows.clone(), source, key_fields, live.outputs.clone());
             }
@@ -570,7 +576,8 @@ fn last_output(config: &PipelineConfig, granule_ms: u64) -> Arc<dyn Fn(EventTime
     let windows: Vec<WindowSpec> = config
         .operators
         .values()
-        .map(|OperatorConfig::Window { window, .. }| *window)
+        .filter_map(|operator| operator.as_window())
+        .map(|window| window.window)
         .collect();
     Arc::new(move |ts| {
         windows.iter().fold(coarsen(ts, granule_ms), |latest, window| {

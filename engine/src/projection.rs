@@ -7,9 +7,8 @@
 //! tenant and metric, is checked by the decoder but not kept.
 
 use pulse_core::Projection;
-use pulse_operators::window::KeyField;
 
-use crate::config::{OperatorConfig, PipelineConfig};
+use crate::config::PipelineConfig;
 
 /// The parts of source `source`'s events that something in `config` reads.
 pub fn source_projection(config: &PipelineConfig, source: &str) -> Projection {
@@ -19,21 +18,13 @@ pub fn source_projection(config: &PipelineConfig, source: &str) -> Projection {
         .operators
         .values()
         .filter(|operator| reads(operator.inputs()))
-        .map(|OperatorConfig::Window { key, .. }| key_projection(key));
+        .map(|operator| operator.operator().projection());
     let by_sinks = config
         .sinks
         .values()
         .filter(|sink| reads(sink.inputs()))
         .map(|_| Projection::ALL);
     by_operators.chain(by_sinks).fold(Projection::NONE, Projection::union)
-}
-
-/// The parts a window grouping by `key` reads.
-fn key_projection(key: &[KeyField]) -> Projection {
-    Projection {
-        source: key.contains(&KeyField::Source),
-        labels: key.iter().any(|field| matches!(field, KeyField::Label(_))),
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use pulse_gateway::{LiveServices, Readiness};
 use pulse_live::{LiveHub, WindowViews};
 use pulse_sinks::LiveOutputs;
 
-use crate::config::{OperatorConfig, Pipeline, PipelineConfig};
+use crate::config::{Pipeline, PipelineConfig};
 use crate::plan::{self, LivePlan, PlanError, Resources};
 use crate::serve::GatewayServer;
 use crate::telemetry;
@@ -65,7 +65,7 @@ fn pipeline_stats(config: &PipelineConfig) -> impl Fn() -> serde_json::Value + S
     let windows: Vec<String> = config
         .operators
         .iter()
-        .filter(|(_, operator)| matches!(operator, OperatorConfig::Window { .. }))
+        .filter(|(_, operator)| operator.as_window().is_some())
         .map(|(name, _)| name.clone())
         .collect();
     move || {

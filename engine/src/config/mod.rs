@@ -21,10 +21,11 @@ use std::path::{Path, PathBuf};
 use pulse_connectors::generator::SensorsConfig;
 use pulse_core::{DurationSpec, EventKind};
 use pulse_gateway::GatewayConfig;
-use pulse_operators::Aggregate;
-use pulse_operators::window::{KeyField, WindowSpec};
 use pulse_sinks::StdoutFormat;
 use serde::Deserialize;
+
+use crate::operators::Operator;
+use crate::operators::window::WindowOperator;
 
 pub use diagnostic::{ConfigError, Diagnostic};
 
@@ -203,23 +204,13 @@ pub enum GeneratorProfile {
     Sensors,
 }
 
-/// An operator: what is computed.
+/// An operator: what is computed. Each variant's settings live in a module of
+/// [`crate::operators`], which also checks and builds it.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OperatorConfig {
     /// Event-time windows with aggregates per key.
-    Window {
-        /// Streams of events to read.
-        inputs: Vec<String>,
-        /// `{ tumbling = "10s" }`, `{ hopping = "1m", slide = "10s" }` or `{ session = "30s" }`.
-        window: WindowSpec,
-        /// Fields to group by (default: none, one group).
-        #[serde(default)]
-        key: Vec<KeyField>,
-        /// Aggregates per (window, key) (default `["count"]`).
-        #[serde(default = "default_aggregates")]
-        aggregates: Vec<Aggregate>,
-    },
+    Window(WindowOperator),
 }
 
 /// A sink: where results go.
@@ -329,10 +320,6 @@ fn all_kinds() -> Vec<EventKind> {
     EventKind::ALL.to_vec()
 }
 
-fn default_aggregates() -> Vec<Aggregate> {
-    vec![Aggregate::Count]
-}
-
 impl SourceConfig {
     /// The event times the source accepts: a live source's events are
     /// stamped about now, so by default it refuses any before the year 2000;
@@ -366,10 +353,23 @@ impl SourceConfig {
 }
 
 impl OperatorConfig {
+    /// The operator behind the config: how it is checked and built.
+    pub fn operator(&self) -> &dyn Operator {
+        match self {
+            OperatorConfig::Window(window) => window,
+        }
+    }
+
     /// The streams the operator reads.
     pub fn inputs(&self) -> &[String] {
+        self.operator().inputs()
+    }
+
+    /// The window operator, for what depends on when windows close (the
+    /// delivery bookkeeping that Kafka commits wait for).
+    pub fn as_window(&self) -> Option<&WindowOperator> {
         match self {
-            OperatorConfig::Window { inputs, .. } => inputs,
+            OperatorConfig::Window(window) => Some(window),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Checks of a parsed pipeline: names, inputs, cycles and what each input can provide.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use pulse_core::EventKind;
+use pulse_core::{ColumnType, EventKind, RowSchema};
 
-use super::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig, components};
+use super::{PipelineConfig, SinkConfig, SourceConfig, components};
+use crate::operators::InputShape;
 
 /// A problem found in a parsed pipeline, at a key path such as
 /// `["operators", "w", "inputs", "1"]`.
@@ -18,7 +20,8 @@ pub struct Problem {
     pub help: Option<String>,
 }
 
-fn problem(path: &[&str], message: String, help: impl Into<Option<String>>) -> Problem {
+/// A problem at `path` saying `message`, with `help` on how to fix it.
+pub(crate) fn problem(path: &[&str], message: String, help: impl Into<Option<String>>) -> Problem {
     Problem {
         path: path.iter().map(|s| s.to_string()).collect(),
         message,
@@ -31,8 +34,8 @@ fn problem(path: &[&str], message: String, help: impl Into<Option<String>>) -> P
 pub enum StreamType {
     /// Events of these kinds.
     Events(BTreeSet<EventKind>),
-    /// Rows of a window operator.
-    WindowRows,
+    /// Rows of an operator, of this schema.
+    Rows(Arc<RowSchema>),
     /// Dead letters of a source.
     DeadLetters,
     /// A component that did not read: could be anything.
@@ -40,18 +43,32 @@ pub enum StreamType {
 }
 
 impl StreamType {
-    fn describe(&self) -> &'static str {
+    /// What it carries, in words.
+    pub fn describe(&self) -> &'static str {
         match self {
             StreamType::Events(_) => "events",
-            StreamType::WindowRows => "window rows",
+            StreamType::Rows(_) => "rows",
             StreamType::DeadLetters => "dead letters",
             StreamType::Unknown => "something unknown",
         }
     }
 }
 
-/// The streams a pipeline offers, by the name an `inputs` entry uses.
+/// The streams a pipeline offers, by the name an `inputs` entry uses: what
+/// each source's outputs carry, and each operator's row schema as its check
+/// declares it (problems aside; an operator whose check finds its schema
+/// unknown, or that is part of a cycle, offers [`StreamType::Unknown`]).
 pub fn streams(config: &PipelineConfig) -> BTreeMap<String, StreamType> {
+    checked_streams(config, &components::Unparsed::default(), &mut Vec::new())
+}
+
+/// [`streams`], with the operators' problems added to `problems` and the
+/// outputs of the components that did not read (`unparsed`) unknown.
+fn checked_streams(
+    config: &PipelineConfig,
+    unparsed: &components::Unparsed,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, StreamType> {
     let mut streams = BTreeMap::new();
     for (name, source) in &config.sources {
         let kinds: BTreeSet<EventKind> = match source {
@@ -62,10 +79,49 @@ pub fn streams(config: &PipelineConfig) -> BTreeMap<String, StreamType> {
         streams.insert(format!("{name}.late"), StreamType::Events(kinds));
         streams.insert(format!("{name}.dead_letter"), StreamType::DeadLetters);
     }
-    for (name, operator) in &config.operators {
-        match operator {
-            OperatorConfig::Window { .. } => streams.insert(name.clone(), StreamType::WindowRows),
+    for name in &unparsed.names {
+        streams.insert(name.clone(), StreamType::Unknown);
+        streams.insert(format!("{name}.late"), StreamType::Unknown);
+        streams.insert(format!("{name}.dead_letter"), StreamType::Unknown);
+    }
+    // Operators in an order where each comes after the operators it reads.
+    // Those left over form cycles (reported by `check_cycles`): what they
+    // emit cannot be known, but their own settings are still checked.
+    let mut pending: Vec<&String> = config.operators.keys().collect();
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|name| {
+            config.operators[*name]
+                .inputs()
+                .iter()
+                .all(|input| !config.operators.contains_key(input) || streams.contains_key(input))
+        });
+        let name = match ready {
+            Some(ready) => pending.remove(ready),
+            None => {
+                for name in &pending {
+                    streams.insert((*name).clone(), StreamType::Unknown);
+                }
+                pending.remove(0)
+            }
         };
+        let operator = config.operators[name].operator();
+        let inputs: Vec<InputShape<'_>> = operator
+            .inputs()
+            .iter()
+            .enumerate()
+            .filter_map(|(position, input)| {
+                Some(InputShape {
+                    position,
+                    name: input,
+                    stream: streams.get(input)?,
+                })
+            })
+            .collect();
+        let schema = operator.check(name, &config.engine, &inputs, problems);
+        if !matches!(streams.get(name), Some(StreamType::Unknown)) {
+            let stream = schema.map_or(StreamType::Unknown, |schema| StreamType::Rows(Arc::new(schema)));
+            streams.insert(name.clone(), stream);
+        }
     }
     streams
 }
@@ -80,18 +136,12 @@ pub fn validate(config: &PipelineConfig, unparsed: &components::Unparsed) -> Vec
     let mut problems = Vec::new();
     check_engine(config, &mut problems);
     check_names(config, &mut problems);
-    let mut streams = streams(config);
-    for name in &unparsed.names {
-        streams.insert(name.clone(), StreamType::Unknown);
-        streams.insert(format!("{name}.late"), StreamType::Unknown);
-        streams.insert(format!("{name}.dead_letter"), StreamType::Unknown);
-    }
+    let streams = checked_streams(config, unparsed, &mut problems);
     for (name, source) in &config.sources {
         check_source(name, source, &mut problems);
     }
     for (name, operator) in &config.operators {
         check_inputs("operators", name, operator.inputs(), &streams, &mut problems);
-        check_operator(config, name, operator, &streams, &mut problems);
     }
     for (name, sink) in &config.sinks {
         check_inputs("sinks", name, sink.inputs(), &streams, &mut problems);
@@ -131,7 +181,8 @@ pub fn validate(config: &PipelineConfig, unparsed: &components::Unparsed) -> Vec
     problems
 }
 
-/// A websocket sink publishes through the gateway, and only window rows.
+/// A websocket sink publishes through the gateway, and only rows of windows:
+/// rows with `window_start` and `window_end` times.
 fn check_live_sink(
     config: &PipelineConfig,
     name: &str,
@@ -147,11 +198,18 @@ fn check_live_sink(
             "add a [gateway] table, e.g. listen = \"127.0.0.1:8080\"".to_owned(),
         ));
     }
+    let windowed = |schema: &RowSchema| {
+        ["window_start", "window_end"]
+            .iter()
+            .all(|bound| schema.column(bound).is_some_and(|(_, c)| c.ty == ColumnType::Time))
+    };
     for (i, input) in inputs.iter().enumerate() {
-        if streams
-            .get(input)
-            .is_some_and(|t| !matches!(t, StreamType::WindowRows | StreamType::Unknown))
-        {
+        let publishable = match streams.get(input) {
+            Some(StreamType::Rows(schema)) => windowed(schema),
+            Some(StreamType::Unknown) | None => true,
+            Some(_) => false,
+        };
+        if !publishable {
             problems.push(problem(
                 &["sinks", name, "inputs", &i.to_string()],
                 format!("`{input}` is not a window operator; a websocket sink publishes window rows"),
@@ -306,88 +364,6 @@ fn check_inputs(
                 &[section, name, "inputs", &i.to_string()],
                 format!("input `{input}` names nothing in this pipeline"),
                 hint,
-            ));
-        }
-    }
-}
-
-fn check_operator(
-    config: &PipelineConfig,
-    name: &str,
-    operator: &OperatorConfig,
-    streams: &BTreeMap<String, StreamType>,
-    problems: &mut Vec<Problem>,
-) {
-    let OperatorConfig::Window {
-        inputs,
-        window,
-        key,
-        aggregates,
-    } = operator;
-    if let Err(message) = window.check_granule(config.engine.granule.as_millis().max(1)) {
-        problems.push(problem(
-            &["operators", name, "window"],
-            message,
-            "change the window, or `granule` in [engine]".to_owned(),
-        ));
-    }
-    let mut kinds = BTreeSet::new();
-    for (i, input) in inputs.iter().enumerate() {
-        match streams.get(input) {
-            Some(StreamType::Events(of_input)) => kinds.extend(of_input.iter().copied()),
-            Some(StreamType::Unknown) | None => {}
-            Some(other) => problems.push(problem(
-                &["operators", name, "inputs", &i.to_string()],
-                format!("`{input}` produces {}, but a window reads events", other.describe()),
-                "read a source (or a source's `.late` output)".to_owned(),
-            )),
-        }
-    }
-    if aggregates.is_empty() {
-        problems.push(problem(
-            &["operators", name, "aggregates"],
-            "`aggregates` is empty".into(),
-            "list at least one, e.g. [\"count\", \"avg\"]".to_owned(),
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    for (i, aggregate) in aggregates.iter().enumerate() {
-        let path = ["operators", name, "aggregates", &i.to_string()];
-        if !seen.insert(aggregate.to_string()) {
-            problems.push(problem(
-                &path,
-                format!("aggregate `{aggregate}` is listed twice"),
-                "remove the repetition".to_owned(),
-            ));
-        }
-        if aggregate.needs_value() && !kinds.is_empty() && !kinds.contains(&EventKind::Metric) {
-            let have: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-            problems.push(problem(
-                &path,
-                format!("aggregate `{aggregate}` needs the numeric `value` of metric events, but the inputs of `{name}` carry only {} events", have.join(", ")),
-                "remove it (only `count` works without values), or read a stream of metric events".to_owned(),
-            ));
-        }
-    }
-    let mut seen = BTreeSet::new();
-    for (i, field) in key.iter().enumerate() {
-        let path = ["operators", name, "key", &i.to_string()];
-        if !seen.insert(field.to_string()) {
-            problems.push(problem(
-                &path,
-                format!("key field `{field}` is listed twice"),
-                "remove the repetition".to_owned(),
-            ));
-        }
-        if !kinds.is_empty() && !field.kinds().iter().any(|k| kinds.contains(k)) {
-            let carriers: Vec<&str> = field.kinds().iter().map(|k| k.as_str()).collect();
-            problems.push(problem(
-                &path,
-                format!(
-                    "no event the inputs of `{name}` carry has the field `{field}` (only {} events do)",
-                    carriers.join(", ")
-                ),
-                "group by a field these events have, e.g. tenant or source".to_owned(),
             ));
         }
     }

@@ -34,7 +34,7 @@ use timely::dataflow::operators::{Capability, InputCapability};
 
 use crate::aggregate::Aggregate;
 pub use key::{KeyField, KeySpec, KeyValues};
-pub use row::{RowSchema, WindowRow};
+pub use row::{WindowRow, WindowSchema};
 pub use spec::WindowSpec;
 pub use state::{WindowPartial, WindowState};
 

@@ -86,6 +86,15 @@ impl TryFrom<WindowSpecFields> for WindowSpec {
 }
 
 impl WindowSpec {
+    /// The length of its windows in ms, for tumbling and hopping windows (a
+    /// session's length depends on its events).
+    pub fn fixed_length_ms(&self) -> Option<u64> {
+        match self {
+            WindowSpec::Tumbling { size } | WindowSpec::Hopping { size, .. } => Some(size.as_millis()),
+            WindowSpec::Session { .. } => None,
+        }
+    }
+
     /// Checks the sizes against each other; the message says what to change.
     pub fn check(&self) -> Result<(), String> {
         match *self {

@@ -12,7 +12,7 @@ use pulse_core::{Event, EventTime};
 
 use crate::aggregate::{Accumulator, Aggregate};
 use crate::window::key::{KeySpec, KeyValues};
-use crate::window::row::{RowSchema, WindowRow};
+use crate::window::row::{WindowRow, WindowSchema};
 use crate::window::spec::WindowSpec;
 
 /// Open windows of one operator on one worker.
@@ -20,7 +20,7 @@ use crate::window::spec::WindowSpec;
 pub struct WindowState {
     spec: WindowSpec,
     key: KeySpec,
-    schema: Arc<RowSchema>,
+    schema: Arc<WindowSchema>,
     with_sketch: bool,
     /// Tumbling and hopping windows by end.
     aligned: BTreeMap<EventTime, HashTable<Entry<Accumulator>>>,
@@ -65,7 +65,7 @@ impl WindowState {
     /// Empty state for windows of shape `spec` grouped by `key`, computing `aggregates`.
     pub fn new(spec: WindowSpec, key: KeySpec, aggregates: Vec<Aggregate>) -> Self {
         let with_sketch = aggregates.iter().any(|a| matches!(a, Aggregate::Quantile(_)));
-        let schema = Arc::new(RowSchema::new(
+        let schema = Arc::new(WindowSchema::new(
             key.fields().iter().map(|f| f.to_string()).collect(),
             aggregates,
         ));
