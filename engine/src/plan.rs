@@ -21,7 +21,7 @@ use pulse_core::time::coarsen;
 use pulse_core::{
     DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, Row, SessionProgress, Shutdown,
 };
-use pulse_live::LiveSource;
+use pulse_live::{LiveSource, ViewShape};
 use pulse_operators::window::{WindowSpec, output_time};
 use pulse_sinks::{
     DeadLetterTopics, JsonlFile, KafkaSink, LineSink, LiveOutputs, Stdout, publish_live, to_json_lines, write_lines,
@@ -531,8 +531,22 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 else {
                     unreachable!("validation lets websocket sinks read window rows only")
                 };
-                let key_fields = schema.keys().map(|column| column.name.clone()).collect();
+                let key_fields: Vec<String> = schema.keys().map(|column| column.name.clone()).collect();
                 let source = LiveSource::new(&live.pipeline, operator);
+                if let Some(window_ms) = config.operators[operator]
+                    .as_window()
+                    .and_then(|window| window.window.fixed_length_ms())
+                {
+                    let values = schema.columns().iter().filter(|c| c.ty.is_numeric());
+                    live.outputs.views.declare(
+                        &source,
+                        ViewShape {
+                            window_ms,
+                            key_fields: key_fields.clone(),
+                            values: values.map(|column| column.name.clone()).collect(),
+                        },
+                    );
+                }
                 publish_live(rows.clone(), source, key_fields, live.outputs.clone());
             }
             continue;

@@ -28,4 +28,4 @@ pub use hub::{ConnectError, HubStats, LiveHub, SubscribeError};
 pub use protocol::{ClientCommand, Filter, Subscription, Topic, parse_client_message};
 pub use query::{Aggregation, QueryError, SeriesQuery, SeriesResult};
 pub use row::{LiveRow, LiveSource, RowError};
-pub use view::{ViewStats, WindowViews};
+pub use view::{ViewShape, ViewStats, WindowViews};

@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::row::{LiveRow, LiveSource};
+use crate::view::ViewShape;
 
 /// Most `group_by` fields of one query.
 pub const MAX_GROUP_BY: usize = 16;
@@ -282,16 +283,38 @@ impl OperatorOffer {
 
 /// The operator whose rows answer `query` when it named none (or named an
 /// operator that several pipelines have), from the operators that have rows
-/// for it: among those that carry the requested aggregate and every
+/// for it and those `declared` with a `metric` key field (so an operator is a
+/// candidate before its first window closes): among those that carry the
+/// requested aggregate and every
 /// `group_by` field, the finest-grained one (shortest windows; for hopping
 /// windows their length, not their slide), ties broken by operator name.
 /// Operators that still tie (the same name and window length in several
 /// pipelines) are [`QueryError::Ambiguous`]. `None` when no row matched.
 pub fn choose_operator<'a>(
     query: &SeriesQuery,
+    declared: &'a [(LiveSource, ViewShape)],
     rows: impl IntoIterator<Item = (&'a LiveSource, &'a LiveRow)>,
 ) -> Result<Option<&'a LiveSource>, QueryError> {
     let mut offers: BTreeMap<&LiveSource, OperatorOffer> = BTreeMap::new();
+    for (source, shape) in declared {
+        let named = query.operator.as_ref().is_none_or(|o| *o == source.operator)
+            && query.pipeline.as_ref().is_none_or(|p| *p == source.pipeline);
+        if !named || !shape.key_fields.iter().any(|field| field == "metric") {
+            continue;
+        }
+        offers.insert(
+            source,
+            OperatorOffer {
+                longest_window_ms: shape.window_ms,
+                carries_aggregate: shape.values.iter().any(|v| v == query.aggregation.column()),
+                has_group_field: query
+                    .group_by
+                    .iter()
+                    .map(|field| shape.key_fields.contains(field))
+                    .collect(),
+            },
+        );
+    }
     for (source, row) in rows {
         let offer = offers.entry(source).or_insert_with(|| OperatorOffer {
             longest_window_ms: 0,
@@ -346,8 +369,12 @@ pub fn choose_operator<'a>(
 
 /// Computes the series of `query` from the rows it selected, of the operator
 /// [`choose_operator`] picks.
-pub(crate) fn compute(query: &SeriesQuery, rows: &[(LiveSource, Arc<LiveRow>)]) -> Result<SeriesResult, QueryError> {
-    let chosen = choose_operator(query, rows.iter().map(|(source, row)| (source, row.as_ref())))?.cloned();
+pub(crate) fn compute(
+    query: &SeriesQuery,
+    declared: &[(LiveSource, ViewShape)],
+    rows: &[(LiveSource, Arc<LiveRow>)],
+) -> Result<SeriesResult, QueryError> {
+    let chosen = choose_operator(query, declared, rows.iter().map(|(source, row)| (source, row.as_ref())))?.cloned();
     let rows: Vec<&(LiveSource, Arc<LiveRow>)> = rows
         .iter()
         .filter(|(source, _)| Some(source) == chosen.as_ref())

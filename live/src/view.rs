@@ -18,6 +18,20 @@ use crate::config::RetentionConfig;
 use crate::query::{self, QueryError, SeriesQuery, SeriesResult};
 use crate::row::{LiveRow, LiveSource};
 
+/// What an operator's rows will carry, declared when the pipeline starts, so
+/// that a query can choose it before any of its windows has closed. Only
+/// operators of fixed-length windows declare one (a session's length only its
+/// rows tell).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewShape {
+    /// The length of its windows in ms.
+    pub window_ms: u64,
+    /// Its key fields (`tenant`, `metric`, ...).
+    pub key_fields: Vec<String>,
+    /// Its value columns (`count`, `avg`, `p95`, ...).
+    pub values: Vec<String>,
+}
+
 /// The retained windows of every operator; cheap to clone (clones share).
 #[derive(Clone)]
 pub struct WindowViews {
@@ -32,6 +46,7 @@ struct ViewsInner {
 
 #[derive(Default)]
 struct OperatorView {
+    shape: Option<ViewShape>,
     rows: VecDeque<(Instant, Arc<LiveRow>)>,
     recorded_total: u64,
     evicted_total: u64,
@@ -92,6 +107,40 @@ impl WindowViews {
         operators.entry(source.clone()).or_default().clone()
     }
 
+    /// Declares what the rows of `source` will carry (before any is recorded).
+    ///
+    /// # Examples
+    /// ```
+    /// use pulse_live::{LiveSource, RetentionConfig, SeriesQuery, ViewShape, WindowViews};
+    ///
+    ///
+    /// let views = WindowViews::new(&RetentionConfig::default());
+    /// let shape = |window_ms, values: &[&str]| ViewShape {
+    ///     window_ms,
+    ///     key_fields: vec!["tenant".into(), "metric".into()],
+    ///     values: values.iter().map(|v| v.to_string()).collect(),
+    /// };
+    /// views.declare(&LiveSource::new("demo", "by_metric_5s"), shape(5_000, &["count", "avg"]));
+    /// views.declare(&LiveSource::new("demo", "per_host_30s"), shape(30_000, &["count", "p99"]));
+    /// // No window has closed yet, and a p99 query already knows which operator answers it.
+    /// let query = SeriesQuery {
+    ///     metric_name: "cpu".into(),
+    ///     start_ms: 0,
+    ///     end_ms: 60_000,
+    ///     aggregation: "p99".parse().unwrap(),
+    ///     group_by: vec![],
+    ///     step_ms: None,
+    ///     operator: None,
+    ///     pipeline: None,
+    /// };
+    /// let result = views.query("acme", &query).unwrap();
+    /// assert_eq!(result.operator.as_deref(), Some("per_host_30s"));
+    /// assert!(result.series.is_empty());
+    /// ```
+    pub fn declare(&self, source: &LiveSource, shape: ViewShape) {
+        lock(&self.view(source)).shape = Some(shape);
+    }
+
     /// Retains closed windows of `source`, recorded now.
     pub fn record(&self, source: &LiveSource, rows: &[Arc<LiveRow>]) {
         self.record_at(source, rows, Instant::now());
@@ -119,9 +168,13 @@ impl WindowViews {
             operators.iter().map(|(s, v)| (s.clone(), v.clone())).collect()
         };
         let mut selected = Vec::new();
+        let mut declared = Vec::new();
         for (source, view) in views {
             let mut view = lock(&view);
             view.evict(now, self.inner.max_rows, self.inner.max_age);
+            if let Some(shape) = &view.shape {
+                declared.push((source.clone(), shape.clone()));
+            }
             selected.extend(
                 view.rows
                     .iter()
@@ -129,7 +182,7 @@ impl WindowViews {
                     .map(|(_, row)| (source.clone(), row.clone())),
             );
         }
-        query::compute(query, &selected)
+        query::compute(query, &declared, &selected)
     }
 
     /// Counters per operator.
