@@ -32,17 +32,39 @@ impl WsClient {
 
     /// Sends `message` in one text frame.
     pub fn send(&mut self, message: &str) {
-        let payload = message.as_bytes();
+        self.send_frame(0x1, message.as_bytes());
+    }
+
+    /// Sends one masked frame of `opcode` carrying `payload` (under 126 bytes).
+    fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
         assert!(payload.len() < 126, "a short message");
         let mask = [0x5a, 0x17, 0xc3, 0x2e];
-        let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+        let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
         frame.extend_from_slice(&mask);
         frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         self.0.write_all(&frame).unwrap();
     }
 
-    /// The next frame's payload as text.
+    /// The next data frame's payload as text. Pings are answered as a client
+    /// must (the server closes a socket that misses three heartbeats); a close
+    /// frame fails the test with its code.
     pub fn receive(&mut self) -> String {
+        loop {
+            let (opcode, payload) = self.frame();
+            match opcode {
+                0x9 => self.send_frame(0xA, &payload),
+                0xA => {}
+                0x8 => panic!(
+                    "the server closed the socket: {:?}",
+                    payload.get(..2).map(|code| u16::from_be_bytes([code[0], code[1]]))
+                ),
+                _ => return text(&payload),
+            }
+        }
+    }
+
+    /// The next frame: its opcode and payload.
+    fn frame(&mut self) -> (u8, Vec<u8>) {
         let mut header = [0u8; 2];
         self.0.read_exact(&mut header).unwrap();
         let length = match header[1] & 0x7f {
@@ -60,7 +82,7 @@ impl WsClient {
         };
         let mut payload = vec![0u8; usize::try_from(length).unwrap()];
         self.0.read_exact(&mut payload).unwrap();
-        text(&payload)
+        (header[0] & 0x0f, payload)
     }
 }
 
