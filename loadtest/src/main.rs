@@ -1,10 +1,14 @@
 //! `pulse-loadtest`: drives load against a running pulse and reports what it
-//! measured. Exits 1 when the run could not be made, 2 when it ran but failed
-//! its checks (a client could not connect, or starved).
+//! measured. Exits 1 when the run could not be made (target down, refused,
+//! not loopback, bad options), 2 when a `ws` run ran but failed its checks (a
+//! client could not connect, or starved); a slow run is a report, not a failure.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pulse_loadtest::report::{Report, compare};
+use pulse_loadtest::scenario::{self, api, events, mixed};
 use pulse_loadtest::ws;
 
 /// Load tests for pulse.
@@ -17,8 +21,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Sensor events into Kafka at a rate, timed to their window results on /ws.
+    Events(events::EventsArgs),
+    /// KV reads and writes and analytics queries, at a rate or as fast as answered.
+    Api(api::ApiArgs),
+    /// Events, /ws subscribers and API requests at once.
+    Mixed(mixed::MixedArgs),
     /// Many WebSocket subscribers of `/ws`: delivery latency and fairness of the fan-out.
     Ws(ws::WsArgs),
+    /// The difference between two reports (`report.json` files or their directories).
+    Compare {
+        /// The earlier report.
+        before: PathBuf,
+        /// The later report.
+        after: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -36,15 +53,28 @@ fn main() -> ExitCode {
 /// Runs `command`; `Ok(false)` when it ran but failed its checks.
 fn run(command: Command) -> anyhow::Result<bool> {
     match command {
+        Command::Events(args) => scenario::publish(&events::run(&args)?, &args.run).map(|()| true),
+        Command::Api(args) => scenario::publish(&api::run(&args)?, &args.run).map(|()| true),
+        Command::Mixed(args) => scenario::publish(&mixed::run(&args)?, &args.run).map(|()| true),
         Command::Ws(args) => {
-            let json = args.json;
-            let report = ws::run(args)?;
+            let (json, out) = (args.json, args.out.clone());
+            let target = args.target.clone().unwrap_or_else(|| args.url.clone());
+            let (report, recorder) = ws::run(args)?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 print!("{report}");
             }
+            if let Some(out) = out {
+                for path in ws::common_report(&report, &recorder, &target).write(&out)? {
+                    eprintln!("wrote {}", path.display());
+                }
+            }
             Ok(report.passed())
+        }
+        Command::Compare { before, after } => {
+            print!("{}", compare::compare(&Report::read(&before)?, &Report::read(&after)?));
+            Ok(true)
         }
     }
 }

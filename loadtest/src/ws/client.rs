@@ -56,8 +56,8 @@ pub(crate) struct ClientOutcome {
     pub(crate) dropped: u64,
 }
 
-/// Runs client `id` until `stop` turns true.
-pub(crate) async fn run_client(id: usize, run: Arc<RunState>, mut stop: watch::Receiver<bool>) -> ClientOutcome {
+/// Runs one client until `stop` turns true.
+pub(crate) async fn run_client(run: Arc<RunState>, mut stop: watch::Receiver<bool>) -> ClientOutcome {
     let mut outcome = ClientOutcome::default();
     let slot = run.connect_slots.acquire().await;
     let connected = tokio::time::timeout(run.settings.connect_timeout, connect_and_subscribe(&run.settings)).await;
@@ -77,7 +77,7 @@ pub(crate) async fn run_client(id: usize, run: Arc<RunState>, mut stop: watch::R
         }
     };
     run.connected.fetch_add(1, Ordering::Relaxed);
-    outcome.ended_early = read_until_stopped(id, socket, &run, &mut stop, &mut outcome).await;
+    outcome.ended_early = read_until_stopped(socket, &run, &mut stop, &mut outcome).await;
     outcome
 }
 
@@ -117,7 +117,6 @@ async fn connect_and_subscribe(settings: &ClientSettings) -> Result<Socket, Stri
 
 /// Reads until stopped; returns why the connection ended if it ended first.
 async fn read_until_stopped(
-    id: usize,
     mut socket: Socket,
     run: &RunState,
     stop: &mut watch::Receiver<bool>,
@@ -151,7 +150,8 @@ async fn read_until_stopped(
                 published_at_us: Some(published_at_us),
             }) => {
                 outcome.received += 1;
-                run.latencies.record(id, received_at_us.saturating_sub(published_at_us));
+                run.latencies
+                    .record_ok(Duration::from_micros(received_at_us.saturating_sub(published_at_us)));
             }
             Ok(ServerMessage::Window { published_at_us: None }) => {
                 outcome.received += 1;

@@ -5,13 +5,15 @@
 //! flight), waits `--warmup` seconds, then counts for `--duration` seconds:
 //! each `window` message's latency is the receipt time minus its
 //! `published_at_us` (the hub's stamp; client and server share the machine's
-//! clock), recorded into a sharded lock-free histogram.
+//! clock), recorded into an HdrHistogram series. With `--out DIR` the run
+//! also writes the common `report.json` and SVG charts.
 
 pub mod message;
 pub mod report;
 
 mod client;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -21,8 +23,10 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::histogram::AtomicHistogram;
 use crate::process::{self, NofileLimit, ProcessSample};
+use crate::record::{Recorder, Series};
+use crate::scenario::windows::WS_DELIVERY;
+use crate::target::{Target, parse_duration};
 use client::{ClientOutcome, ClientSettings};
 use report::RunFacts;
 pub use report::{ServerUsage, WsReport};
@@ -39,15 +43,24 @@ pub struct WsArgs {
     /// The `/ws` endpoint.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     pub url: String,
+    /// The gateway, `http://host:port` (its `/ws` replaces --url).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Allow a target that is not on this machine.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Directory for `report.json` and the SVG charts (none written without it).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Access token, sent as `Authorization: Bearer` (or put `?token=` in --url).
     #[arg(long, env = "PULSE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Number of concurrent subscribers.
     #[arg(long, default_value_t = 100)]
     pub clients: usize,
-    /// Seconds of measurement.
-    #[arg(long, default_value_t = 30)]
-    pub duration: u64,
+    /// How long to measure: `30s`, `2m` (a plain number is seconds).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
     /// Seconds after every client connected before measuring starts; nothing received then counts.
     #[arg(long, default_value_t = 5)]
     pub warmup: u64,
@@ -103,7 +116,7 @@ pub(crate) struct RunState {
     pub(crate) connect_slots: Semaphore,
     pub(crate) connected: AtomicUsize,
     pub(crate) failed: AtomicUsize,
-    pub(crate) latencies: AtomicHistogram,
+    pub(crate) latencies: Series,
     phase: AtomicU8,
 }
 
@@ -123,9 +136,13 @@ impl RunState {
 }
 
 /// Runs the load test described by `args` and reports what it measured.
-pub fn run(args: WsArgs) -> anyhow::Result<WsReport> {
+pub fn run(mut args: WsArgs) -> anyhow::Result<(WsReport, Recorder)> {
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
-    anyhow::ensure!(args.duration > 0, "--duration must be at least 1 second");
+    let target = Target::parse(args.target.as_deref().unwrap_or(&args.url))?;
+    target.ensure_loopback(args.allow_remote)?;
+    if args.target.is_some() {
+        args.url = target.ws_url.clone();
+    }
     let limit = process::raise_to_hard_limit().context("raising the open-file limit")?;
     limit.ensure(args.clients as u64 + SPARE_DESCRIPTORS)?;
     let threads = args
@@ -140,7 +157,8 @@ pub fn run(args: WsArgs) -> anyhow::Result<WsReport> {
     runtime.block_on(drive(args, limit, threads))
 }
 
-async fn drive(args: WsArgs, limit: NofileLimit, threads: usize) -> anyhow::Result<WsReport> {
+async fn drive(args: WsArgs, limit: NofileLimit, threads: usize) -> anyhow::Result<(WsReport, Recorder)> {
+    let recorder = Recorder::new();
     let authorization = args
         .token
         .as_deref()
@@ -157,7 +175,7 @@ async fn drive(args: WsArgs, limit: NofileLimit, threads: usize) -> anyhow::Resu
         connect_slots: Semaphore::new(args.connect_concurrency.max(1)),
         connected: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
-        latencies: AtomicHistogram::new(threads * 8),
+        latencies: recorder.series(WS_DELIVERY),
         phase: AtomicU8::new(Phase::Connecting as u8),
     });
     eprintln!(
@@ -166,7 +184,7 @@ async fn drive(args: WsArgs, limit: NofileLimit, threads: usize) -> anyhow::Resu
     );
     let (stop, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = (0..args.clients)
-        .map(|id| tokio::spawn(client::run_client(id, run.clone(), stop_rx.clone())))
+        .map(|_| tokio::spawn(client::run_client(run.clone(), stop_rx.clone())))
         .collect();
 
     let ramp = Instant::now();
@@ -192,7 +210,7 @@ async fn drive(args: WsArgs, limit: NofileLimit, threads: usize) -> anyhow::Resu
     let connect_seconds = ramp.elapsed().as_secs_f64();
     let connected = run.connected.load(Ordering::Relaxed);
     eprintln!(
-        "ws: {connected}/{} connected in {connect_seconds:.1} s; warming up {} s, then measuring {} s",
+        "ws: {connected}/{} connected in {connect_seconds:.1} s; warming up {} s, then measuring {:?}",
         args.clients, args.warmup, args.duration
     );
 
@@ -203,7 +221,7 @@ async fn drive(args: WsArgs, limit: NofileLimit, threads: usize) -> anyhow::Resu
         let (started, cpu_before) = (Instant::now(), process::cpu_time()?);
         let server_before = args.server_pid.map(sample_server).transpose()?;
         run.set_phase(Phase::Measuring);
-        tokio::time::sleep(Duration::from_secs(args.duration)).await;
+        tokio::time::sleep(args.duration).await;
         run.set_phase(Phase::Done);
         measured = started.elapsed();
         cpu_while_measuring = process::cpu_time()?.saturating_sub(cpu_before);
@@ -231,5 +249,49 @@ async fn drive(args: WsArgs, limit: NofileLimit, threads: usize) -> anyhow::Resu
         cpu_while_measuring,
         server,
     };
-    Ok(WsReport::new(&args, facts, &outcomes, &run.latencies.snapshot()))
+    if connected == 0 {
+        let reason = outcomes
+            .iter()
+            .find_map(|o| o.connect_error.clone())
+            .unwrap_or_else(|| "no client connected".into());
+        anyhow::bail!("no client could connect to {}: {reason}", args.url);
+    }
+    let report = WsReport::new(&args, facts, &outcomes, &run.latencies.snapshot().histogram);
+    Ok((report, recorder))
+}
+
+/// The common report of a `ws` run: the delivery series, and the fan-out's
+/// own figures (connections, starving clients, drops) as notes.
+pub fn common_report(ws: &WsReport, recorder: &Recorder, target: &str) -> crate::report::Report {
+    let seconds = ws.measurement_seconds.max(f64::MIN_POSITIVE);
+    let mut notes = vec![format!(
+        "{} clients requested, {} connected, {} failed to connect, {} disconnected, {} starving; \
+         {} lagged notices, {} messages dropped; latency = receipt minus the hub's published_at_us",
+        ws.clients_requested,
+        ws.connected,
+        ws.failed_to_connect,
+        ws.disconnected,
+        ws.starving,
+        ws.lagged_messages,
+        ws.dropped_total
+    )];
+    notes.extend(
+        ws.connect_errors
+            .iter()
+            .map(|e| format!("connect error x {}: {}", e.clients, e.error)),
+    );
+    crate::report::Report {
+        scenario: "ws".into(),
+        target: target.to_owned(),
+        started_at_ms: crate::scenario::unix_millis().saturating_sub((seconds * 1000.0) as u64),
+        duration_seconds: ws.measurement_seconds,
+        target_rate: None,
+        machine: crate::report::Machine::detect(),
+        series: recorder
+            .all()
+            .iter()
+            .map(|series| crate::report::SeriesReport::of(&series.snapshot(), seconds))
+            .collect(),
+        notes,
+    }
 }

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::WsArgs;
 use super::client::ClientOutcome;
-use crate::histogram::Histogram;
 use crate::process::NofileLimit;
+use hdrhistogram::Histogram;
 
 /// Distinct error messages listed in a report; the rest are summed as "other".
 const LISTED_ERRORS: usize = 5;
@@ -129,21 +129,24 @@ pub struct PerClientSummary {
 
 impl LatencySummary {
     /// Quantiles of a histogram of microseconds.
-    pub fn of_micros(histogram: &Histogram) -> Self {
+    pub fn of_micros(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
         let ms = |micros: u64| micros as f64 / 1000.0;
         Self {
             samples: histogram.len(),
-            p50: ms(histogram.quantile(0.5)),
-            p90: ms(histogram.quantile(0.9)),
-            p99: ms(histogram.quantile(0.99)),
-            p999: ms(histogram.quantile(0.999)),
+            p50: ms(histogram.value_at_quantile(0.5)),
+            p90: ms(histogram.value_at_quantile(0.9)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            p999: ms(histogram.value_at_quantile(0.999)),
             max: ms(histogram.max()),
         }
     }
 }
 
 impl WsReport {
-    pub(crate) fn new(args: &WsArgs, facts: RunFacts, outcomes: &[ClientOutcome], latencies: &Histogram) -> Self {
+    pub(crate) fn new(args: &WsArgs, facts: RunFacts, outcomes: &[ClientOutcome], latencies: &Histogram<u64>) -> Self {
         let connected: Vec<&ClientOutcome> = outcomes.iter().filter(|o| o.connect_error.is_none()).collect();
         let mut received: Vec<u64> = connected.iter().map(|o| o.received).collect();
         received.sort_unstable();
@@ -311,7 +314,7 @@ mod tests {
             cpu_while_measuring: Duration::from_secs(5),
             server: None,
         };
-        WsReport::new(&args, facts, outcomes, &Histogram::default())
+        WsReport::new(&args, facts, outcomes, &Histogram::new(3).unwrap())
     }
 
     #[test]

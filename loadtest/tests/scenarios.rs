@@ -1,0 +1,303 @@
+//! Every scenario of `pulse-loadtest` against a real pipeline and gateway on
+//! loopback, judged by the report it writes: counts that add up, latencies
+//! recorded, SVG charts that parse and show the series; and the refusals:
+//! a remote target, a target that is down, a refused credential.
+
+mod common;
+
+use std::path::Path;
+
+use common::{
+    Gateway, PASSWORD, USER, assert_consistent, assert_svg, loadtest, loadtest_ok, read_report, scratch, series,
+};
+
+const API_SERIES: [&str; 3] = ["api.kv_get", "api.kv_put", "api.query"];
+
+fn assert_charts(dir: &Path, timed: &[&str]) {
+    assert_svg(
+        dir,
+        "latency_over_time.svg",
+        &timed
+            .iter()
+            .map(|s| format!("{s} p99"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_svg(dir, "latency_percentiles.svg", timed);
+    assert_svg(
+        dir,
+        "throughput.svg",
+        &timed
+            .iter()
+            .map(|s| format!("{s} ok/s"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+}
+
+#[test]
+fn api_sends_exactly_rate_times_duration_and_reports_each_operation() {
+    let gateway = Gateway::sensors("api");
+    let out = scratch("api-report");
+    let out_arg = out.display().to_string();
+    let run = loadtest_ok(&[
+        "api",
+        "--target",
+        &gateway.base,
+        "--duration",
+        "3s",
+        "--rate",
+        "150",
+        "--keys",
+        "10",
+        "--user",
+        USER,
+        "--password",
+        PASSWORD,
+        "--out",
+        &out_arg,
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("api.kv_get"), "the summary names the series:\n{stderr}");
+
+    let report = read_report(&out);
+    assert_eq!(report["scenario"], "api");
+    assert_eq!(report["target_rate"], 150.0);
+    assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert!(report["machine"]["memory_bytes"].as_u64().unwrap() > 0);
+    assert!(!report["machine"]["os"].as_str().unwrap().is_empty());
+    let mut sent = 0;
+    for name in API_SERIES {
+        let series = series(&report, name);
+        assert_consistent(series);
+        assert_eq!(series["errors_total"], 0, "{name}: {series:#}");
+        assert!(series["ok"].as_u64().unwrap() > 0, "{name}");
+        assert_eq!(series["percentile_curve"].as_array().unwrap().len(), 16);
+        sent += series["ok"].as_u64().unwrap();
+    }
+    // Open loop: request i is due at i / 150 s, and every one due within 3 s is sent.
+    assert_eq!(sent, 450, "{report:#}");
+    // The mix is 60/20/20.
+    assert_eq!(series(&report, "api.kv_get")["ok"], 270);
+    assert_charts(&out, &API_SERIES);
+}
+
+#[test]
+fn api_counts_refusals_by_kind_and_still_succeeds() {
+    // A freshly registered user has the `free` plan: 100 requests a minute.
+    let gateway = Gateway::sensors("api-limited");
+    let out = scratch("api-limited-report");
+    let out_arg = out.display().to_string();
+    loadtest_ok(&[
+        "api",
+        "--target",
+        &gateway.base,
+        "--duration",
+        "2s",
+        "--rate",
+        "100",
+        "--keys",
+        "5",
+        "--mix",
+        "get=1",
+        "--out",
+        &out_arg,
+    ]);
+    let report = read_report(&out);
+    let gets = series(&report, "api.kv_get");
+    assert_consistent(gets);
+    let refused = gets["errors"]["http_429"].as_u64().unwrap_or(0);
+    assert!(refused > 0, "the rate limit refused some: {gets:#}");
+    assert_eq!(gets["ok"].as_u64().unwrap() + refused, 200, "{gets:#}");
+}
+
+#[test]
+fn ws_subscribers_time_the_hub_and_write_the_common_report() {
+    let gateway = Gateway::sensors("ws");
+    let token = gateway.token();
+    let out = scratch("ws-report");
+    let out_arg = out.display().to_string();
+    let run = loadtest(&[
+        "ws",
+        "--target",
+        &gateway.base,
+        "--clients",
+        "4",
+        "--warmup",
+        "1",
+        "--duration",
+        "3s",
+        "--token",
+        &token,
+        "--json",
+        "--out",
+        &out_arg,
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(printed["connected"], 4);
+    let report = read_report(&out);
+    assert_eq!(report["scenario"], "ws");
+    let delivery = series(&report, "ws.delivery");
+    assert_consistent(delivery);
+    // 5 metrics of one tenant close every second, to each of 4 clients, for about 3 s.
+    let windows = delivery["ok"].as_u64().unwrap();
+    assert!((20..=100).contains(&windows), "{windows} windows: {delivery:#}");
+    assert_eq!(printed["messages_total"].as_u64().unwrap(), windows);
+    assert_charts(&out, &["ws.delivery"]);
+}
+
+#[test]
+fn a_remote_target_is_refused_unless_allowed() {
+    let out = scratch("remote");
+    let out_arg = out.display().to_string();
+    for scenario in ["api", "events", "mixed"] {
+        let run = loadtest(&[
+            scenario,
+            "--target",
+            "http://192.0.2.10:8080",
+            "--duration",
+            "1s",
+            "--out",
+            &out_arg,
+        ]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{scenario}: {stderr}");
+        assert!(
+            stderr.contains("not a loopback address") && stderr.contains("--allow-remote"),
+            "{stderr}"
+        );
+    }
+    let run = loadtest(&["ws", "--url", "ws://192.0.2.10:8080/ws", "--duration", "1s"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(!out.join("report.json").exists(), "a refused run writes no report");
+    // With --allow-remote the address is tried (and, with nothing there, found down).
+    let run = loadtest(&[
+        "api",
+        "--target",
+        "http://192.0.2.10:8080",
+        "--allow-remote",
+        "--timeout",
+        "1s",
+        "--duration",
+        "1s",
+        "--out",
+        &out_arg,
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the target is down"), "{stderr}");
+}
+
+#[test]
+fn a_down_target_or_a_refused_credential_fails_the_run() {
+    let out = scratch("down");
+    let out_arg = out.display().to_string();
+    let nothing = format!("http://127.0.0.1:{}", common::free_port());
+    let run = loadtest(&["api", "--target", &nothing, "--duration", "1s", "--out", &out_arg]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the target is down"), "{stderr}");
+    let run = loadtest(&[
+        "ws",
+        "--target",
+        &nothing,
+        "--clients",
+        "2",
+        "--duration",
+        "1s",
+        "--connect-timeout",
+        "2",
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", String::from_utf8_lossy(&run.stderr));
+
+    let gateway = Gateway::sensors("refused");
+    for credential in [["--token", "not-a-token"], ["--api-key", "pk_acme_nope"]] {
+        let run = loadtest(&[
+            "api",
+            "--target",
+            &gateway.base,
+            "--duration",
+            "1s",
+            "--out",
+            &out_arg,
+            credential[0],
+            credential[1],
+        ]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("authentication refused"), "{stderr}");
+    }
+    let run = loadtest(&[
+        "api",
+        "--target",
+        &gateway.base,
+        "--duration",
+        "1s",
+        "--user",
+        USER,
+        "--password",
+        "Wrong-passw0rd",
+        "--out",
+        &out_arg,
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        !out.join("report.json").exists(),
+        "a run that could not be done writes no report"
+    );
+}
+
+#[test]
+fn compare_prints_the_change_of_every_series() {
+    let gateway = Gateway::sensors("compare");
+    let (before, after) = (scratch("compare-before"), scratch("compare-after"));
+    for (dir, rate) in [(&before, "50"), (&after, "100")] {
+        let dir = dir.display().to_string();
+        loadtest_ok(&[
+            "api",
+            "--target",
+            &gateway.base,
+            "--duration",
+            "2s",
+            "--rate",
+            rate,
+            "--keys",
+            "5",
+            "--user",
+            USER,
+            "--password",
+            PASSWORD,
+            "--out",
+            &dir,
+        ]);
+    }
+    let run = loadtest_ok(&[
+        "compare",
+        &before.display().to_string(),
+        &after.join("report.json").display().to_string(),
+    ]);
+    let text = String::from_utf8_lossy(&run.stdout);
+    for expected in [
+        "api.kv_get",
+        "api.kv_put",
+        "api.query",
+        "p99 ms",
+        "rate /s",
+        "before",
+        "after",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+    // Twice the rate: the successes of each operation double.
+    let kv_get = text.split("api.kv_get").nth(1).unwrap();
+    let ok_line = kv_get.lines().find(|l| l.trim_start().starts_with("ok ")).unwrap();
+    assert!(ok_line.contains("+100.0%"), "{ok_line}");
+    let missing = loadtest(&["compare", &before.display().to_string(), "/nonexistent/report.json"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/report.json"));
+}
