@@ -83,6 +83,11 @@ fn api_sends_exactly_rate_times_duration_and_reports_each_operation() {
     assert_eq!(sent, 450, "{report:#}");
     // The mix is 60/20/20.
     assert_eq!(series(&report, "api.kv_get")["ok"], 270);
+    // Rates are per second of sending, whatever the answers of the last requests took.
+    // (The last request is due at 2.993 s, so the run may end just before 3 s.)
+    let rate = series(&report, "api.kv_get")["rate_per_second"].as_f64().unwrap();
+    assert!((90.0..90.5).contains(&rate), "{rate}");
+    assert!(report["duration_seconds"].as_f64().unwrap() >= 2.99);
     assert_charts(&out, &API_SERIES);
 }
 
@@ -300,4 +305,14 @@ fn compare_prints_the_change_of_every_series() {
     let missing = loadtest(&["compare", &before.display().to_string(), "/nonexistent/report.json"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/report.json"));
+}
+
+#[test]
+fn the_shipped_pipeline_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let vars = |name: &str| (name == "PULSE_DEMO_PASSWORD").then(|| PASSWORD.to_owned());
+    let pipeline = pulse::Pipeline::parse(&path, &text, &vars)
+        .unwrap_or_else(|error| panic!("loadtest/pipeline.toml does not load:\n{error}"));
+    assert_eq!(pipeline.path, path);
 }

@@ -141,7 +141,8 @@ fn percentile_label(x: &f64) -> String {
 fn draw(caption: &str, x_desc: &str, y_desc: &str, lines: &[Line], percentile_axis: bool) -> Result<String, String> {
     let all = || lines.iter().flat_map(|line| line.points.iter());
     let x_max = if percentile_axis {
-        NINES
+        // A little room after the last tick, so that its label is not cut.
+        NINES + 0.2
     } else {
         all().map(|p| p.0).fold(1.0, f64::max)
     };
@@ -161,7 +162,7 @@ fn draw(caption: &str, x_desc: &str, y_desc: &str, lines: &[Line], percentile_ax
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(x_desc).y_desc(y_desc);
         if percentile_axis {
-            mesh.x_labels(6).x_label_formatter(&percentile_label);
+            mesh.x_labels(7).x_label_formatter(&percentile_label);
         }
         mesh.draw().map_err(|e| e.to_string())?;
         for (index, line) in lines.iter().enumerate() {

@@ -14,11 +14,21 @@ fn change(before: f64, after: f64) -> String {
     format!("{:+.1}%", (after - before) / before * 100.0)
 }
 
+/// A row of figures (milliseconds and rates with three decimals).
 fn row(text: &mut String, what: &str, before: f64, after: f64) {
     let _ = writeln!(
         text,
         "    {what:<14} {before:>12.3} {after:>12.3} {:>10}",
         change(before, after)
+    );
+}
+
+/// A row of counts.
+fn count_row(text: &mut String, what: &str, before: u64, after: u64) {
+    let _ = writeln!(
+        text,
+        "    {what:<14} {before:>12} {after:>12} {:>10}",
+        change(before as f64, after as f64)
     );
 }
 
@@ -36,13 +46,13 @@ fn latency_rows(text: &mut String, before: &LatencyReport, after: &LatencyReport
 
 fn series_rows(text: &mut String, before: &SeriesReport, after: &SeriesReport) {
     row(text, "rate /s", before.rate_per_second, after.rate_per_second);
-    row(text, "ok", before.ok as f64, after.ok as f64);
-    row(text, "errors", before.errors_total as f64, after.errors_total as f64);
+    count_row(text, "ok", before.ok, after.ok);
+    count_row(text, "errors", before.errors_total, after.errors_total);
     latency_rows(text, &before.latency_ms, &after.latency_ms);
     let kinds: std::collections::BTreeSet<&String> = before.errors.keys().chain(after.errors.keys()).collect();
     for kind in kinds {
-        let count = |r: &SeriesReport| r.errors.get(kind).copied().unwrap_or(0) as f64;
-        row(text, &format!("  {kind}"), count(before), count(after));
+        let count = |r: &SeriesReport| r.errors.get(kind).copied().unwrap_or(0);
+        count_row(text, &format!("  {kind}"), count(before), count(after));
     }
 }
 

@@ -57,7 +57,7 @@ pub struct Report {
     pub target: String,
     /// When the run started, Unix milliseconds.
     pub started_at_ms: u64,
-    /// Seconds from the first operation to the last answer.
+    /// Seconds from the first operation to the last answer (the drain included).
     pub duration_seconds: f64,
     /// The target rate of operations per second (`None`: as fast as possible).
     pub target_rate: Option<f64>,
@@ -80,9 +80,10 @@ pub struct SeriesReport {
     pub errors_total: u64,
     /// Failures by kind (`http_429`, `timeout`, `connection`, …).
     pub errors: BTreeMap<String, u64>,
-    /// Operations completed (ok or not) per second of the run.
+    /// Operations completed (ok or not) per second of sending (`--duration`,
+    /// or the whole run when it ended sooner).
     pub rate_per_second: f64,
-    /// Successes per second of the run.
+    /// Successes per second of sending.
     pub ok_per_second: f64,
     /// Latency of the successes.
     pub latency_ms: LatencyReport,
@@ -131,7 +132,7 @@ pub struct CurvePoint {
 }
 
 impl SeriesReport {
-    /// The report of `snapshot` over a run of `seconds`.
+    /// The report of `snapshot`, its rates over `seconds` of sending.
     pub fn of(snapshot: &SeriesSnapshot, seconds: f64) -> Self {
         let histogram = &snapshot.histogram;
         let ms = |micros: u64| micros as f64 / 1000.0;

@@ -128,12 +128,15 @@ impl Run {
     /// Stops the progress line and builds the report.
     pub fn finish(self, scenario: &str, args: &RunArgs) -> Report {
         self.progress.finish();
-        let seconds = self.recorder.started().elapsed().as_secs_f64();
+        let elapsed = self.recorder.started().elapsed().as_secs_f64();
+        // Rates are per second of sending: the drain after it (answers still
+        // coming, the last windows closing) would otherwise dilute them.
+        let seconds = elapsed.min(args.duration.as_secs_f64());
         Report {
             scenario: scenario.to_owned(),
             target: args.target.clone(),
             started_at_ms: self.started_at_ms,
-            duration_seconds: seconds,
+            duration_seconds: elapsed,
             target_rate: args.rate,
             machine: Machine::detect(),
             series: self
