@@ -4,15 +4,39 @@
 //! charged for every request it delayed: no coordinated omission); or, without
 //! a rate, a closed loop of workers sending as fast as answers come back.
 //! Either way a run stops at its duration or its operation count, whichever
-//! comes first.
+//! comes first — or at Ctrl-C ([`stop_on_ctrl_c`]), so that a long run
+//! interrupted still gets its report.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+/// Set by the first Ctrl-C: every schedule stops sending.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether Ctrl-C stopped the run.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// Makes the first Ctrl-C stop every schedule (the run then reports what it
+/// measured) and a second one exit at once (status 130). Call inside a tokio runtime.
+pub fn stop_on_ctrl_c() {
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        INTERRUPTED.store(true, Ordering::Relaxed);
+        eprintln!("\ninterrupted: finishing the report (Ctrl-C again to quit at once)");
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+}
 
 /// How operations are sent.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -57,7 +81,7 @@ impl Pacer {
     /// Waits until the next operation is due and returns its index and intended
     /// time; `None` once the run is over. Late callers get past times at once.
     pub async fn next(&mut self) -> Option<(u64, Instant)> {
-        if self.limit.is_some_and(|limit| self.sent >= limit) {
+        if self.limit.is_some_and(|limit| self.sent >= limit) || interrupted() {
             return None;
         }
         let due = self.due(self.sent);
@@ -65,6 +89,9 @@ impl Pacer {
             return None;
         }
         tokio::time::sleep_until(due).await;
+        if interrupted() {
+            return None;
+        }
         let index = self.sent;
         self.sent += 1;
         Some((index, due.into_std()))
@@ -129,7 +156,7 @@ where
             for _ in 0..concurrency {
                 let (operation, next) = (operation.clone(), next.clone());
                 tasks.spawn(async move {
-                    while Instant::now() < deadline {
+                    while Instant::now() < deadline && !interrupted() {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         if index >= limit {
                             break;

@@ -351,4 +351,54 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         assert_eq!(recorder.series("a").snapshot().ok, 2);
     }
+
+    proptest::proptest! {
+        /// Any sequence of records, seconds moving forward by 0 to 2 at a time,
+        /// gives the timeline a brute-force tally per second gives.
+        #[test]
+        fn the_timeline_agrees_with_a_brute_force_tally(
+            steps in proptest::collection::vec((0u64..3, proptest::option::of(1u64..2_000_000)), 1..300)
+        ) {
+            let series = series_started(Duration::ZERO);
+            let mut second = 0;
+            let mut reference: BTreeMap<u64, (Vec<u64>, u64)> = BTreeMap::new();
+            for (advance, latency) in &steps {
+                second += advance;
+                let (oks, errors) = reference.entry(second).or_default();
+                match latency {
+                    Some(micros) => {
+                        series.record_ok_in(second, Duration::from_micros(*micros));
+                        oks.push(*micros);
+                    }
+                    None => {
+                        series.record_error_in(second, "timeout");
+                        *errors += 1;
+                    }
+                }
+            }
+            let mut timeline = series.lock_at(second).timeline.clone();
+            timeline.push(series.lock_at(second).summary_of_open());
+            proptest::prop_assert_eq!(timeline.len() as u64, second + 1);
+            for (index, summary) in timeline.iter().enumerate() {
+                let (mut oks, errors) = reference.get(&(index as u64)).cloned().unwrap_or_default();
+                oks.sort_unstable();
+                proptest::prop_assert_eq!(summary.second, index as u64);
+                proptest::prop_assert_eq!((summary.ok, summary.errors), (oks.len() as u64, errors));
+                let close = |reported_ms: f64, exact_micros: u64| {
+                    // Two significant digits: within 1 % (and a microsecond) of the exact value.
+                    (reported_ms * 1000.0 - exact_micros as f64).abs() <= exact_micros as f64 * 0.01 + 1.0
+                };
+                match oks.last() {
+                    None => proptest::prop_assert_eq!((summary.p50_ms, summary.max_ms), (0.0, 0.0)),
+                    Some(&max) => {
+                        proptest::prop_assert!(close(summary.max_ms, max), "{:?} vs {}", summary, max);
+                        let median = oks[oks.len().div_ceil(2) - 1];
+                        proptest::prop_assert!(close(summary.p50_ms, median), "{:?} vs {}", summary, median);
+                    }
+                }
+            }
+            let total_ok = steps.iter().filter(|(_, latency)| latency.is_some()).count() as u64;
+            proptest::prop_assert_eq!(series.snapshot().histogram.len(), total_ok);
+        }
+    }
 }

@@ -316,3 +316,65 @@ fn the_shipped_pipeline_loads() {
         .unwrap_or_else(|error| panic!("loadtest/pipeline.toml does not load:\n{error}"));
     assert_eq!(pipeline.path, path);
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_writes_the_report() {
+    let gateway = Gateway::sensors("interrupted");
+    let out = scratch("interrupted-report");
+    let out_arg = out.display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pulse-loadtest"))
+        .args([
+            "api",
+            "--target",
+            &gateway.base,
+            "--duration",
+            "60s",
+            "--rate",
+            "50",
+            "--keys",
+            "5",
+            "--user",
+            USER,
+            "--password",
+            PASSWORD,
+            "--out",
+            &out_arg,
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "Ctrl-C did not end the run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
+    let report = read_report(&out);
+    assert!(
+        report["notes"].to_string().contains("interrupted by Ctrl-C"),
+        "{report:#}"
+    );
+    let sent: u64 = API_SERIES
+        .iter()
+        .map(|name| series(&report, name)["ok"].as_u64().unwrap())
+        .sum();
+    assert!((50..=200).contains(&sent), "about 3 s at 50/s: {sent}");
+    // Rates are over the time actually spent sending, not the 60 s asked for.
+    let rate: f64 = API_SERIES
+        .iter()
+        .map(|name| series(&report, name)["rate_per_second"].as_f64().unwrap())
+        .sum();
+    assert!(rate > 30.0, "{rate}");
+}

@@ -13,8 +13,6 @@
 //! such endpoint; when it lands, a `--via http` choice belongs here.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -29,6 +27,7 @@ use tokio::sync::watch;
 use super::windows::{self, WINDOW_E2E};
 use super::{Run, RunArgs, unix_millis};
 use crate::http::GatewayClient;
+use crate::pace;
 use crate::record::{Recorder, Series};
 use crate::report::Report;
 use crate::target::{ensure_loopback, parse_duration};
@@ -150,7 +149,7 @@ pub struct ProduceJob {
 
 /// Produces on the calling thread (it sleeps between events), recording each
 /// acknowledgement into [`PRODUCE`]; returns how many events were sent.
-pub fn produce(job: &ProduceJob, recorder: &Recorder, stop: &AtomicBool) -> anyhow::Result<u64> {
+pub fn produce(job: &ProduceJob, recorder: &Recorder) -> anyhow::Result<u64> {
     let series = recorder.series(PRODUCE);
     let producer: ThreadedProducer<DeliveryRecorder> = kafka::client_config(&job.brokers)
         .set("linger.ms", "2")
@@ -173,7 +172,7 @@ pub fn produce(job: &ProduceJob, recorder: &Recorder, stop: &AtomicBool) -> anyh
     });
     let deadline = start + job.duration;
     let mut sent = 0u64;
-    while job.count.is_none_or(|count| sent < count) && !stop.load(Ordering::Relaxed) {
+    while job.count.is_none_or(|count| sent < count) && !pace::interrupted() {
         let intended = match job.rate {
             Some(rate) => start + Duration::from_secs_f64(sent as f64 / rate),
             None => Instant::now(),
@@ -277,7 +276,7 @@ pub async fn start_events(
         count: args.run.count,
     };
     let recorder = run.recorder.clone();
-    let producing = tokio::task::spawn_blocking(move || produce(&job, &recorder, &Arc::new(AtomicBool::new(false))));
+    let producing = tokio::task::spawn_blocking(move || produce(&job, &recorder));
     Ok((stop_listening, producing))
 }
 
@@ -287,7 +286,7 @@ pub async fn drain(recorder: &Recorder, limit: Duration) {
     let e2e = recorder.series(WINDOW_E2E);
     let deadline = Instant::now() + limit;
     let (mut seen, mut changed) = (e2e.snapshot().ok, Instant::now());
-    while Instant::now() < deadline && changed.elapsed() < QUIET {
+    while Instant::now() < deadline && changed.elapsed() < QUIET && !pace::interrupted() {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = e2e.snapshot().ok;
         if now != seen {

@@ -116,6 +116,7 @@ pub struct Run {
 impl Run {
     /// Starts the clock and the progress line of a run of `duration` (inside a tokio runtime).
     pub fn start(duration: Duration) -> Self {
+        crate::pace::stop_on_ctrl_c();
         let recorder = Recorder::new();
         Self {
             progress: LiveProgress::start(recorder.clone(), duration),
@@ -126,8 +127,12 @@ impl Run {
     }
 
     /// Stops the progress line and builds the report.
-    pub fn finish(self, scenario: &str, args: &RunArgs) -> Report {
+    pub fn finish(mut self, scenario: &str, args: &RunArgs) -> Report {
         self.progress.finish();
+        if crate::pace::interrupted() {
+            self.notes
+                .push("interrupted by Ctrl-C before the duration was over".into());
+        }
         let elapsed = self.recorder.started().elapsed().as_secs_f64();
         // Rates are per second of sending: the drain after it (answers still
         // coming, the last windows closing) would otherwise dilute them.
