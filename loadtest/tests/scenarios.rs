@@ -121,6 +121,39 @@ fn api_counts_refusals_by_kind_and_still_succeeds() {
 }
 
 #[test]
+fn an_api_key_authenticates_the_api_load() {
+    let gateway = Gateway::sensors("api-key");
+    let key = gateway.api_key();
+    let out = scratch("api-key-report");
+    let out_arg = out.display().to_string();
+    loadtest_ok(&[
+        "api",
+        "--target",
+        &gateway.base,
+        "--duration",
+        "1s",
+        "--rate",
+        "50",
+        "--keys",
+        "5",
+        "--api-key",
+        &key,
+        "--out",
+        &out_arg,
+    ]);
+    let report = read_report(&out);
+    let ok: u64 = API_SERIES
+        .iter()
+        .map(|name| {
+            let series = series(&report, name);
+            assert_eq!(series["errors_total"], 0, "{series:#}");
+            series["ok"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(ok, 50);
+}
+
+#[test]
 fn ws_subscribers_time_the_hub_and_write_the_common_report() {
     let gateway = Gateway::sensors("ws");
     let token = gateway.token();

@@ -122,13 +122,28 @@ inputs = ["per_metric"]
 
     /// The status of `GET path` (0 when nothing answers).
     pub fn get_status(&self, path: &str) -> u16 {
-        http(self.address, "GET", path, "").0
+        http(self.address, "GET", path, "", "").0
+    }
+
+    /// A new API key of the demo account (`POST /api/v1/api-keys`).
+    pub fn api_key(&self) -> String {
+        let authorization = format!("Authorization: Bearer {}\r\n", self.token());
+        let (status, reply) = http(
+            self.address,
+            "POST",
+            "/api/v1/api-keys",
+            r#"{"name":"loadtest"}"#,
+            &authorization,
+        );
+        assert_eq!(status, 201, "creating an API key: {reply}");
+        let reply: Value = serde_json::from_str(&reply).unwrap();
+        reply["key"].as_str().unwrap().to_owned()
     }
 
     /// An access token of the demo account.
     pub fn token(&self) -> String {
         let body = format!(r#"{{"username":"{USER}","password":"{PASSWORD}"}}"#);
-        let (status, reply) = http(self.address, "POST", "/api/v1/auth/login", &body);
+        let (status, reply) = http(self.address, "POST", "/api/v1/auth/login", &body, "");
         assert_eq!(status, 200, "login: {reply}");
         let reply: Value = serde_json::from_str(&reply).unwrap();
         reply["access_token"].as_str().unwrap().to_owned()
@@ -144,14 +159,15 @@ impl Drop for Gateway {
     }
 }
 
-/// One HTTP/1.1 request with a JSON body, closing the connection: status and body text.
-pub fn http(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+/// One HTTP/1.1 request with a JSON body and `headers` (each ending in CRLF),
+/// closing the connection: status and body text.
+pub fn http(address: SocketAddr, method: &str, path: &str, body: &str, headers: &str) -> (u16, String) {
     let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
         return (0, String::new());
     };
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
