@@ -39,7 +39,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse().command) {
+    // clap exits 2 on a usage error; here 2 means "ran but failed its checks",
+    // so bad options exit 1 like every other run that could not be done.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli.command) {
         Ok(passed) if passed => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(2),
         Err(error) => {

@@ -411,3 +411,22 @@ fn ctrl_c_stops_the_run_and_still_writes_the_report() {
         .sum();
     assert!(rate > 30.0, "{rate}");
 }
+
+#[test]
+fn bad_options_exit_1_naming_the_option() {
+    for (args, says) in [
+        (&["api", "--rate", "NaN"][..], "positive number"),
+        (&["api", "--rate=-5"][..], "positive number"),
+        (&["events", "--duration", "soon"][..], "not a duration"),
+        (&["api", "--duration", "0s"][..], "more than zero"),
+        (&["api", "--mix", "read=1"][..], "not an operation"),
+        (&["api", "--target", "127.0.0.1:8080"][..], "expected a URL"),
+        (&["ws", "--duration", "0"][..], "more than zero"),
+    ] {
+        let run = loadtest(args);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert_eq!(loadtest(&["--help"]).status.code(), Some(0));
+}

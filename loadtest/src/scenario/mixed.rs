@@ -22,7 +22,7 @@ pub struct MixedArgs {
     #[command(flatten)]
     pub api: ApiLoad,
     /// API requests per second (default: as fast as --concurrency workers go).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_rate)]
     pub api_rate: Option<f64>,
     /// Leave Kafka out (no broker here): API load and nothing else.
     #[arg(long)]
@@ -54,8 +54,11 @@ pub fn run(args: &MixedArgs) -> anyhow::Result<Report> {
             ..args.run.clone()
         };
         let sent = api::send(client, &api_run, &args.api, &run.recorder).await;
+        let api_rate = args
+            .api_rate
+            .map_or("as fast as answered".to_owned(), |rate| format!("{rate}/s"));
         run.notes.push(format!(
-            "{sent} API requests over {} keys, mix {}",
+            "{sent} API requests ({api_rate}) over {} keys, mix {}",
             args.api.keys, args.api.mix
         ));
         if let Some((stop_listening, producing)) = started_events {

@@ -56,7 +56,7 @@ pub struct RunArgs {
 }
 
 /// Parses a positive, finite rate.
-fn parse_rate(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
         _ => Err(format!("{text:?} is not a positive number of operations per second")),

@@ -138,6 +138,7 @@ impl RunState {
 /// Runs the load test described by `args` and reports what it measured.
 pub fn run(mut args: WsArgs) -> anyhow::Result<(WsReport, Recorder)> {
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
+    anyhow::ensure!(!args.duration.is_zero(), "--duration must be more than zero");
     let target = Target::parse(args.target.as_deref().unwrap_or(&args.url))?;
     target.ensure_loopback(args.allow_remote)?;
     if args.target.is_some() {
