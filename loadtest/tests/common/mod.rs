@@ -22,8 +22,29 @@ pub const USER: &str = "load";
 /// Its password.
 pub const PASSWORD: &str = "Loadtest-Passw0rd";
 
+/// A scratch directory, removed when dropped unless the test is failing
+/// (then it is kept, and its path printed, for inspection).
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("keeping {} for inspection", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// A fresh scratch directory under the system temp dir.
-pub fn scratch(label: &str) -> PathBuf {
+pub fn scratch(label: &str) -> Scratch {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let path = std::env::temp_dir().join("pulse-loadtest-tests").join(format!(
         "{label}-{}-{}",
@@ -32,7 +53,7 @@ pub fn scratch(label: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&path);
     std::fs::create_dir_all(&path).unwrap();
-    path
+    Scratch(path)
 }
 
 /// A port nothing listens on right now.
@@ -47,6 +68,8 @@ pub struct Gateway {
     address: SocketAddr,
     shutdown: Shutdown,
     running: Option<JoinHandle<()>>,
+    /// Dropped after the pipeline stopped (fields drop after `Drop::drop`).
+    _dir: Scratch,
 }
 
 impl Gateway {
@@ -87,6 +110,7 @@ plan = "enterprise"
             address: ([127, 0, 0, 1], port).into(),
             shutdown,
             running: Some(running),
+            _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while gateway.get_status("/health/ready") != 200 {
