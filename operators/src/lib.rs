@@ -2,9 +2,11 @@
 //!
 //! - [`window`]: event-time tumbling, hopping and session windows ([`WindowExt`]).
 //! - [`aggregate`]: the aggregate functions windows compute, and their state.
+//! - [`forecast`]: online per-key forecasting with prediction intervals.
 //! - [`sketch`]: the mergeable quantile sketch behind `p50`/`p95`/`p99`.
 
 pub mod aggregate;
+pub mod forecast;
 pub mod sketch;
 pub mod window;
 
