@@ -131,6 +131,12 @@ pub enum Command {
         #[arg(long, default_value = "30m")]
         ttl: DurationSpec,
     },
+    /// Measures quality on benchmark files (`pulse eval forecast ...`).
+    Eval {
+        /// Which benchmark.
+        #[command(subcommand)]
+        command: crate::eval::EvalCommand,
+    },
     /// Creates or lists Kafka topics.
     Topics {
         /// What to do.
@@ -237,6 +243,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Eval { command } => crate::eval::run(command),
         Command::Produce {
             brokers,
             topic,

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod eval;
 pub mod operators;
 pub mod plan;
 pub mod projection;
