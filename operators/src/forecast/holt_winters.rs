@@ -124,7 +124,7 @@ impl HoltWinters {
         }
         let phi = self.smoothing.phi;
         self.level += damped_sum(phi, missing) * self.trend;
-        self.trend *= phi.powf(missing as f64);
+        self.trend *= phi.powi(missing.min(i32::MAX as u64) as i32);
         self.phase = ((self.phase as u64 + missing) % self.season_length as u64) as usize;
     }
 
@@ -145,7 +145,7 @@ fn damped_sum(phi: f64, k: u64) -> f64 {
     if phi >= 1.0 {
         k as f64
     } else {
-        phi * (1.0 - phi.powf(k as f64)) / (1.0 - phi)
+        phi * (1.0 - phi.powi(k.min(i32::MAX as u64) as i32)) / (1.0 - phi)
     }
 }
 
