@@ -210,7 +210,8 @@ fn backtest_file(path: &Path, config: &ForecastConfig, args: &ForecastArgs) -> a
         .step_by(horizon)
         .collect();
     let share = |f: f64| ((f.clamp(0.0, 1.0) * origins.len() as f64) as usize).min(origins.len());
-    let chosen = &origins[share(args.origins_from)..share(args.origins_to)];
+    let (from, to) = (share(args.origins_from), share(args.origins_to));
+    let chosen = &origins[from..to.max(from)];
 
     let mut forecaster = SeriesForecaster::new(shape);
     let (mut model, mut naive) = (Scores::default(), Scores::default());
