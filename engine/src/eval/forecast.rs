@@ -27,7 +27,7 @@ const TRAIN_SHARE: f64 = 0.6;
 /// Arguments of `pulse eval forecast`.
 #[derive(Debug, clap::Args)]
 pub struct ForecastArgs {
-    /// `timestamp,value` CSV files (e.g. from the Numenta Anomaly Benchmark).
+    /// CSV files of `timestamp,value` rows (e.g. from the Numenta Anomaly Benchmark).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// The seasonal period.
