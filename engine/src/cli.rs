@@ -131,9 +131,10 @@ pub enum Command {
         #[arg(long, default_value = "30m")]
         ttl: DurationSpec,
     },
-    /// Measures quality on benchmark files (`pulse eval forecast ...`).
+    /// Measures quality on benchmark files: NAB anomaly detection (`pulse eval nab`,
+    /// `pulse eval nab-score`) and forecasting (`pulse eval forecast`).
     Eval {
-        /// Which benchmark.
+        /// What to evaluate.
         #[command(subcommand)]
         command: crate::eval::EvalCommand,
     },
@@ -180,6 +181,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_logging();
     match cli.command {
+        Command::Eval { command } => command.run(),
         Command::Validate { file } => match Pipeline::load(&file, &env) {
             Ok(pipeline) => {
                 if let Some(warnings) = pipeline.warnings_report() {
@@ -243,7 +245,6 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Eval { command } => crate::eval::run(command),
         Command::Produce {
             brokers,
             topic,
