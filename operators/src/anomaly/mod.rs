@@ -1,0 +1,100 @@
+//! Streaming anomaly detection per series: the detectors, their ensemble and
+//! the per-key state the `type = "anomaly"` operator wraps one to one.
+//!
+//! - [`RobustZScore`]: median/MAD over a sliding window.
+//! - [`Ewma`]: EWMA/EWMV with a warm-up.
+//! - [`IsolationForest`]: a native forest; [`ForestDetector`] trains it on a
+//!   series' recent values on an event-time schedule and swaps models atomically.
+//! - [`AnomalyLikelihood`]: turns the ensemble's raw score into how rare it is.
+//! - [`SeriesDetector`]: all of the above for one key; [`AnomalyConfig`] configures it.
+//! - [`ModelStore`]: versioned model files with their metadata.
+//!
+//! ## State per key
+//!
+//! With the defaults a key holds, when full: the robust window (500 values, kept
+//! twice plus a scratch copy: 12 KB), the likelihood's history (2 000 raw
+//! scores: 16 KB), the forest's training buffer (10 000 values: 80 KB) and one
+//! model (50 trees of at most 255 nodes of 24 bytes: ≤ 306 KB) — about 410 KB.
+//! [`SeriesDetector::state_bytes`] computes it for any configuration.
+
+mod calibration;
+mod config;
+mod detector;
+mod ewma;
+mod forest_detector;
+mod isolation_forest;
+mod likelihood;
+mod robust_z;
+mod store;
+
+pub use calibration::ExtremeCalibrator;
+pub use config::{
+    AnomalyConfig, CalibrationConfig, EwmaConfig, IsolationForestConfig, LikelihoodConfig, RobustZConfig,
+};
+pub use detector::SeriesDetector;
+pub use ewma::Ewma;
+pub use forest_detector::{ForestDetector, ModelVersion, TrainingJob, features};
+pub use isolation_forest::{IsolationForest, SplitMix64};
+pub use likelihood::{AnomalyLikelihood, erfc};
+pub use robust_z::{RobustStats, RobustZScore};
+pub use store::{ModelStore, StoreError};
+
+use serde::{Deserialize, Serialize};
+
+/// The verdict on one point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyScore {
+    /// How anomalous, in [0, 1] (0.5 ≈ a one-in-10⁵ surprise).
+    pub score: f64,
+    /// Whether the score reached the alert threshold.
+    pub is_anomaly: bool,
+    /// Info below the alert threshold, warning above, critical above the critical threshold.
+    pub severity: Severity,
+    /// The detectors whose own score passed their firing level.
+    pub detectors_fired: Vec<DetectorKind>,
+    /// The expected value (the window's median), once there is one.
+    pub expected: Option<f64>,
+    /// The expected band (median ± 3 robust σ).
+    pub band: Option<(f64, f64)>,
+    /// Why, in words, for anomalies and while warming up; empty otherwise.
+    pub explanation: String,
+    /// Whether the key has too few points to score (score 0).
+    pub warming_up: bool,
+}
+
+/// How bad an anomaly is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Not an anomaly.
+    Info,
+    /// An anomaly.
+    Warning,
+    /// A strong anomaly.
+    Critical,
+}
+
+/// The detectors of the ensemble.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorKind {
+    /// Robust z-score (median/MAD).
+    RobustZ,
+    /// EWMA/EWMV.
+    Ewma,
+    /// Isolation Forest.
+    IsolationForest,
+}
+
+/// A point the detector refuses; the operator dead-letters it with this reason.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum AnomalyError {
+    /// NaN or ±inf.
+    #[error("value {value} at {ts_ms} is not a finite number")]
+    NonFinite {
+        /// Event time, epoch ms.
+        ts_ms: i64,
+        /// The value.
+        value: f64,
+    },
+}
