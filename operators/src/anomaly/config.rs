@@ -200,6 +200,9 @@ pub struct CalibrationConfig {
     pub quantile: f64,
     /// How far (relative) a raw score must pass that extreme to score 0.5.
     pub margin: f64,
+    /// A raw score enters the history capped at this multiple of the extreme:
+    /// one anomaly does not hide the next one of the same size.
+    pub growth: f64,
 }
 
 impl Default for CalibrationConfig {
@@ -209,6 +212,7 @@ impl Default for CalibrationConfig {
             history: 2000,
             quantile: 1.0,
             margin: 0.001,
+            growth: 1.2,
         }
     }
 }

@@ -11,11 +11,22 @@
 //!
 //! ## State per key
 //!
-//! With the defaults a key holds, when full: the robust window (500 values, kept
-//! twice plus a scratch copy: 12 KB), the likelihood's history (2 000 raw
-//! scores: 16 KB), the forest's training buffer (10 000 values: 80 KB) and one
-//! model (50 trees of at most 255 nodes of 24 bytes: ≤ 306 KB) — about 410 KB.
-//! [`SeriesDetector::state_bytes`] computes it for any configuration.
+//! With the defaults a key holds, when full (`SeriesDetector::state_bytes`
+//! computes it for any configuration; a test pins it at about 1.4 MB):
+//! the robust window (500 values kept twice plus a scratch copy: 12 KB), the
+//! likelihood's history (2 000 raw scores: 16 KB), three calibrators (2 000
+//! raw scores each, kept twice: 96 KB), the forest's training buffer (10 000
+//! values: 80 KB) and one model (100 trees of at most 511 nodes of 24 bytes:
+//! up to 1.2 MB). The model dominates: for many keys, fewer trees or a
+//! smaller `sample_size` (bytes grow linearly with both) keep it in hand.
+//!
+//! ## Scores over time
+//!
+//! Each detector's raw score is calibrated against its own recent history
+//! ([`ExtremeCalibrator`]): 0.5 means "past the highest of the last 2 000
+//! points". An anomaly enters that history capped (`calibration.growth`), so
+//! it does not hide the next one, and after an alert the key stays quiet for
+//! `quiet_points` points: one incident, one alert, as NAB rewards.
 
 mod calibration;
 mod config;
