@@ -166,8 +166,8 @@ pub struct IsolationForestConfig {
     pub seed: u64,
     /// Weight in the ensemble's raw score.
     pub weight: f64,
-    /// Relative forest score (0 at the model's median training score, 1 at its
-    /// 99th percentile) at which the detector reports itself as fired.
+    /// Forest score (2^(−mean path / c(ψ)), about 0.5 for ordinary points) at
+    /// which the detector reports itself as fired.
     pub fire_score: f64,
 }
 
@@ -183,7 +183,7 @@ impl Default for IsolationForestConfig {
             lags: 45,
             seed: 0x5eed,
             weight: 1.0,
-            fire_score: 2.0,
+            fire_score: 0.65,
         }
     }
 }
