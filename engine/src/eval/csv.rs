@@ -146,21 +146,35 @@ fn columns(path: &Path, header: &str, wanted: &[&str]) -> Result<Vec<usize>, Csv
         .collect()
 }
 
-/// Reads a NAB data file (`timestamp,value` with a header line).
-pub fn read_data(path: &Path) -> Result<Vec<DataRow>, CsvError> {
-    let mut rows = Vec::new();
+/// Reads a CSV file with a header line: for each non-empty line after it,
+/// `row` gets the line's number, its text, its trimmed fields and the
+/// positions of the `wanted` columns (each found in the header, else an error).
+fn read_rows<T>(
+    path: &Path,
+    wanted: &[&str],
+    mut row: impl FnMut(usize, &str, &[&str], &[usize]) -> Result<T, CsvError>,
+) -> Result<Vec<T>, CsvError> {
     let mut lines = lines(path)?;
     let (_, header) = lines
         .next()
         .transpose()?
         .ok_or_else(|| row_error(path, 1, "empty file: no header"))?;
-    let at = columns(path, &header, &["timestamp", "value"])?;
+    let at = columns(path, &header, wanted)?;
+    let mut rows = Vec::new();
     for line in lines {
         let (number, text) = line?;
         if text.trim().is_empty() {
             continue;
         }
         let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+        rows.push(row(number, &text, &fields, &at)?);
+    }
+    Ok(rows)
+}
+
+/// Reads a NAB data file (`timestamp,value` with a header line).
+pub fn read_data(path: &Path) -> Result<Vec<DataRow>, CsvError> {
+    read_rows(path, &["timestamp", "value"], |number, text, fields, at| {
         let field = |index: usize, name: &str| {
             fields
                 .get(index)
@@ -173,31 +187,18 @@ pub fn read_data(path: &Path) -> Result<Vec<DataRow>, CsvError> {
         let value = value_text
             .parse::<f64>()
             .map_err(|_| row_error(path, number, format!("value {value_text:?} is not a number")))?;
-        rows.push(DataRow {
+        Ok(DataRow {
             timestamp: timestamp.to_owned(),
             ts_ms,
             value_text: value_text.to_owned(),
             value,
-        });
-    }
-    Ok(rows)
+        })
+    })
 }
 
 /// Reads a NAB results file: its `timestamp` and `anomaly_score` columns.
 pub fn read_scores(path: &Path) -> Result<Vec<ScoredRow>, CsvError> {
-    let mut rows = Vec::new();
-    let mut lines = lines(path)?;
-    let (_, header) = lines
-        .next()
-        .transpose()?
-        .ok_or_else(|| row_error(path, 1, "empty file: no header"))?;
-    let at = columns(path, &header, &["timestamp", "anomaly_score"])?;
-    for line in lines {
-        let (number, text) = line?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+    read_rows(path, &["timestamp", "anomaly_score"], |number, text, fields, at| {
         let (Some(timestamp), Some(score)) = (fields.get(at[0]), fields.get(at[1])) else {
             return Err(row_error(path, number, format!("row {text:?} has too few fields")));
         };
@@ -207,9 +208,8 @@ pub fn read_scores(path: &Path) -> Result<Vec<ScoredRow>, CsvError> {
             .ok()
             .filter(|s| s.is_finite())
             .ok_or_else(|| row_error(path, number, format!("anomaly_score {score:?} is not a finite number")))?;
-        rows.push(ScoredRow { ts_ms, score });
-    }
-    Ok(rows)
+        Ok(ScoredRow { ts_ms, score })
+    })
 }
 
 /// Writes a NAB results file: `timestamp,value,anomaly_score`, the data's rows in order.

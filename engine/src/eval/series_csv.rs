@@ -1,42 +1,21 @@
-//! Reading `timestamp,value` CSV files (the Numenta Anomaly Benchmark's layout).
+//! Reading `timestamp,value` CSV files for the forecast backtest.
 //!
-//! Timestamps are `YYYY-MM-DD HH:MM:SS` (UTC, `T` also accepted) or integer epoch
-//! milliseconds. A first line that is not data is a header. Every error names the file
-//! and the line.
+//! Timestamps are `YYYY-MM-DD HH:MM:SS` (UTC, `T` also accepted; parsed as NAB's
+//! files are, by [`csv::parse_timestamp`]) or integer epoch milliseconds. A first
+//! line that is not data is a header. Every error names the file and the line
+//! ([`CsvError`]).
 
 use std::path::Path;
+
+use super::csv::{self, CsvError};
 
 /// One point: event time (epoch ms) and value.
 pub type Point = (i64, f64);
 
-/// Why a series file could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum SeriesCsvError {
-    /// The file could not be opened or read.
-    #[error("{file}: {source}")]
-    Io {
-        /// The file.
-        file: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A row is malformed.
-    #[error("{file}:{line}: {problem}")]
-    Row {
-        /// The file.
-        file: String,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong with the row.
-        problem: String,
-    },
-}
-
 /// Reads the points of `path`, which must have strictly increasing timestamps.
-pub fn read_series(path: &Path) -> Result<Vec<Point>, SeriesCsvError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| SeriesCsvError::Io {
-        file: file.clone(),
+pub fn read_series(path: &Path) -> Result<Vec<Point>, CsvError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CsvError::Io {
+        path: path.to_owned(),
         source,
     })?;
     let mut points: Vec<Point> = Vec::new();
@@ -46,10 +25,10 @@ pub fn read_series(path: &Path) -> Result<Vec<Point>, SeriesCsvError> {
         if row.is_empty() {
             continue;
         }
-        let fail = |problem: String| SeriesCsvError::Row {
-            file: file.clone(),
+        let fail = |reason: String| CsvError::Row {
+            path: path.to_owned(),
             line,
-            problem,
+            reason,
         };
         let Some((ts_text, value_text)) = row.split_once(',') else {
             return Err(fail(format!("expected `timestamp,value`, found {row:?}")));
@@ -75,47 +54,12 @@ pub fn read_series(path: &Path) -> Result<Vec<Point>, SeriesCsvError> {
     Ok(points)
 }
 
-/// Parses `YYYY-MM-DD HH:MM:SS[.fff]` (UTC) or epoch milliseconds.
+/// Parses epoch milliseconds, or `YYYY-MM-DD HH:MM:SS[.fff]` (UTC) as NAB's files write it.
 fn parse_timestamp(text: &str) -> Result<i64, String> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse().map_err(|_| "epoch milliseconds out of range".to_string());
     }
-    let malformed = || "expected YYYY-MM-DD HH:MM:SS or epoch milliseconds".to_string();
-    let (date, time) = text.split_once([' ', 'T']).ok_or_else(malformed)?;
-    let numbers = |s: &str, sep: char| -> Result<Vec<u64>, String> {
-        s.split(sep)
-            .map(|p| p.parse::<u64>().map_err(|_| malformed()))
-            .collect()
-    };
-    let (time, millis) = match time.split_once('.') {
-        Some((t, fraction)) => {
-            let digits: String = fraction.chars().chain("000".chars()).take(3).collect();
-            (t, digits.parse::<u64>().map_err(|_| malformed())?)
-        }
-        None => (time, 0),
-    };
-    let (d, t) = (numbers(date, '-')?, numbers(time, ':')?);
-    let [year, month, day]: [u64; 3] = d.try_into().map_err(|_| malformed())?;
-    let [hour, minute, second]: [u64; 3] = t.try_into().map_err(|_| malformed())?;
-    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return Err("date out of range (years 1970–9999)".into());
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return Err("time of day out of range".into());
-    }
-    let days = days_from_civil(year as i64, month as i64, day as i64);
-    Ok(((days * 24 + hour as i64) * 60 + minute as i64) * 60_000 + second as i64 * 1000 + millis as i64)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    csv::parse_timestamp(text)
 }
 
 #[cfg(test)]
