@@ -52,4 +52,10 @@ pub enum Position {
         /// Sequence number of the record.
         sequence: u64,
     },
+    /// A point an operator refused (a value that is not a finite number, a
+    /// time before its series' previous point): its event time.
+    Point {
+        /// Event time of the point (epoch ms).
+        ts: u64,
+    },
 }

@@ -300,6 +300,12 @@ impl Resources {
                 SourceConfig::Generator { .. } | SourceConfig::File { .. } => unread_dead_letters.push(stream),
             }
         }
+        for (name, operator) in &config.operators {
+            let stream = format!("{name}.dead_letter");
+            if operator.operator().refuses_input() && !read.contains(&&stream) {
+                unread_dead_letters.push(stream);
+            }
+        }
         let default_dead_letters = (!unread_dead_letters.is_empty()).then(|| {
             slot(Box::new(LazyFile {
                 path: config.engine.dead_letter_path.clone(),
@@ -506,7 +512,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
         let Some(StreamType::Rows(output)) = shapes.get(&name) else {
             unreachable!("a validated operator has a row schema")
         };
-        let rows = operator.build(BuildContext {
+        let built = operator.build(BuildContext {
             name: &name,
             scope,
             inputs,
@@ -516,7 +522,10 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             delivered_before,
             session_progress: resources.session_progress.clone(),
         });
-        streams.insert(name, Built::Rows(rows));
+        if let Some(dead_letters) = built.dead_letters {
+            streams.insert(format!("{name}.dead_letter"), Built::DeadLetters(dead_letters));
+        }
+        streams.insert(name, Built::Rows(built.rows));
     }
 
     for (name, sink) in &config.sinks {

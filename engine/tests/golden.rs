@@ -31,13 +31,14 @@ use common::{TempDir, compare_rows, load_pipeline, parse_jsonl, read_jsonl, run_
 use serde_json::Value;
 
 /// Every case directory; `every_case_directory_has_a_test` keeps this in step with the disk.
-const CASES: [&str; 6] = [
+const CASES: [&str; 7] = [
     "tumbling_basic",
     "hopping_and_session",
     "dead_letter",
     "late_data",
     "key_by_label_and_null",
     "unread_dead_letters",
+    "anomaly_and_forecast",
 ];
 
 fn case_dir(case: &str) -> PathBuf {
@@ -403,4 +404,52 @@ fn late_events_nothing_reads_go_where_dead_letters_go() {
     let event: Value = serde_json::from_str(letter["raw"].as_str().unwrap()).expect("the raw event is JSON");
     assert_eq!(event["ts"], START_MS + 2_000);
     assert_eq!(event["tenant"], "acme");
+}
+
+#[test]
+fn anomaly_and_forecast() {
+    let run = check_case("anomaly_and_forecast");
+    if blessing() {
+        return;
+    }
+    // Beyond the golden files: the spike is the critical anomaly, warming-up
+    // rows score 0, and the refused average names why, once per operator.
+    let anomalies = run.rows("anomalies.jsonl");
+    let spike = anomalies
+        .iter()
+        .find(|row| row["source"] == "h1" && row["ts"] == 1_700_000_240_000u64)
+        .expect("h1's point at second 240");
+    assert_eq!(
+        (spike["severity"].as_str(), spike["is_anomaly"].as_bool()),
+        (Some("critical"), Some(true))
+    );
+    assert!(spike["detectors"].as_str().unwrap().contains("robust_z"), "{spike}");
+    assert!(
+        anomalies
+            .iter()
+            .filter(|row| row["warming_up"] == true)
+            .all(|row| row["score"] == 0.0 && row["is_anomaly"] == false)
+    );
+    let refused = run.rows("refused.jsonl");
+    let components: Vec<&str> = refused.iter().map(|r| r["component"].as_str().unwrap()).collect();
+    assert_eq!(components, ["cpu_forecast", "window_anomalies"], "{refused:#?}");
+    assert!(
+        refused
+            .iter()
+            .all(|r| r["position"]["type"] == "point" && r["raw"].as_str().unwrap().contains("\"h3\""))
+    );
+    // Per key and time, one forecast row per step ahead, intervals nested around yhat.
+    for row in run.rows("forecasts.jsonl") {
+        let f = |name: &str| row[name].as_f64().unwrap();
+        assert!(
+            f("lower95") <= f("lower80") && f("lower80") <= f("yhat") && f("yhat") <= f("upper80"),
+            "{row}"
+        );
+        assert!(f("upper80") <= f("upper95"), "{row}");
+    }
+}
+
+#[test]
+fn anomaly_and_forecast_on_two_workers() {
+    check_case_on("anomaly_and_forecast", 2);
 }

@@ -312,7 +312,7 @@ fn unknown_type_points_at_the_value() {
         Expected {
             line: 7,
             column: 8,
-            message: "unknown variant `windw`, expected `window`",
+            message: "unknown variant `windw`, expected one of `window`, `anomaly`, `forecast`",
             help: "`windw` is not one of the choices listed",
         },
     );

@@ -1,14 +1,16 @@
 //! Dataflow operators of pulse, each an extension trait on a timely `Stream`.
 //!
 //! - [`window`]: event-time tumbling, hopping and session windows ([`WindowExt`]).
-//! - [`anomaly`]: streaming anomaly detection per series ([`anomaly::SeriesDetector`]).
+//! - [`anomaly`]: streaming anomaly detection per series ([`anomaly::AnomalyExt`]).
 //! - [`aggregate`]: the aggregate functions windows compute, and their state.
-//! - [`forecast`]: online per-key forecasting with prediction intervals.
+//! - [`forecast`]: online per-key forecasting with prediction intervals ([`forecast::ForecastExt`]).
+//! - [`series`]: the points per key the analytics operators take, held until event time is complete.
 //! - [`sketch`]: the mergeable quantile sketch behind `p50`/`p95`/`p99`.
 
 pub mod aggregate;
 pub mod anomaly;
 pub mod forecast;
+pub mod series;
 pub mod sketch;
 pub mod window;
 

@@ -25,6 +25,8 @@ use pulse_sinks::StdoutFormat;
 use serde::Deserialize;
 
 use crate::operators::Operator;
+use crate::operators::anomaly::AnomalyOperator;
+use crate::operators::forecast::ForecastOperator;
 use crate::operators::window::WindowOperator;
 
 pub use diagnostic::{ConfigError, Diagnostic};
@@ -211,6 +213,10 @@ pub enum GeneratorProfile {
 pub enum OperatorConfig {
     /// Event-time windows with aggregates per key.
     Window(WindowOperator),
+    /// Streaming anomaly detection per key (boxed: its detector settings are large).
+    Anomaly(Box<AnomalyOperator>),
+    /// Per-key forecasts with prediction intervals, on a schedule.
+    Forecast(ForecastOperator),
 }
 
 /// A sink: where results go.
@@ -357,6 +363,8 @@ impl OperatorConfig {
     pub fn operator(&self) -> &dyn Operator {
         match self {
             OperatorConfig::Window(window) => window,
+            OperatorConfig::Anomaly(anomaly) => anomaly.as_ref(),
+            OperatorConfig::Forecast(forecast) => forecast,
         }
     }
 
@@ -370,6 +378,7 @@ impl OperatorConfig {
     pub fn as_window(&self) -> Option<&WindowOperator> {
         match self {
             OperatorConfig::Window(window) => Some(window),
+            OperatorConfig::Anomaly(_) | OperatorConfig::Forecast(_) => None,
         }
     }
 }

@@ -122,6 +122,9 @@ fn checked_streams(
             let stream = schema.map_or(StreamType::Unknown, |schema| StreamType::Rows(Arc::new(schema)));
             streams.insert(name.clone(), stream);
         }
+        if operator.refuses_input() {
+            streams.insert(format!("{name}.dead_letter"), StreamType::DeadLetters);
+        }
     }
     streams
 }

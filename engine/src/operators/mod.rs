@@ -9,10 +9,18 @@
 //! its part of each worker's dataflow ([`Operator::build`]). The planner and
 //! the validator know operators only through this trait, so adding one is a
 //! module here and a variant (with its match arm) in `OperatorConfig`.
+//!
+//! An operator that can refuse input (a value that is not a number) says so
+//! ([`Operator::refuses_input`]) and offers `NAME.dead_letter` beside its
+//! rows, which sinks may read like a source's; unread, its dead letters go to
+//! the engine's dead-letter file.
 
+pub mod anomaly;
+pub mod forecast;
+pub mod series;
 pub mod window;
 
-use pulse_core::{Event, EventTime, Projection, Row, RowSchema, SessionProgress, Shutdown};
+use pulse_core::{DeadLetter, Event, EventTime, Projection, Row, RowSchema, SessionProgress, Shutdown};
 use std::sync::Arc;
 use timely::dataflow::{Scope, Stream};
 
@@ -81,6 +89,20 @@ pub trait Operator {
     /// The parts of a source's events it reads, when it reads a source.
     fn projection(&self) -> Projection;
 
+    /// Whether it refuses some input as dead letters (then its build returns
+    /// them, and the pipeline offers them as `NAME.dead_letter`).
+    fn refuses_input(&self) -> bool {
+        false
+    }
+
     /// Builds the operator on one worker; its rows follow `context.output`.
-    fn build<'scope>(&self, context: BuildContext<'_, 'scope>) -> Stream<'scope, EventTime, Vec<Row>>;
+    fn build<'scope>(&self, context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope>;
+}
+
+/// What an operator built on one worker.
+pub struct OperatorStreams<'scope> {
+    /// Its rows, of the schema its check declared.
+    pub rows: Stream<'scope, EventTime, Vec<Row>>,
+    /// What it refused, when it [refuses input](Operator::refuses_input).
+    pub dead_letters: Option<Stream<'scope, EventTime, Vec<DeadLetter>>>,
 }

@@ -7,15 +7,14 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use pulse_core::{EventKind, EventTime, Projection, Row, RowSchema};
+use pulse_core::{EventKind, Projection, RowSchema};
 use pulse_operators::Aggregate;
 use pulse_operators::window::{KeyField, WindowConfig, WindowExt, WindowSchema, WindowSpec};
 use serde::Deserialize;
-use timely::dataflow::Stream;
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::operators::vec::Map;
 
-use super::{BuildContext, InputShape, InputStream, Operator};
+use super::{BuildContext, InputShape, InputStream, Operator, OperatorStreams};
 use crate::config::EngineConfig;
 use crate::config::validate::{Problem, StreamType, problem};
 
@@ -146,7 +145,7 @@ impl Operator for WindowOperator {
         }
     }
 
-    fn build<'scope>(&self, context: BuildContext<'_, 'scope>) -> Stream<'scope, EventTime, Vec<Row>> {
+    fn build<'scope>(&self, context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope> {
         let events: Vec<_> = context
             .inputs
             .into_iter()
@@ -164,10 +163,14 @@ impl Operator for WindowOperator {
             session_progress: context.session_progress,
         };
         let schema: Arc<RowSchema> = context.output;
-        context
+        let rows = context
             .scope
             .concatenate(events)
             .window(context.name, &config, context.shutdown)
-            .map(move |row| row.to_row(&schema))
+            .map(move |row| row.to_row(&schema));
+        OperatorStreams {
+            rows,
+            dead_letters: None,
+        }
     }
 }

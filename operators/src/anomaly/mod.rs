@@ -8,6 +8,7 @@
 //! - [`AnomalyLikelihood`]: turns the ensemble's raw score into how rare it is.
 //! - [`SeriesDetector`]: all of the above for one key; [`AnomalyConfig`] configures it.
 //! - [`ModelStore`]: versioned model files with their metadata.
+//! - [`AnomalyExt`]: the detector per key inside the dataflow ([`stream`]).
 //!
 //! ## State per key
 //!
@@ -37,6 +38,7 @@ mod isolation_forest;
 mod likelihood;
 mod robust_z;
 mod store;
+pub mod stream;
 
 pub use calibration::ExtremeCalibrator;
 pub use config::{
@@ -49,6 +51,7 @@ pub use isolation_forest::{IsolationForest, SplitMix64};
 pub use likelihood::{AnomalyLikelihood, erfc};
 pub use robust_z::{RobustStats, RobustZScore};
 pub use store::{ModelStore, StoreError};
+pub use stream::{AnomalyExt, AnomalyStreamConfig, ScoredPoint};
 
 use serde::{Deserialize, Serialize};
 

@@ -6,6 +6,7 @@
 //! - [`series`]: the per-key state, a bank of models chosen per horizon
 //!   ([`SeriesForecaster`]).
 //! - [`config`]: [`ForecastConfig`], what a pipeline file carries.
+//! - [`stream`]: [`ForecastExt`], the forecaster per key inside the dataflow.
 //!
 //! Bad input (NaN, ±inf, absurd values or times, points out of order) is an error
 //! result and never reaches a model.
@@ -15,6 +16,7 @@ pub mod holt_winters;
 pub mod interval;
 pub mod pending;
 pub mod series;
+pub mod stream;
 
 #[cfg(test)]
 mod tests;
@@ -22,6 +24,7 @@ mod tests;
 pub use config::{ForecastConfig, SeriesShape};
 pub use holt_winters::{HoltWinters, Smoothing};
 pub use series::SeriesForecaster;
+pub use stream::{ForecastExt, ForecastSchedule, ForecastStreamConfig, IssuedForecast};
 
 /// One forecast point: the horizon, its event time, the forecast and its intervals.
 #[derive(Debug, Clone, Copy, PartialEq)]
