@@ -7,9 +7,11 @@
 //! - [`generator`]: synthetic sensors, paced to a rate or as fast as possible.
 //! - [`file`]: JSONL file replay, split across workers by byte range.
 //! - [`kafka`]: Kafka partitions, dealt to workers, a watermark each.
+//! - [`http`]: events posted to the gateway's `POST /api/v1/events`.
 
 pub mod file;
 pub mod generator;
+pub mod http;
 pub mod kafka;
 pub mod source;
 pub mod time_bounds;

@@ -47,6 +47,13 @@ pub enum Position {
         /// The watermark it was behind (epoch ms).
         watermark: u64,
     },
+    /// An element of a request to the HTTP ingest endpoint (`POST /api/v1/events`).
+    Http {
+        /// The request's correlation id (`X-Correlation-ID`).
+        request: String,
+        /// 0-based position of the element in the request (for NDJSON, its line).
+        index: u64,
+    },
     /// A generated record (the generator never produces bad records, but tests may).
     Generated {
         /// Sequence number of the record.

@@ -3,13 +3,15 @@
 //! Deliberately small: the [`Event`] envelope and its JSON codec, event time and
 //! durations ([`time`]), dead-letter records ([`DeadLetter`]), the shutdown
 //! signal that sources and operators watch ([`Shutdown`]), the sinks'
-//! delivered frontier that offset commits wait for ([`Delivered`]), and the
-//! typed rows operators hand each other and sinks ([`row`]).
+//! delivered frontier that offset commits wait for ([`Delivered`]), the
+//! typed rows operators hand each other and sinks ([`row`]), and the queue
+//! between the HTTP ingest endpoint and the `http` source ([`ingest`]).
 
 pub mod dead_letter;
 pub mod delivery;
 pub mod event;
 pub mod health;
+pub mod ingest;
 pub mod row;
 pub mod session_progress;
 pub mod shutdown;

@@ -12,11 +12,13 @@ use std::sync::{Arc, Mutex};
 
 use pulse_connectors::file::JsonlFileReader;
 use pulse_connectors::generator::{GeneratorReader, GeneratorSettings};
+use pulse_connectors::http::HttpReader;
 use pulse_connectors::kafka::{
     self, DeliveryNeeds, GroupOffsets, KafkaConnectorError, KafkaReader, KafkaSourceSettings, PartitionOffsets,
     ResumePoint, TopicPartition,
 };
 use pulse_connectors::{SourceFailures, SourceSettings, WorkerWatermarks, event_source};
+use pulse_core::ingest::IngestQueue;
 use pulse_core::time::coarsen;
 use pulse_core::{
     DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, Row, SessionProgress, Shutdown,
@@ -130,6 +132,8 @@ pub struct Resources {
     worker_watermarks: BTreeMap<String, WorkerWatermarks>,
     /// Sources that could not read on (the run then fails).
     source_failures: SourceFailures,
+    /// The queue of each `http` source, which the gateway's ingest endpoint fills.
+    ingest: BTreeMap<String, IngestQueue>,
 }
 
 /// The live outputs of a run: its gateway's hub and views, and the name rows
@@ -146,8 +150,18 @@ impl Resources {
     /// Opens every sink and checks every source file; websocket sinks publish to `live`.
     pub fn prepare(config: Arc<PipelineConfig>, shutdown: Shutdown, live: Option<LivePlan>) -> Result<Self, PlanError> {
         let mut kafka = BTreeMap::new();
+        let mut ingest = BTreeMap::new();
         for (name, source) in &config.sources {
             match source {
+                SourceConfig::Http { queue_capacity, .. } => {
+                    // The endpoint checks event times, so that clients hear of every refused event.
+                    let mut bounds = source.timestamp_bounds();
+                    let queue = IngestQueue::new(name, *queue_capacity, shutdown.clone(), move |ts| {
+                        bounds.set_wall_clock(pulse_connectors::time_bounds::wall_clock_ms());
+                        bounds.admit(ts)
+                    });
+                    ingest.insert(name.clone(), queue);
+                }
                 SourceConfig::File { path, .. } => {
                     File::open(path).map_err(|error| PlanError::SourceFile {
                         source_name: name.clone(),
@@ -297,7 +311,9 @@ impl Resources {
                         })?);
                     dead_letter_topics.insert(name.clone(), slot(topics));
                 }
-                SourceConfig::Generator { .. } | SourceConfig::File { .. } => unread_dead_letters.push(stream),
+                SourceConfig::Generator { .. } | SourceConfig::File { .. } | SourceConfig::Http { .. } => {
+                    unread_dead_letters.push(stream)
+                }
             }
         }
         for (name, operator) in &config.operators {
@@ -336,6 +352,7 @@ impl Resources {
             shutdown,
             started_ms,
             kafka,
+            ingest,
             delivered,
             health,
             live,
@@ -350,6 +367,12 @@ impl Resources {
     /// Why sources stopped reading before the end of their input, if any did.
     pub fn source_failures(&self) -> Vec<String> {
         self.source_failures.all()
+    }
+
+    /// The queue of the pipeline's `http` source (validation allows one), for
+    /// the gateway's `POST /api/v1/events`.
+    pub fn ingest_queue(&self) -> Option<&IngestQueue> {
+        self.ingest.values().next()
     }
 
     /// The Kafka sources, resolved.
@@ -464,6 +487,12 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 );
                 let idle = Some(idle_timeout.to_std());
                 event_source(scope, settings(max_out_of_orderness.as_millis(), idle), reader)
+            }
+            SourceConfig::Http {
+                max_out_of_orderness, ..
+            } => {
+                let reader = HttpReader::new(resources.ingest[name].clone(), worker);
+                event_source(scope, settings(max_out_of_orderness.as_millis(), None), reader)
             }
             SourceConfig::File {
                 path,

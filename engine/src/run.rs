@@ -194,6 +194,14 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
     };
     let config = Arc::new(pipeline.config.clone());
     let resources = Arc::new(Resources::prepare(config, shutdown.clone(), live)?);
+    if let (Some(server), Some(queue)) = (&gateway, resources.ingest_queue()) {
+        server.attach_ingest(queue.clone())?;
+        tracing::info!(
+            source = queue.component(),
+            capacity = queue.capacity(),
+            "accepting events at POST /api/v1/events"
+        );
+    }
     tracing::info!(pipeline = %pipeline.path.display(), workers, "starting");
     let started = Instant::now();
     let worker_resources = Arc::clone(&resources);

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use pulse_core::ingest::IngestQueue;
 use pulse_gateway::{DemoLogin, Gateway, GatewayConfig, GatewayError, LiveServices, Readiness};
 use tokio::sync::oneshot;
 
@@ -36,6 +37,7 @@ fn announce(address: SocketAddr, dashboard: bool, demo: Option<&DemoLogin>) {
 /// A running gateway.
 pub struct GatewayServer {
     runtime: tokio::runtime::Runtime,
+    gateway: Gateway,
     readiness: Readiness,
     address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
@@ -72,6 +74,7 @@ impl GatewayServer {
         }));
         Ok(Self {
             runtime,
+            gateway,
             readiness,
             address,
             stop: Some(stop),
@@ -82,6 +85,11 @@ impl GatewayServer {
     /// The readiness `/health/ready` reports.
     pub fn readiness(&self) -> Readiness {
         self.readiness.clone()
+    }
+
+    /// Hands `POST /api/v1/events` the queue of the pipeline's `http` source.
+    pub fn attach_ingest(&self, queue: IngestQueue) -> Result<(), GatewayError> {
+        self.gateway.attach_ingest(queue)
     }
 
     /// The address it listens on.

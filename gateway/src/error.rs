@@ -142,6 +142,12 @@ impl AppError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
     }
 
+    /// The same error with a `Retry-After` of this many seconds.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.0.retry_after_secs = Some(secs);
+        self
+    }
+
     /// The same error with machine-readable details.
     pub fn with_details(mut self, details: Value) -> Self {
         self.0.details = Some(details);

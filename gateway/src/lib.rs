@@ -7,7 +7,9 @@
 //! [`Gateway::router`] with [`serve`], flips its [`Readiness`], and prints tokens
 //! with [`issue_token`]. Live results (`/ws`, `/api/v1/analytics/query`,
 //! `/api/v1/stats`) are served once the engine calls [`Gateway::attach_live`]
-//! with the hub and views its `websocket` sinks publish to:
+//! with the hub and views its `websocket` sinks publish to, and events are
+//! accepted at `POST /api/v1/events` once it calls [`Gateway::attach_ingest`]
+//! with the queue of its `http` source:
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), pulse_gateway::GatewayError> {
@@ -31,6 +33,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod ingest;
 pub mod kv;
 pub mod live;
 pub mod middleware;
@@ -113,6 +116,7 @@ impl Gateway {
             readiness: Readiness::new(),
             metrics: ops::prometheus_handle(),
             live: std::sync::OnceLock::new(),
+            ingest: std::sync::OnceLock::new(),
             store,
             config,
         };
@@ -141,6 +145,16 @@ impl Gateway {
             .live
             .set(live)
             .map_err(|_| GatewayError::Config("live services are attached already".into()))
+    }
+
+    /// Hands the gateway the queue of the pipeline's `http` source, which
+    /// `POST /api/v1/events` fills (it answers 503 until then). Works before
+    /// or after [`Gateway::router`]; fails if a queue was attached already.
+    pub fn attach_ingest(&self, queue: pulse_core::ingest::IngestQueue) -> Result<(), GatewayError> {
+        self.state
+            .ingest
+            .set(queue)
+            .map_err(|_| GatewayError::Config("an ingest queue is attached already".into()))
     }
 
     /// The configuration the gateway was opened with.
@@ -180,6 +194,7 @@ impl Gateway {
             .route("/kv/{key}/exists", get(kv::handlers::exists))
             .route("/kv/{key}/ttl", get(kv::handlers::ttl))
             .route("/audit", get(audit::audit_log))
+            .route("/events", post(ingest::post_events))
             .route("/analytics/query", post(live::analytics::query))
             .route("/stats", get(live::analytics::stats))
             .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))

@@ -15,13 +15,13 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::{audit, auth, dashboard, kv, live, ops};
+use crate::{audit, auth, dashboard, ingest, kv, live, ops};
 
 /// The gateway's API description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "pulse gateway", description = "Auth, API keys, tenant-scoped key-value store, audit, live \
-        results (WebSocket, series queries, counters) and operations. Every error is \
+    info(title = "pulse gateway", description = "Auth, API keys, tenant-scoped key-value store, audit, event \
+        ingest, live results (WebSocket, series queries, counters) and operations. Every error is \
         `{\"error\": {\"code\", \"message\"}}` with the matching status."),
     paths(
         auth::handlers::register, auth::handlers::login, auth::handlers::refresh, auth::handlers::me,
@@ -29,7 +29,7 @@ use crate::{audit, auth, dashboard, kv, live, ops};
         auth::handlers::delete_api_key,
         kv::handlers::create, kv::handlers::get, kv::handlers::replace, kv::handlers::delete, kv::handlers::list,
         kv::handlers::exists, kv::handlers::ttl, kv::handlers::count, kv::handlers::batch,
-        audit::audit_log,
+        audit::audit_log, ingest::post_events,
         live::analytics::query, live::analytics::stats, live::ws::connect,
         ops::health, ops::live, ops::ready, ops::metrics, ops::docs, openapi_json,
         dashboard::index, dashboard::script, dashboard::chart_script, dashboard::stylesheet,

@@ -12,6 +12,7 @@ use crate::live::LiveServices;
 use crate::rate_limit::RateLimits;
 use crate::readiness::Readiness;
 use crate::store::Store;
+use pulse_core::ingest::IngestQueue;
 
 /// The shared parts of the gateway.
 pub struct Shared {
@@ -31,6 +32,8 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// The live hub, window views and stats hook, once the engine attaches them.
     pub live: OnceLock<LiveServices>,
+    /// The queue of the pipeline's `http` source, once the engine attaches it.
+    pub ingest: OnceLock<IngestQueue>,
 }
 
 /// The router state: one `Arc`, cheap to clone per request.

@@ -187,6 +187,30 @@ pub enum SourceConfig {
         #[serde(default = "default_discovery_interval")]
         discovery_interval: DurationSpec,
     },
+    /// Events posted to the gateway's `POST /api/v1/events` (the pipeline
+    /// needs a `[gateway]`; one `http` source per pipeline).
+    Http {
+        /// Allowed disorder before an event is late (default 0s).
+        #[serde(default)]
+        max_out_of_orderness: DurationSpec,
+        /// Event times before this (epoch ms) are refused, reported back to
+        /// the client and dead-lettered (`timestamp_out_of_range`; default
+        /// 2000-01-01T00:00:00Z, as for every live source; 0: no floor).
+        #[serde(default)]
+        min_timestamp: Option<u64>,
+        /// Event times more than this after max(wall clock, newest accepted event time)
+        /// are refused the same way (default 1h).
+        #[serde(default = "default_max_future")]
+        max_future: DurationSpec,
+        /// Events (and refused elements, on their way to the dead letters) held
+        /// between the endpoint and the dataflow; a request that does not fit
+        /// is answered 429 with `Retry-After` and takes nothing (default 100000).
+        #[serde(default = "default_queue_capacity")]
+        queue_capacity: usize,
+        /// The event kinds clients post (default: all), for checking aggregates.
+        #[serde(default = "all_kinds")]
+        kinds: Vec<EventKind>,
+    },
 }
 
 /// Where a bounded source stops.
@@ -294,6 +318,10 @@ fn default_max_future() -> DurationSpec {
     DurationSpec::from_millis(pulse_connectors::time_bounds::DEFAULT_MAX_FUTURE_MS)
 }
 
+fn default_queue_capacity() -> usize {
+    100_000
+}
+
 fn default_rate() -> u64 {
     10_000
 }
@@ -348,6 +376,11 @@ impl SourceConfig {
                 until,
                 ..
             } => (until.is_none(), min_timestamp, max_future),
+            SourceConfig::Http {
+                min_timestamp,
+                max_future,
+                ..
+            } => (true, min_timestamp, max_future),
         };
         let floor = if live {
             pulse_connectors::time_bounds::DEFAULT_MIN_TIMESTAMP

@@ -73,7 +73,9 @@ fn checked_streams(
     for (name, source) in &config.sources {
         let kinds: BTreeSet<EventKind> = match source {
             SourceConfig::Generator { .. } => [EventKind::Metric].into(),
-            SourceConfig::File { kinds, .. } | SourceConfig::Kafka { kinds, .. } => kinds.iter().copied().collect(),
+            SourceConfig::File { kinds, .. } | SourceConfig::Kafka { kinds, .. } | SourceConfig::Http { kinds, .. } => {
+                kinds.iter().copied().collect()
+            }
         };
         streams.insert(name.clone(), StreamType::Events(kinds.clone()));
         streams.insert(format!("{name}.late"), StreamType::Events(kinds));
@@ -142,6 +144,9 @@ pub fn validate(config: &PipelineConfig, unparsed: &components::Unparsed) -> Vec
     let streams = checked_streams(config, unparsed, &mut problems);
     for (name, source) in &config.sources {
         check_source(name, source, &mut problems);
+    }
+    if !unparsed.names.contains(components::GATEWAY) {
+        check_http_sources(config, &mut problems);
     }
     for (name, operator) in &config.operators {
         check_inputs("operators", name, operator.inputs(), &streams, &mut problems);
@@ -219,6 +224,37 @@ fn check_live_sink(
                 "name a window operator".to_owned(),
             ));
         }
+    }
+}
+
+/// An `http` source is fed by the pipeline's gateway, which has one ingest
+/// endpoint: there must be a gateway, and one such source at most.
+fn check_http_sources(config: &PipelineConfig, problems: &mut Vec<Problem>) {
+    let http: Vec<&String> = config
+        .sources
+        .iter()
+        .filter(|(_, source)| matches!(source, SourceConfig::Http { .. }))
+        .map(|(name, _)| name)
+        .collect();
+    for name in &http {
+        if config.gateway.is_none() {
+            problems.push(problem(
+                &["sources", name, "type"],
+                "an http source reads what the gateway's POST /api/v1/events accepts, and the pipeline has no gateway"
+                    .into(),
+                "add a [gateway] table, e.g. listen = \"127.0.0.1:8080\"".to_owned(),
+            ));
+        }
+    }
+    for name in http.iter().skip(1) {
+        problems.push(problem(
+            &["sources", name, "type"],
+            format!(
+                "`{name}` is a second http source; the gateway has one ingest endpoint, which feeds `{}`",
+                http[0]
+            ),
+            "keep one http source; several operators may read it".to_owned(),
+        ));
     }
 }
 
@@ -300,6 +336,18 @@ fn check_source(name: &str, source: &SourceConfig, problems: &mut Vec<Problem>) 
             }
         }
         SourceConfig::File { kinds, .. } => check_kinds(name, kinds, problems),
+        SourceConfig::Http {
+            kinds, queue_capacity, ..
+        } => {
+            check_kinds(name, kinds, problems);
+            if *queue_capacity == 0 {
+                problems.push(problem(
+                    &["sources", name, "queue_capacity"],
+                    "`queue_capacity = 0` would refuse every request".into(),
+                    "give the number of events the queue holds, e.g. queue_capacity = 100_000".to_owned(),
+                ));
+            }
+        }
         SourceConfig::Kafka {
             topics,
             topic_pattern,

@@ -131,6 +131,58 @@ pub fn http(address: SocketAddr, method: &str, path: &str, token: Option<&str>, 
     (status, json)
 }
 
+/// An answer to [`request`]: the status, the head's lines lower-cased, the body as JSON (or a string).
+pub struct Answer {
+    /// The status code (0: no connection).
+    pub status: u16,
+    /// The status line and headers, lower-cased.
+    pub head: String,
+    /// The body.
+    pub body: Value,
+}
+
+impl Answer {
+    /// The value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    }
+}
+
+/// Sends `method path` with `headers` and a raw `body` over one connection.
+pub fn request(address: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
+        return Answer {
+            status: 0,
+            head: String::new(),
+            body: Value::Null,
+        };
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let response = read_response(&mut stream);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let head = head.to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    Answer { status, head, body }
+}
+
 /// Reads one response: up to its `Content-Length`, the end of its chunks, or
 /// the end of the stream (some servers keep the connection open regardless of
 /// `Connection: close`, so reading to the end alone would wait for a timeout).
