@@ -117,6 +117,17 @@ impl GatewayClient {
 
     /// Sends `method path` with `body` as JSON and reads the whole answer.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply, CallError> {
+        match body {
+            Some(body) => {
+                let bytes = Bytes::from(body.to_string());
+                self.send(method, path, Some(("application/json", bytes))).await
+            }
+            None => self.send(method, path, None).await,
+        }
+    }
+
+    /// Sends `method path` with a body of the given content type, if any, and reads the whole answer.
+    pub async fn send(&self, method: Method, path: &str, body: Option<(&str, Bytes)>) -> Result<Reply, CallError> {
         let mut request = Request::builder().method(method).uri(format!("{}{path}", self.base));
         match &self.credential {
             Some(Credential::Bearer(token)) => request = request.header("authorization", format!("Bearer {token}")),
@@ -124,9 +135,9 @@ impl GatewayClient {
             None => {}
         }
         let bytes = match body {
-            Some(body) => {
-                request = request.header("content-type", "application/json");
-                Bytes::from(body.to_string())
+            Some((content_type, bytes)) => {
+                request = request.header("content-type", content_type);
+                bytes
             }
             None => Bytes::new(),
         };

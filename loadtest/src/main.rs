@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sensor events into Kafka at a rate, timed to their window results on /ws.
+    /// Sensor events into Kafka (or POST /api/v1/events) at a rate, timed to their window results on /ws.
     Events(events::EventsArgs),
     /// KV reads and writes and analytics queries, at a rate or as fast as answered.
     Api(api::ApiArgs),

@@ -1,8 +1,9 @@
-//! The `events` and `mixed` scenarios against a pipeline that reads Kafka into
-//! one-second windows and pushes them to `/ws`: events produced at a rate are
-//! all acknowledged, and their windows come back timed end to end. Needs a
-//! broker at `PULSE_KAFKA_BROKERS` (default 127.0.0.1:9092); skipped loudly
-//! without one, failed when `CI=true`.
+//! The `events` and `mixed` scenarios against a pipeline that reads Kafka (or
+//! its gateway's `POST /api/v1/events`, with `--via http`) into one-second
+//! windows and pushes them to `/ws`: events sent at a rate are all
+//! acknowledged, and their windows come back timed end to end. The Kafka runs
+//! need a broker at `PULSE_KAFKA_BROKERS` (default 127.0.0.1:9092); skipped
+//! loudly without one, failed when `CI=true`.
 
 mod common;
 
@@ -94,7 +95,7 @@ fn events_are_all_acknowledged_and_their_windows_timed_end_to_end() {
     assert_consistent(series(&report, "ws.delivery"));
     let notes = report["notes"].to_string();
     assert!(
-        notes.contains(&topic) && notes.contains("HTTP ingest target: TODO"),
+        notes.contains(&topic) && notes.contains("800 events produced"),
         "{notes}"
     );
     assert_svg(
@@ -107,6 +108,98 @@ fn events_are_all_acknowledged_and_their_windows_timed_end_to_end() {
         "throughput.svg",
         &["events.produce ok/s", "events.window_e2e ok/s"],
     );
+}
+
+/// What `loadtest/pipeline-http.toml` runs: posted events into one-second windows per metric.
+const HTTP_PIPELINE: &str = r#"
+[sources.posted]
+type = "http"
+max_out_of_orderness = "250ms"
+
+[operators.per_metric]
+type = "window"
+inputs = ["posted"]
+window = { tumbling = "1s" }
+key = ["tenant", "metric"]
+aggregates = ["count", "avg"]
+
+[sinks.live]
+type = "websocket"
+inputs = ["per_metric"]
+"#;
+
+#[test]
+fn events_posted_over_http_are_all_accepted_and_their_windows_timed_end_to_end() {
+    let gateway = Gateway::start("events-http", HTTP_PIPELINE);
+    let out = scratch("events-http-report");
+    let out_arg = out.display().to_string();
+    let run = loadtest_ok(&[
+        "events",
+        "--via",
+        "http",
+        "--target",
+        &gateway.base,
+        "--duration",
+        "4s",
+        "--rate",
+        "200",
+        "--batch",
+        "20",
+        "--hosts",
+        "4",
+        "--drain",
+        "8s",
+        "--user",
+        USER,
+        "--password",
+        PASSWORD,
+        "--out",
+        &out_arg,
+    ]);
+    let report = read_report(&out);
+    assert_eq!(report["scenario"], "events");
+    let ingest = series(&report, "events.ingest");
+    assert_consistent(ingest);
+    assert_eq!(
+        ingest["ok"], 40,
+        "200 events/s in batches of 20 for 4 s, each accepted whole: {ingest:#}"
+    );
+    assert_eq!(ingest["errors_total"], 0, "{ingest:#}");
+    let e2e = series(&report, "events.window_e2e");
+    assert_consistent(e2e);
+    let windows = e2e["ok"].as_u64().unwrap();
+    assert!(
+        (15..=30).contains(&windows),
+        "{windows} windows: {e2e:#}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("POST /api/v1/events") && notes.contains("800 events posted in 40 requests, 800 accepted"),
+        "{notes}"
+    );
+    assert_svg(&out, "latency_percentiles.svg", &["events.ingest", "events.window_e2e"]);
+}
+
+#[test]
+fn events_over_http_refuse_a_target_without_an_http_source() {
+    let gateway = Gateway::sensors("no-http-source");
+    let run = loadtest(&[
+        "events",
+        "--via",
+        "http",
+        "--target",
+        &gateway.base,
+        "--duration",
+        "1s",
+        "--user",
+        USER,
+        "--password",
+        PASSWORD,
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs a pipeline with an `http` source"), "{stderr}");
 }
 
 #[test]

@@ -327,13 +327,15 @@ fn compare_prints_the_change_of_every_series() {
 }
 
 #[test]
-fn the_shipped_pipeline_loads() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let vars = |name: &str| (name == "PULSE_DEMO_PASSWORD").then(|| PASSWORD.to_owned());
-    let pipeline = pulse::Pipeline::parse(&path, &text, &vars)
-        .unwrap_or_else(|error| panic!("loadtest/pipeline.toml does not load:\n{error}"));
-    assert_eq!(pipeline.path, path);
+fn the_shipped_pipelines_load() {
+    for file in ["pipeline.toml", "pipeline-http.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let vars = |name: &str| (name == "PULSE_DEMO_PASSWORD").then(|| PASSWORD.to_owned());
+        let pipeline = pulse::Pipeline::parse(&path, &text, &vars)
+            .unwrap_or_else(|error| panic!("loadtest/{file} does not load:\n{error}"));
+        assert_eq!(pipeline.path, path);
+    }
 }
 
 #[test]

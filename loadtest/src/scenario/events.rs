@@ -1,16 +1,16 @@
-//! `pulse-loadtest events`: the sensors profile produced to Kafka at a target
-//! rate, each event stamped with its intended send time as its event time, and
-//! the window results timed as they arrive over the gateway's `/ws`.
+//! `pulse-loadtest events`: the sensors profile produced to Kafka (or, with
+//! `--via http`, posted to the gateway's `POST /api/v1/events`: see
+//! [`super::ingest`]) at a target rate, each event stamped with its intended
+//! send time as its event time, and the window results timed as they arrive
+//! over the gateway's `/ws`.
 //!
 //! Series: `events.produce` (intended send time to the broker's
-//! acknowledgement), `events.window_e2e` and `ws.delivery` (see
+//! acknowledgement) or `events.ingest` (intended send time of a batch to the
+//! gateway's answer), `events.window_e2e` and `ws.delivery` (see
 //! [`super::windows`]). The events carry the signed-in tenant, so the
 //! subscribers see their windows; the pipeline under test must read the topic
-//! (by default `{tenant}.events.normalized`, created if missing) into windows
-//! and a `websocket` sink.
-//!
-//! HTTP ingest (`POST /api/v1/events`) is not a target yet: the gateway has no
-//! such endpoint; when it lands, a `--via http` choice belongs here.
+//! (by default `{tenant}.events.normalized`, created if missing), or have an
+//! `http` source, into windows and a `websocket` sink.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use tokio::sync::watch;
 
+use super::ingest::{self, INGEST, PostJob};
 use super::windows::{self, WINDOW_E2E};
 use super::{Run, RunArgs, unix_millis};
 use crate::http::GatewayClient;
@@ -46,9 +47,25 @@ pub struct EventsArgs {
     pub load: EventsLoad,
 }
 
+/// Where events are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// Produced to a Kafka topic, which the pipeline reads.
+    Kafka,
+    /// Posted to the gateway's `POST /api/v1/events`, which the pipeline's `http` source reads.
+    Http,
+}
+
 /// Where the events go and how their results are watched.
 #[derive(Clone, Debug, clap::Args)]
 pub struct EventsLoad {
+    /// Where the events go: `kafka` (to --topic) or `http` (batches to the
+    /// target's POST /api/v1/events).
+    #[arg(long, value_enum, default_value = "kafka")]
+    pub via: Via,
+    /// Events per request with --via http.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u64,
     /// Kafka brokers, `host:port[,host:port…]`.
     #[arg(long, env = "PULSE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub brokers: String,
@@ -216,27 +233,33 @@ pub fn produce(job: &ProduceJob, recorder: &Recorder) -> anyhow::Result<u64> {
 /// Runs `pulse-loadtest events` and returns its report.
 pub fn run(args: &EventsArgs) -> anyhow::Result<Report> {
     let target = args.run.checked_target()?;
-    ensure_broker(&args.load.brokers, args.run.allow_remote)?;
+    if args.load.via == Via::Kafka {
+        ensure_broker(&args.load.brokers, args.run.allow_remote)?;
+    }
     super::runtime()?.block_on(async {
         let client = super::signed_in_client(&args.run, &target).await?;
         let mut run = Run::start(args.run.duration);
         let (stop_listening, producing) = start_events(args, &target, &client, &mut run).await?;
-        let sent = producing.await.context("the producer thread panicked")??;
+        let sent = producing.await.context("the sending task panicked")??;
         drain(&run.recorder, args.load.drain).await;
         let _ = stop_listening.send(true);
-        run.notes.push(format!("{sent} events produced"));
+        run.notes.push(sent);
         Ok(run.finish("events", &args.run))
     })
 }
 
-/// Subscribes the listeners and starts the producer thread; returns the
-/// listeners' stop switch and the producer's handle. Used by `events` and `mixed`.
+/// What the sending task reports when it is done: a note for the report.
+pub type Sending = tokio::task::JoinHandle<anyhow::Result<String>>;
+
+/// Subscribes the listeners and starts sending (a producer thread, or
+/// posting tasks with `--via http`); returns the listeners' stop switch and
+/// the sending task's handle. Used by `events` and `mixed`.
 pub async fn start_events(
     args: &EventsArgs,
     target: &crate::target::Target,
     client: &GatewayClient,
     run: &mut Run,
-) -> anyhow::Result<(watch::Sender<bool>, tokio::task::JoinHandle<anyhow::Result<u64>>)> {
+) -> anyhow::Result<(watch::Sender<bool>, Sending)> {
     let tenant = match &args.load.tenant {
         Some(tenant) => tenant.clone(),
         None => signed_in_tenant(client).await?,
@@ -246,26 +269,57 @@ pub async fn start_events(
         .topic
         .clone()
         .unwrap_or_else(|| format!("{tenant}.events.normalized"));
-    let brokers = args.load.brokers.clone();
-    let created = topic.clone();
-    tokio::task::spawn_blocking(move || kafka::create_topics(&brokers, &[created], 1))
-        .await
-        .context("creating the topic")?
-        .with_context(|| format!("creating topic {topic}"))?;
+    if args.load.via == Via::Http {
+        ingest::ensure_ingest(client).await?;
+    } else {
+        let brokers = args.load.brokers.clone();
+        let created = topic.clone();
+        tokio::task::spawn_blocking(move || kafka::create_topics(&brokers, &[created], 1))
+            .await
+            .context("creating the topic")?
+            .with_context(|| format!("creating topic {topic}"))?;
+    }
     let credential = client.credential().cloned().context("signed in without a credential")?;
     let (stop_listening, stopped) = watch::channel(false);
     let since_ms = unix_millis();
-    run.recorder.series(PRODUCE);
+    run.recorder.series(match args.load.via {
+        Via::Kafka => PRODUCE,
+        Via::Http => INGEST,
+    });
     run.recorder.series(WINDOW_E2E);
     for _ in 0..args.load.subscribers.max(1) {
         let socket = windows::subscribe(&target.ws_url, &credential, args.run.timeout).await?;
         tokio::spawn(windows::listen(socket, since_ms, run.recorder.clone(), stopped.clone()));
     }
+    let destination = match args.load.via {
+        Via::Kafka => format!("to Kafka topic {topic}"),
+        Via::Http => format!("to POST {} in batches of {}", ingest::PATH, args.load.batch.max(1)),
+    };
     run.notes.push(format!(
-        "sensors profile of tenant {tenant} ({} hosts x 5 metrics) to Kafka topic {topic}; event time = intended send time; \
-         window latency = receipt over /ws minus window_end. HTTP ingest target: TODO (no POST /api/v1/events yet)",
+        "sensors profile of tenant {tenant} ({} hosts x 5 metrics) {destination}; event time = intended send time; \
+         window latency = receipt over /ws minus window_end",
         args.load.hosts
     ));
+    if args.load.via == Via::Http {
+        let job = PostJob {
+            tenant,
+            hosts: args.load.hosts,
+            batch: args.load.batch,
+            rate: args.run.rate,
+            duration: args.run.duration,
+            count: args.run.count,
+            concurrency: args.run.concurrency,
+        };
+        let (client, recorder) = (client.clone(), run.recorder.clone());
+        let posting = tokio::spawn(async move {
+            let posted = ingest::post_events(client, job, recorder).await;
+            Ok(format!(
+                "{} events posted in {} requests, {} accepted",
+                posted.events, posted.requests, posted.accepted
+            ))
+        });
+        return Ok((stop_listening, posting));
+    }
     let job = ProduceJob {
         brokers: args.load.brokers.clone(),
         topic,
@@ -276,7 +330,8 @@ pub async fn start_events(
         count: args.run.count,
     };
     let recorder = run.recorder.clone();
-    let producing = tokio::task::spawn_blocking(move || produce(&job, &recorder));
+    let producing =
+        tokio::task::spawn_blocking(move || produce(&job, &recorder).map(|sent| format!("{sent} events produced")));
     Ok((stop_listening, producing))
 }
 

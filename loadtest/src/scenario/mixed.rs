@@ -32,7 +32,7 @@ pub struct MixedArgs {
 /// Runs `pulse-loadtest mixed` and returns its report.
 pub fn run(args: &MixedArgs) -> anyhow::Result<Report> {
     let target = args.run.checked_target()?;
-    if !args.without_events {
+    if !args.without_events && args.events.via == events::Via::Kafka {
         events::ensure_broker(&args.events.brokers, args.run.allow_remote)?;
     }
     super::runtime()?.block_on(async {
@@ -62,10 +62,10 @@ pub fn run(args: &MixedArgs) -> anyhow::Result<Report> {
             args.api.keys, args.api.mix
         ));
         if let Some((stop_listening, producing)) = started_events {
-            let produced = producing.await.context("the producer thread panicked")??;
+            let sent = producing.await.context("the sending task panicked")??;
             events::drain(&run.recorder, args.events.drain).await;
             let _ = stop_listening.send(true);
-            run.notes.push(format!("{produced} events produced"));
+            run.notes.push(sent);
         }
         Ok(run.finish("mixed", &args.run))
     })
