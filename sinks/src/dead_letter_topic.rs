@@ -40,9 +40,7 @@ impl DeadLetterTopics {
     pub fn connect(brokers: &str, fallback: &str) -> Result<Self, rdkafka::error::KafkaError> {
         Ok(Self {
             brokers: brokers.to_owned(),
-            producer: pulse_connectors::kafka::client_config(brokers)
-                .set("linger.ms", "5")
-                .create()?,
+            producer: pulse_kafka::client_config(brokers).set("linger.ms", "5").create()?,
             fallback: fallback.to_owned(),
             created: BTreeSet::new(),
         })
@@ -54,7 +52,7 @@ impl DeadLetterTopics {
         }
         // A client of its own each time: most runs create no dead-letter
         // topic, and an idle admin client costs up to 100 ms when dropped.
-        pulse_connectors::kafka::create_topics(&self.brokers, &[topic.to_owned()], 1).map_err(io::Error::other)?;
+        pulse_kafka::create_topics(&self.brokers, &[topic.to_owned()], 1).map_err(io::Error::other)?;
         self.created.insert(topic.to_owned());
         Ok(())
     }
@@ -105,7 +103,7 @@ impl LineSink for DeadLetterTopics {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        pulse_connectors::kafka::flush(&self.producer, Duration::from_secs(60)).map_err(io::Error::other)
+        pulse_kafka::flush(&self.producer, Duration::from_secs(60)).map_err(io::Error::other)
     }
 }
 

@@ -91,7 +91,7 @@ impl KafkaSink {
         health: HealthReporter,
         shutdown: Shutdown,
     ) -> Result<Self, KafkaError> {
-        let producer = pulse_connectors::kafka::client_config(brokers)
+        let producer = pulse_kafka::client_config(brokers)
             .set("linger.ms", "5")
             // Retry until the broker takes each message: an outage is waited out, not lost.
             .set("message.timeout.ms", "0")
@@ -113,7 +113,7 @@ impl KafkaSink {
         let mut waited = false;
         let mut stopping_since: Option<Instant> = None;
         loop {
-            match pulse_connectors::kafka::flush(&self.producer, FLUSH_WAIT) {
+            match pulse_kafka::flush(&self.producer, FLUSH_WAIT) {
                 Ok(()) => {
                     if waited {
                         self.health.healthy();

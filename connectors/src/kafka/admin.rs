@@ -3,8 +3,6 @@
 use std::time::Duration;
 
 use pulse_core::Event;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord};
@@ -13,25 +11,7 @@ use super::{KafkaConnectorError, REQUEST_TIMEOUT, client_config};
 
 /// Creates `topics` with `partitions` partitions each; existing topics are left as they are.
 pub fn create_topics(brokers: &str, topics: &[String], partitions: i32) -> Result<(), KafkaConnectorError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(brokers).create()?;
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-        .collect();
-    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
-    let results = futures_executor::block_on(admin.create_topics(&new, &options))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(KafkaConnectorError::CreateTopic {
-                    topic,
-                    reason: code.to_string(),
-                });
-            }
-        }
-    }
-    Ok(())
+    Ok(pulse_kafka::create_topics(brokers, topics, partitions)?)
 }
 
 /// Every topic on the broker with its partition count, sorted by name.

@@ -20,20 +20,14 @@ pub mod resume;
 pub mod rewind;
 pub mod source;
 
-use std::time::Duration;
-
-use rdkafka::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+use rdkafka::error::KafkaError;
 
 pub use admin::{Record, create_topics, list_topics, publish};
 pub use ledger::{PartitionLedger, ResumePoint};
 pub use offsets::{GroupOffsets, PartitionOffsets, TopicPartition, partitions};
+pub use pulse_kafka::{REQUEST_TIMEOUT, client_config, flush};
 pub use resume::ResumeLog;
 pub use source::{DeliveryNeeds, KafkaReader, KafkaSourceSettings};
-
-/// How long metadata and watermark requests may take before they fail.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a Kafka operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,39 +60,16 @@ pub enum KafkaConnectorError {
     Io(#[from] std::io::Error),
 }
 
+impl From<pulse_kafka::KafkaClientError> for KafkaConnectorError {
+    fn from(error: pulse_kafka::KafkaClientError) -> Self {
+        match error {
+            pulse_kafka::KafkaClientError::Client(error) => Self::Client(error),
+            pulse_kafka::KafkaClientError::CreateTopic { topic, reason } => Self::CreateTopic { topic, reason },
+        }
+    }
+}
+
 /// Checks a `topic_pattern`; the error says what is wrong with it.
 pub fn check_pattern(pattern: &str) -> Result<(), String> {
     regex::Regex::new(pattern).map(drop).map_err(|e| e.to_string())
-}
-
-/// The client settings pulse uses everywhere, for `brokers`.
-pub fn client_config(brokers: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("socket.timeout.ms", "10000")
-        // librdkafka logs through its own channel; keep only real problems.
-        .set("log_level", "3");
-    config
-}
-
-/// Waits until the broker has acknowledged every message `producer` sent
-/// (their delivery reports served), or fails with `OperationTimedOut` after
-/// `timeout`.
-///
-/// `rdkafka`'s own `flush` serves delivery reports with a `poll` that always
-/// lasts its whole 100 ms slice, so every flush took at least 100 ms; this one
-/// returns within about a millisecond of the last acknowledgement.
-pub fn flush<C: ProducerContext>(producer: &BaseProducer<C>, timeout: Duration) -> Result<(), KafkaError> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        producer.poll(Duration::ZERO);
-        if producer.in_flight_count() == 0 {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
-        }
-        producer.poll(Duration::from_millis(1));
-    }
 }
