@@ -250,7 +250,9 @@ async fn fastest_refusal(app: &TestApp, request: impl Fn() -> Request<Body>) -> 
 /// A sign-in as a user who does not exist spends the argon2 time too, so the
 /// time a refusal takes does not tell which user names exist: for login and for
 /// Basic credentials, the fastest refusal of an unknown user and of a wrong
-/// password each take at least half of one argon2 verification measured here.
+/// password each take at least a quarter of one argon2 verification measured
+/// here (a refusal without one takes well under a millisecond; the margin
+/// absorbs a machine busy with other tests while the verification is timed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_users_take_as_long_to_refuse_as_wrong_passwords() {
     const MEMORY_KIB: u32 = 2048;
@@ -264,14 +266,20 @@ async fn unknown_users_take_as_long_to_refuse_as_wrong_passwords() {
     let t = app.register("timing").await;
     let hasher = PasswordHasher::new(MEMORY_KIB, ITERATIONS).unwrap();
     let hash = hasher.hash(PASSWORD);
-    let verification = (0..5)
-        .map(|_| {
-            let started = Instant::now();
-            assert!(!hasher.verify("Wrong1password", &hash));
-            started.elapsed()
-        })
-        .min()
-        .unwrap();
+    // The fastest of several verifications is the cost without load; measured
+    // again after the refusals, so that a busy machine during the first
+    // measurement cannot make the honest refusals look too fast.
+    let fastest_verification = || {
+        (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                assert!(!hasher.verify("Wrong1password", &hash));
+                started.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let verification = fastest_verification();
     assert!(
         verification >= Duration::from_millis(5),
         "one verification takes {verification:?}: too cheap to tell from request overhead; raise MEMORY_KIB"
@@ -301,10 +309,11 @@ async fn unknown_users_take_as_long_to_refuse_as_wrong_passwords() {
         ("Basic, wrong password", fastest_refusal(&app, basic(&t.username)).await),
         ("Basic, unknown user", fastest_refusal(&app, basic(&unknown)).await),
     ];
+    let verification = verification.min(fastest_verification());
     for (case, fastest) in timings {
         assert!(
-            fastest >= verification / 2,
-            "{case}: refused in {fastest:?}, under half of one argon2 verification ({verification:?}); all: {timings:?}"
+            fastest >= verification / 4,
+            "{case}: refused in {fastest:?}, under a quarter of one argon2 verification ({verification:?}); all: {timings:?}"
         );
     }
 }
