@@ -13,13 +13,14 @@
 //! When nothing reads the `late` output, late events go to the dead-letter
 //! output instead (reason `late: N ms behind the watermark`), and a warning,
 //! at most one per source and worker every 10 s, says how many and how late.
+//! While a sink's buffer is full ([`Backpressure`]) the source reads nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pulse_core::dead_letter::Position;
 use pulse_core::time::coarsen;
-use pulse_core::{DeadLetter, Event, EventTime, Shutdown};
+use pulse_core::{Backpressure, DeadLetter, Event, EventTime, Shutdown};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -28,6 +29,9 @@ use timely::scheduling::SyncActivator;
 
 use crate::time_bounds::{TimestampBounds, wall_clock_ms};
 use crate::watermark::{Split, SplitWatermarks, WorkerWatermarks};
+
+/// How long a source waits before it looks again at a full sink buffer.
+const BACKPRESSURE_PAUSE: Duration = Duration::from_millis(5);
 
 /// How often a source says that events arrived late.
 const LATE_WARNING_INTERVAL: Duration = Duration::from_secs(10);
@@ -177,6 +181,8 @@ pub struct SourceSettings {
     /// Where a read failure is recorded; it also triggers `shutdown`, so the
     /// whole run stops and fails.
     pub failures: SourceFailures,
+    /// Set while a sink's buffer is full: the source does not read then.
+    pub pressure: Backpressure,
 }
 
 /// The three outputs of a source.
@@ -238,6 +244,11 @@ pub fn event_source<'scope, R: EventReader>(
             let Some(caps) = capabilities.as_mut() else { return };
             if settings.shutdown.is_triggered() {
                 capabilities = None;
+                return;
+            }
+            if settings.pressure.is_blocked() {
+                // A sink's buffer is full: read nothing until it drains.
+                activator.activate_after(BACKPRESSURE_PAUSE);
                 return;
             }
             batch.progress = *caps[0].time();

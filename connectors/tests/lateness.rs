@@ -89,6 +89,7 @@ fn run(times: &[u64], batch_size: usize, bound: u64, granule: u64) -> Seen {
                 timestamps: pulse_connectors::TimestampBounds::default(),
                 late_unread: false,
                 failures: pulse_connectors::SourceFailures::new(),
+                pressure: pulse_core::Backpressure::new(),
             };
             let streams = event_source(scope, settings, Batches(batches.into_iter()));
             let on_time = Arc::clone(&sink);

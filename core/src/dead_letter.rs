@@ -54,6 +54,12 @@ pub enum Position {
         /// 0-based position of the element in the request (for NDJSON, its line).
         index: u64,
     },
+    /// A record a sink refused for good (a value its destination cannot
+    /// hold); `raw` is the record as JSON.
+    Sink {
+        /// The sink.
+        sink: String,
+    },
     /// A generated record (the generator never produces bad records, but tests may).
     Generated {
         /// Sequence number of the record.

@@ -4,9 +4,11 @@
 //! durations ([`time`]), dead-letter records ([`DeadLetter`]), the shutdown
 //! signal that sources and operators watch ([`Shutdown`]), the sinks'
 //! delivered frontier that offset commits wait for ([`Delivered`]), the
-//! typed rows operators hand each other and sinks ([`row`]), and the queue
-//! between the HTTP ingest endpoint and the `http` source ([`ingest`]).
+//! back-pressure sources pause for ([`Backpressure`]), the typed rows
+//! operators hand each other and sinks ([`row`]), and the queue between the
+//! HTTP ingest endpoint and the `http` source ([`ingest`]).
 
+pub mod backpressure;
 pub mod dead_letter;
 pub mod delivery;
 pub mod event;
@@ -17,6 +19,7 @@ pub mod session_progress;
 pub mod shutdown;
 pub mod time;
 
+pub use backpressure::{Backpressure, Valve};
 pub use dead_letter::DeadLetter;
 pub use delivery::{Delivered, DeliveryTracker};
 pub use event::{

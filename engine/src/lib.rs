@@ -12,6 +12,7 @@ pub mod plan;
 pub mod projection;
 pub mod run;
 pub mod serve;
+mod sink_plan;
 pub mod telemetry;
 
 pub use config::{ConfigError, Pipeline, PipelineConfig};

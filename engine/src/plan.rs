@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pulse_connectors::file::JsonlFileReader;
 use pulse_connectors::generator::{GeneratorReader, GeneratorSettings};
@@ -20,21 +20,18 @@ use pulse_connectors::kafka::{
 use pulse_connectors::{SourceFailures, SourceSettings, WorkerWatermarks, event_source};
 use pulse_core::ingest::IngestQueue;
 use pulse_core::time::coarsen;
-use pulse_core::{
-    DeadLetter, Delivered, DeliveryTracker, Event, EventTime, HealthBoard, Row, SessionProgress, Shutdown,
-};
+use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthBoard, Row, SessionProgress, Shutdown};
 use pulse_live::{LiveSource, ViewShape};
 use pulse_operators::window::{WindowSpec, output_time};
-use pulse_sinks::{
-    DeadLetterTopics, JsonlFile, KafkaSink, LineSink, LiveOutputs, Stdout, publish_live, to_json_lines, write_lines,
-};
-use timely::dataflow::operators::Concatenate;
+use pulse_sinks::{LiveOutputs, SinkRecord, publish_live};
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, Stream};
 
 use crate::config::validate::{self, StreamType};
 use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
 use crate::operators::{BuildContext, InputStream};
 use crate::projection::source_projection;
+use crate::sink_plan::SinkPlans;
 
 /// Why a pipeline cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +54,9 @@ pub enum PlanError {
         /// Why.
         error: std::io::Error,
     },
+    /// The sinks' async runtime cannot start.
+    #[error("cannot start the sinks' runtime: {0}")]
+    Runtime(std::io::Error),
     /// A Kafka source cannot find its partitions.
     #[error("source `{source_name}`: {error}")]
     Kafka {
@@ -94,27 +94,11 @@ impl KafkaPlan {
     }
 }
 
-/// A sink opened before the dataflow starts, handed to worker 0 with the
-/// tracker of what it has delivered.
-type SinkSlot = Mutex<Option<(Box<dyn LineSink + Send>, DeliveryTracker)>>;
-
-/// One writer of a sink: the inputs it writes and where (a Kafka sink has one
-/// per topic, every other sink one).
-struct SinkWriter {
-    inputs: Vec<String>,
-    slot: SinkSlot,
-}
-
 /// What the dataflow needs from outside, prepared once for all workers.
 pub struct Resources {
     config: Arc<PipelineConfig>,
-    sinks: BTreeMap<String, Vec<SinkWriter>>,
-    /// Dead-letter streams no sink reads; they go to the engine's dead-letter file.
-    unread_dead_letters: Vec<String>,
-    /// The engine's dead-letter file, when some dead-letter stream needs it.
-    default_dead_letters: Option<SinkSlot>,
-    /// Kafka sources whose dead letters no sink reads: they go back to Kafka.
-    dead_letter_topics: BTreeMap<String, SinkSlot>,
+    /// Every sink but `websocket` ones, running on the sink runtime.
+    sinks: SinkPlans,
     shutdown: Shutdown,
     /// Wall-clock start, the event time of generators without a `start`.
     started_ms: EventTime,
@@ -237,97 +221,7 @@ impl Resources {
                 health.reporter(name);
             }
         }
-        let slot = |sink: Box<dyn LineSink + Send>| Mutex::new(Some((sink, delivered.register())));
-        let mut sinks = BTreeMap::new();
-        for (name, sink) in &config.sinks {
-            let failed = |error| PlanError::Sink {
-                sink: name.clone(),
-                error,
-            };
-            let one = |opened: Box<dyn LineSink + Send>| {
-                vec![SinkWriter {
-                    inputs: sink.inputs().to_vec(),
-                    slot: slot(opened),
-                }]
-            };
-            let writers = match sink {
-                // Published in memory (see `build`), not written.
-                SinkConfig::Websocket { .. } => continue,
-                SinkConfig::Stdout { format, .. } => one(Box::new(Stdout::new(name, *format))),
-                SinkConfig::File {
-                    path,
-                    append,
-                    max_bytes,
-                    ..
-                } => one(Box::new(
-                    JsonlFile::create(path, *append)
-                        .map_err(failed)?
-                        .with_max_bytes(*max_bytes),
-                )),
-                SinkConfig::Kafka {
-                    brokers, key_fields, ..
-                } => {
-                    let mut writers = Vec::new();
-                    let topics = sink.kafka_topics();
-                    for (&topic, inputs) in &topics {
-                        // Each producer reports its own health: one topic's outage is not another's.
-                        let health = match topics.len() {
-                            1 => health.reporter(name),
-                            _ => health.reporter(&format!("{name}:{topic}")),
-                        };
-                        let producer =
-                            KafkaSink::connect(name, brokers, topic, key_fields.clone(), health, shutdown.clone())
-                                .map_err(|error| failed(std::io::Error::other(error)))?;
-                        writers.push(SinkWriter {
-                            inputs: inputs.iter().map(|input| (*input).to_owned()).collect(),
-                            slot: slot(Box::new(producer)),
-                        });
-                    }
-                    writers
-                }
-            };
-            sinks.insert(name.clone(), writers);
-        }
-        let read: Vec<&String> = config.sinks.values().flat_map(|s| s.inputs()).collect();
-        let mut unread_dead_letters = Vec::new();
-        let mut dead_letter_topics = BTreeMap::new();
-        for (name, source) in &config.sources {
-            let stream = format!("{name}.dead_letter");
-            if read.contains(&&stream) {
-                continue;
-            }
-            match source {
-                SourceConfig::Kafka {
-                    brokers,
-                    dead_letter_topic,
-                    ..
-                } => {
-                    let topics: Box<dyn LineSink + Send> =
-                        Box::new(DeadLetterTopics::connect(brokers, dead_letter_topic).map_err(|error| {
-                            PlanError::Sink {
-                                sink: stream.clone(),
-                                error: std::io::Error::other(error),
-                            }
-                        })?);
-                    dead_letter_topics.insert(name.clone(), slot(topics));
-                }
-                SourceConfig::Generator { .. } | SourceConfig::File { .. } | SourceConfig::Http { .. } => {
-                    unread_dead_letters.push(stream)
-                }
-            }
-        }
-        for (name, operator) in &config.operators {
-            let stream = format!("{name}.dead_letter");
-            if operator.operator().refuses_input() && !read.contains(&&stream) {
-                unread_dead_letters.push(stream);
-            }
-        }
-        let default_dead_letters = (!unread_dead_letters.is_empty()).then(|| {
-            slot(Box::new(LazyFile {
-                path: config.engine.dead_letter_path.clone(),
-                file: None,
-            }))
-        });
+        let sinks = SinkPlans::open(&config, &health, &delivered, &shutdown)?;
         let started_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as EventTime);
@@ -346,9 +240,6 @@ impl Resources {
                 .collect(),
             config,
             sinks,
-            unread_dead_letters,
-            default_dead_letters,
-            dead_letter_topics,
             shutdown,
             started_ms,
             kafka,
@@ -381,43 +272,21 @@ impl Resources {
     }
 }
 
-/// A JSONL file created only when the first line arrives.
-struct LazyFile {
-    path: PathBuf,
-    file: Option<JsonlFile>,
-}
-
-impl LineSink for LazyFile {
-    fn write_batch(&mut self, lines: &[String]) -> std::io::Result<()> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        if self.file.is_none() {
-            tracing::warn!(path = %self.path.display(), "writing dead letters (undecodable input, timestamps out of range, late events nothing reads)");
-            self.file = Some(JsonlFile::create(&self.path, true)?);
-        }
-        self.file.as_mut().map_or(Ok(()), |f| f.write_batch(lines))
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.as_mut().map_or(Ok(()), LineSink::flush)
-    }
-}
-
 /// A built stream, by what it carries.
 #[derive(Clone)]
-enum Built<'scope> {
+pub(crate) enum Built<'scope> {
     Events(Stream<'scope, EventTime, Vec<Event>>),
     Rows(Stream<'scope, EventTime, Vec<Row>>),
     DeadLetters(Stream<'scope, EventTime, Vec<DeadLetter>>),
 }
 
 impl<'scope> Built<'scope> {
-    fn json_lines(self) -> Stream<'scope, EventTime, Vec<String>> {
+    /// The stream as records for a sink.
+    pub(crate) fn records(self) -> Stream<'scope, EventTime, Vec<SinkRecord>> {
         match self {
-            Built::Events(s) => to_json_lines(s),
-            Built::Rows(s) => to_json_lines(s),
-            Built::DeadLetters(s) => to_json_lines(s),
+            Built::Events(s) => s.map(SinkRecord::Event),
+            Built::Rows(s) => s.map(SinkRecord::Row),
+            Built::DeadLetters(s) => s.map(SinkRecord::DeadLetter),
         }
     }
 }
@@ -443,6 +312,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             timestamps: source.timestamp_bounds(),
             late_unread,
             failures: resources.source_failures.clone(),
+            pressure: resources.sinks.pressure.clone(),
         };
         let outputs = match source {
             SourceConfig::Generator {
@@ -557,7 +427,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
         streams.insert(name, Built::Rows(built.rows));
     }
 
-    for (name, sink) in &config.sinks {
+    for sink in config.sinks.values() {
         if let SinkConfig::Websocket { inputs } = sink {
             let live = resources
                 .live
@@ -587,36 +457,9 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 }
                 publish_live(rows.clone(), source, key_fields, live.outputs.clone());
             }
-            continue;
-        }
-        for writer in &resources.sinks[name] {
-            let lines: Vec<_> = writer
-                .inputs
-                .iter()
-                .map(|input| streams[input].clone().json_lines())
-                .collect();
-            write_lines(scope.concatenate(lines), name, || Ok(take(&writer.slot))).expect("sinks are opened up front");
         }
     }
-    if let Some(slot) = &resources.default_dead_letters {
-        let lines: Vec<_> = resources
-            .unread_dead_letters
-            .iter()
-            .map(|stream| streams[stream].clone().json_lines())
-            .collect();
-        write_lines(scope.concatenate(lines), "dead_letter", || Ok(take(slot)))
-            .expect("the dead-letter file opens lazily");
-    }
-    for (source, slot) in &resources.dead_letter_topics {
-        let lines = streams[&format!("{source}.dead_letter")].clone().json_lines();
-        write_lines(lines, &format!("{source}.dlq"), || Ok(take(slot))).expect("dead-letter topics connect up front");
-    }
-}
-
-fn take(slot: &SinkSlot) -> (Box<dyn LineSink>, Option<DeliveryTracker>) {
-    let taken = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-    let (sink, tracker) = taken.expect("only worker 0 takes a sink, once");
-    (sink, Some(tracker))
+    resources.sinks.deliver(scope, &streams);
 }
 
 /// For an event at `ts`, the latest time output derived from it is sent at:

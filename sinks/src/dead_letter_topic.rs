@@ -5,18 +5,20 @@
 //! without a tenant prefix go to a fallback topic. The message value is the
 //! original raw message; headers carry the reason and where it came from
 //! (`pulse.reason`, `pulse.topic`, `pulse.partition`, `pulse.offset`). Topics
-//! are created on first use.
+//! are created on first use, from the sink's task (an admin request awaited
+//! there, never on a timely worker).
 
 use std::collections::BTreeSet;
-use std::io;
 use std::time::Duration;
 
 use pulse_core::DeadLetter;
 use pulse_core::dead_letter::Position;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::writer::LineSink;
+use crate::kafka::MESSAGE_TIMEOUT;
+use crate::runtime::{BatchWriter, SinkRecord, WriteError, Written};
 
 /// The dead-letter topic for a message read from `topic`: `{tenant}.dlq` when
 /// the topic name starts with a tenant (`acme.events.normalized` → `acme.dlq`).
@@ -27,51 +29,63 @@ pub fn dead_letter_topic(topic: &str, fallback: &str) -> String {
     }
 }
 
-/// Writes dead letters (as the JSON lines of [`DeadLetter`]) to their tenant's topic.
+/// Writes dead letters to their tenant's topic.
 pub struct DeadLetterTopics {
     brokers: String,
-    producer: BaseProducer,
+    producer: FutureProducer,
     fallback: String,
     created: BTreeSet<String>,
 }
 
 impl DeadLetterTopics {
-    /// Connects to `brokers`; `fallback` receives messages whose topic names no tenant.
-    pub fn connect(brokers: &str, fallback: &str) -> Result<Self, rdkafka::error::KafkaError> {
+    /// A producer for `brokers`; `fallback` receives messages whose topic names no tenant.
+    pub fn connect(brokers: &str, fallback: &str) -> Result<Self, KafkaError> {
         Ok(Self {
             brokers: brokers.to_owned(),
-            producer: pulse_kafka::client_config(brokers).set("linger.ms", "5").create()?,
+            producer: pulse_kafka::client_config(brokers)
+                .set("linger.ms", "5")
+                .set("message.timeout.ms", MESSAGE_TIMEOUT.as_millis().to_string())
+                .set("max.in.flight.requests.per.connection", "1")
+                .create()?,
             fallback: fallback.to_owned(),
             created: BTreeSet::new(),
         })
     }
 
-    fn ensure_topic(&mut self, topic: &str) -> io::Result<()> {
+    async fn ensure_topic(&mut self, topic: &str) -> Result<(), WriteError> {
         if self.created.contains(topic) {
             return Ok(());
         }
-        // A client of its own each time: most runs create no dead-letter
-        // topic, and an idle admin client costs up to 100 ms when dropped.
-        pulse_kafka::create_topics(&self.brokers, &[topic.to_owned()], 1).map_err(io::Error::other)?;
+        pulse_kafka::create_topics_async(&self.brokers, &[topic.to_owned()], 1)
+            .await
+            .map_err(WriteError::retry)?;
         self.created.insert(topic.to_owned());
         Ok(())
     }
 }
 
-impl LineSink for DeadLetterTopics {
-    fn write_batch(&mut self, lines: &[String]) -> io::Result<()> {
-        for line in lines {
-            let letter: DeadLetter = serde_json::from_str(line).map_err(io::Error::other)?;
-            let (topic, partition, offset) = match &letter.position {
-                Position::Kafka {
-                    topic,
-                    partition,
-                    offset,
-                } => (topic.clone(), partition.to_string(), offset.to_string()),
-                other => (String::new(), String::new(), format!("{other:?}")),
+/// Where a dead letter came from, as header values: topic, partition, offset.
+fn origin(letter: &DeadLetter) -> (String, String, String) {
+    match &letter.position {
+        Position::Kafka {
+            topic,
+            partition,
+            offset,
+        } => (topic.clone(), partition.to_string(), offset.to_string()),
+        other => (String::new(), String::new(), format!("{other:?}")),
+    }
+}
+
+impl BatchWriter for DeadLetterTopics {
+    async fn write(&mut self, batch: &[SinkRecord]) -> Result<Written, WriteError> {
+        let mut deliveries = Vec::with_capacity(batch.len());
+        for record in batch {
+            let SinkRecord::DeadLetter(letter) = record else {
+                continue;
             };
+            let (topic, partition, offset) = origin(letter);
             let target = dead_letter_topic(&topic, &self.fallback);
-            self.ensure_topic(&target)?;
+            self.ensure_topic(&target).await?;
             let headers = OwnedHeaders::new()
                 .insert(Header {
                     key: "pulse.reason",
@@ -93,17 +107,27 @@ impl LineSink for DeadLetterTopics {
                     key: "pulse.offset",
                     value: Some(&offset),
                 });
-            let record = BaseRecord::<(), _>::to(&target).payload(&letter.raw).headers(headers);
-            self.producer
-                .send(record)
-                .map_err(|(error, _)| io::Error::other(error))?;
+            let mut message = FutureRecord::<(), _>::to(&target).payload(&letter.raw).headers(headers);
+            let delivery = loop {
+                match self.producer.send_result(message) {
+                    Ok(delivery) => break delivery,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        message = back;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((error, _)) => return Err(WriteError::retry(error)),
+                }
+            };
+            deliveries.push(delivery);
         }
-        self.producer.poll(Duration::ZERO);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        pulse_kafka::flush(&self.producer, Duration::from_secs(60)).map_err(io::Error::other)
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => return Err(WriteError::retry(error)),
+                Err(_) => return Err(WriteError::retry("the producer dropped a delivery report")),
+            }
+        }
+        Ok(Written::default())
     }
 }
 

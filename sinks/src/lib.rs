@@ -1,20 +1,22 @@
 //! Sinks of pulse: where results go.
 //!
-//! Every sink here writes lines of JSON through [`write_lines`], which gathers
-//! them on worker 0 and writes each completed timestamp's lines sorted, so the
-//! output does not depend on the number of workers.
+//! Every sink runs on the [`runtime`]: the dataflow hands typed records
+//! ([`SinkRecord`]) through a bounded channel to the sink's own tokio task,
+//! which batches, writes, retries and acknowledges; nothing blocks a timely
+//! worker.
 //!
-//! - [`file`]: JSONL files.
-//! - [`stdout`]: standard output, as JSON lines or a table.
+//! - [`file`]: JSONL files, and [`stdout`]: JSON lines or a table — one
+//!   ordered writer each ([`LineWriter`]), output independent of the number of workers.
 //! - [`kafka`]: a Kafka topic, one keyed message per record.
 //! - [`dead_letter_topic`]: a Kafka source's dead letters, to `{tenant}.dlq` topics.
-//! - [`live`]: the `websocket` sink: closed windows to the live hub and the query views
-//!   (it publishes directly rather than through [`write_lines`]).
+//! - [`live`]: the `websocket` sink: closed windows to the live hub and the
+//!   query views (in-memory publishing on the worker, no I/O).
 
 pub mod dead_letter_topic;
 pub mod file;
 pub mod kafka;
 pub mod live;
+pub mod runtime;
 pub mod stdout;
 pub mod writer;
 
@@ -22,5 +24,9 @@ pub use dead_letter_topic::DeadLetterTopics;
 pub use file::JsonlFile;
 pub use kafka::KafkaSink;
 pub use live::{LiveOutputs, publish_live};
+pub use runtime::{
+    BatchWriter, DeliverExt, Delivery, SinkContext, SinkHandle, SinkOptions, SinkRecord, WriteError, Written,
+    start_sink,
+};
 pub use stdout::{Stdout, StdoutFormat};
-pub use writer::{LineSink, to_json_lines, write_lines};
+pub use writer::{LineSink, LineWriter};

@@ -1,0 +1,304 @@
+//! Sinks of a pipeline, planned: each sink's writer opened up front and its
+//! task started on the sink runtime ([`pulse_sinks::runtime`]); on each
+//! worker, its input streams joined and delivered to it.
+//!
+//! Files, stdout and Kafka topics write through one ordered writer (their
+//! output is the same for any number of workers, and a topic gets the
+//! windows in time order). Dead letters nothing reads go to the engine's
+//! dead-letter file (generator and file sources) or back to Kafka (Kafka
+//! sources); records a sink's destination refuses go to the dead-letter file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pulse_core::{Backpressure, DeadLetter, Delivered, EventTime, HealthBoard, HealthReporter, Shutdown};
+use pulse_sinks::runtime::DeadLetterOutlet;
+use pulse_sinks::{
+    BatchWriter, DeadLetterTopics, DeliverExt, Delivery, JsonlFile, KafkaSink, LineSink, LineWriter, SinkContext,
+    SinkHandle, SinkOptions, Stdout, start_sink,
+};
+use timely::dataflow::Scope;
+use timely::dataflow::operators::Concatenate;
+
+use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
+use crate::plan::{Built, PlanError};
+
+/// One running writer of a sink: the inputs it writes and its task (a Kafka
+/// sink has one per topic, every other sink one).
+struct SinkWriter {
+    inputs: Vec<String>,
+    handle: SinkHandle,
+}
+
+/// Every sink of a pipeline (but `websocket` ones, published in memory), running.
+pub(crate) struct SinkPlans {
+    sinks: BTreeMap<String, Vec<SinkWriter>>,
+    /// Dead-letter streams no sink reads; they go to the engine's dead-letter file.
+    unread_dead_letters: Vec<String>,
+    /// The engine's dead-letter file, when some dead-letter stream needs it.
+    default_dead_letters: Option<SinkHandle>,
+    /// Kafka sources whose dead letters no sink reads: they go back to Kafka.
+    dead_letter_topics: BTreeMap<String, SinkHandle>,
+    /// Set while a sink's buffer is full; sources pause then.
+    pub(crate) pressure: Backpressure,
+    /// Where the sinks' tasks run; shut down with the plan, after the workers
+    /// have ended (and so after every sink has written everything).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for SinkPlans {
+    fn drop(&mut self) {
+        // Without waiting: the plan may be dropped on a thread that runs async
+        // code (where a blocking drop panics), and every sink is done anyway.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl SinkPlans {
+    /// Opens every sink's writer and starts its task; each reports its health
+    /// to `health` and what it has written to `delivered`.
+    pub(crate) fn open(
+        config: &PipelineConfig,
+        health: &HealthBoard,
+        delivered: &Delivered,
+        shutdown: &Shutdown,
+    ) -> Result<Self, PlanError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pulse-sink")
+            .enable_all()
+            .build()
+            .map_err(PlanError::Runtime)?;
+        let pressure = Backpressure::new();
+        let outlet = sink_dead_letter_outlet(&config.engine.dead_letter_path);
+        let start = |name: &str, health: HealthReporter, writer: Writer, options: SinkOptions| {
+            let context = SinkContext {
+                name: name.to_owned(),
+                health,
+                delivery: Some(Arc::new(delivered.register())),
+                shutdown: shutdown.clone(),
+                dead_letters: Arc::clone(&outlet),
+                pressure: pressure.clone(),
+            };
+            writer.start(runtime.handle(), options, context)
+        };
+        let mut sinks = BTreeMap::new();
+        for (name, sink) in &config.sinks {
+            let failed = |error| PlanError::Sink {
+                sink: name.clone(),
+                error,
+            };
+            let one = |writer: Writer, delivery_mode: Delivery| {
+                vec![SinkWriter {
+                    inputs: sink.inputs().to_vec(),
+                    handle: start(name, health.reporter(name), writer, SinkOptions::new(delivery_mode)),
+                }]
+            };
+            let writers = match sink {
+                // Published in memory (see `build`), not written.
+                SinkConfig::Websocket { .. } => continue,
+                SinkConfig::Stdout { format, .. } => {
+                    one(Writer::Lines(Box::new(Stdout::new(name, *format))), Delivery::Ordered)
+                }
+                SinkConfig::File {
+                    path,
+                    append,
+                    max_bytes,
+                    ..
+                } => one(
+                    Writer::Lines(Box::new(
+                        JsonlFile::create(path, *append)
+                            .map_err(failed)?
+                            .with_max_bytes(*max_bytes),
+                    )),
+                    Delivery::Ordered,
+                ),
+                SinkConfig::Kafka {
+                    brokers, key_fields, ..
+                } => {
+                    let mut writers = Vec::new();
+                    let topics = sink.kafka_topics();
+                    for (&topic, inputs) in &topics {
+                        // Each producer reports its own health: one topic's outage is not another's.
+                        let health = match topics.len() {
+                            1 => health.reporter(name),
+                            _ => health.reporter(&format!("{name}:{topic}")),
+                        };
+                        let producer = KafkaSink::connect(name, brokers, topic, key_fields.clone())
+                            .map_err(|error| failed(std::io::Error::other(error)))?;
+                        writers.push(SinkWriter {
+                            inputs: inputs.iter().map(|input| (*input).to_owned()).collect(),
+                            // Ordered: the topic gets the windows in time order.
+                            handle: start(
+                                name,
+                                health,
+                                Writer::Kafka(producer),
+                                SinkOptions::new(Delivery::Ordered),
+                            ),
+                        });
+                    }
+                    writers
+                }
+            };
+            sinks.insert(name.clone(), writers);
+        }
+        let read: Vec<&String> = config.sinks.values().flat_map(|s| s.inputs()).collect();
+        let mut unread_dead_letters = Vec::new();
+        let mut dead_letter_topics = BTreeMap::new();
+        for (name, source) in &config.sources {
+            let stream = format!("{name}.dead_letter");
+            if read.contains(&&stream) {
+                continue;
+            }
+            match source {
+                SourceConfig::Kafka {
+                    brokers,
+                    dead_letter_topic,
+                    ..
+                } => {
+                    let topics =
+                        DeadLetterTopics::connect(brokers, dead_letter_topic).map_err(|error| PlanError::Sink {
+                            sink: stream.clone(),
+                            error: std::io::Error::other(error),
+                        })?;
+                    let sink_name = format!("{name}.dlq");
+                    let handle = start(
+                        &sink_name,
+                        health.reporter(&sink_name),
+                        Writer::DeadLetterTopics(topics),
+                        SinkOptions::new(Delivery::Parallel),
+                    );
+                    dead_letter_topics.insert(name.clone(), handle);
+                }
+                SourceConfig::Generator { .. } | SourceConfig::File { .. } | SourceConfig::Http { .. } => {
+                    unread_dead_letters.push(stream)
+                }
+            }
+        }
+        for (name, operator) in &config.operators {
+            let stream = format!("{name}.dead_letter");
+            if operator.operator().refuses_input() && !read.contains(&&stream) {
+                unread_dead_letters.push(stream);
+            }
+        }
+        let default_dead_letters = (!unread_dead_letters.is_empty()).then(|| {
+            let file = LazyFile {
+                path: config.engine.dead_letter_path.clone(),
+                file: None,
+            };
+            start(
+                "dead_letter",
+                health.reporter("dead_letter"),
+                Writer::Lines(Box::new(file)),
+                SinkOptions::new(Delivery::Ordered),
+            )
+        });
+        Ok(Self {
+            sinks,
+            unread_dead_letters,
+            default_dead_letters,
+            dead_letter_topics,
+            pressure,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Delivers each sink's inputs, of this worker's `streams`, to the sink.
+    pub(crate) fn deliver<'scope>(&self, scope: Scope<'scope, EventTime>, streams: &BTreeMap<String, Built<'scope>>) {
+        for writers in self.sinks.values() {
+            for writer in writers {
+                let records: Vec<_> = writer
+                    .inputs
+                    .iter()
+                    .map(|input| streams[input].clone().records())
+                    .collect();
+                scope.concatenate(records).deliver(&writer.handle);
+            }
+        }
+        if let Some(handle) = &self.default_dead_letters {
+            let records: Vec<_> = self
+                .unread_dead_letters
+                .iter()
+                .map(|stream| streams[stream].clone().records())
+                .collect();
+            scope.concatenate(records).deliver(handle);
+        }
+        for (source, handle) in &self.dead_letter_topics {
+            streams[&format!("{source}.dead_letter")]
+                .clone()
+                .records()
+                .deliver(handle);
+        }
+    }
+}
+
+/// A JSONL file created only when the first line arrives.
+struct LazyFile {
+    path: PathBuf,
+    file: Option<JsonlFile>,
+}
+
+impl LineSink for LazyFile {
+    fn write_batch(&mut self, lines: &[String]) -> std::io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            tracing::warn!(path = %self.path.display(), "writing dead letters (undecodable input, timestamps out of range, late events nothing reads)");
+            self.file = Some(JsonlFile::create(&self.path, true)?);
+        }
+        self.file.as_mut().map_or(Ok(()), |f| f.write_batch(lines))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), LineSink::flush)
+    }
+}
+
+/// The writer of a sink, of whichever kind (the runtime is generic over writers).
+enum Writer {
+    Lines(Box<dyn LineSink + Send>),
+    Kafka(KafkaSink),
+    DeadLetterTopics(DeadLetterTopics),
+}
+
+impl Writer {
+    fn start(self, runtime: &tokio::runtime::Handle, options: SinkOptions, context: SinkContext) -> SinkHandle {
+        fn go<W: BatchWriter>(
+            runtime: &tokio::runtime::Handle,
+            writer: W,
+            options: SinkOptions,
+            context: SinkContext,
+        ) -> SinkHandle {
+            start_sink(runtime, writer, options, context)
+        }
+        match self {
+            Writer::Lines(lines) => go(runtime, LineWriter::new(lines), options, context),
+            Writer::Kafka(kafka) => go(runtime, kafka, options, context),
+            Writer::DeadLetterTopics(topics) => go(runtime, topics, options, context),
+        }
+    }
+}
+
+/// Records a sink's destination refused for good go to the engine's
+/// dead-letter file (appended, as JSON lines).
+fn sink_dead_letter_outlet(path: &std::path::Path) -> DeadLetterOutlet {
+    let file = Mutex::new(LazyFile {
+        path: path.to_owned(),
+        file: None,
+    });
+    Arc::new(move |letters: Vec<DeadLetter>| {
+        let lines: Vec<String> = letters
+            .iter()
+            .map(|letter| serde_json::to_string(letter).unwrap_or_default())
+            .collect();
+        let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(error) = file.write_batch(&lines).and_then(|()| file.flush()) {
+            tracing::error!(%error, letters = lines.len(), "cannot write sinks' dead letters");
+            metrics::counter!("pulse_sink_errors_total", "component" => "dead_letter").increment(1);
+        }
+    })
+}
