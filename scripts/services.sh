@@ -149,3 +149,42 @@ start_redis() {
   for _ in $(seq 1 100); do port_open 6379 && { echo "redis started (pid $!)"; return 0; }; sleep 0.1; done
   echo "redis did not open 127.0.0.1:6379; its log:"; tail -20 "$state/redis.log"; return 1
 }
+
+# ClickHouse for the clickhouse sink's tests: Debian's clickhouse-server (18.16, see
+# ../shared/SERVICES.md), run as our own process with the config of scripts/clickhouse
+# (loopback only, data under $state). scripts/clickhouse-server.sh starts one on any
+# ports; the fault test (engine/tests/clickhouse.rs) starts a private one the same way.
+ensure_clickhouse() {
+  command -v clickhouse-server >/dev/null || [[ -x /usr/sbin/clickhouse-server ]] && return 0
+  echo "installing clickhouse-server"
+  apt_install clickhouse-server clickhouse-client
+}
+
+clickhouse_started=""
+start_clickhouse() {
+  if port_open 8123; then echo "something already listens on 127.0.0.1:8123 (taken as ClickHouse)"; return 0; fi
+  "$services_dir/clickhouse-server.sh" 8123 9000 "$state/clickhouse-data" >"$state/clickhouse.log" 2>&1 &
+  clickhouse_started="$!"
+  started_pids+=("$!")
+}
+
+# Whether ClickHouse's HTTP interface on 127.0.0.1:PORT answers its ping (without curl,
+# which a bare Debian lacks).
+clickhouse_answers() {
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf 'GET /ping HTTP/1.0\r\n\r\n' >&3
+    timeout 2 cat <&3 | grep -q '^Ok\.'
+  ) 2>/dev/null
+}
+
+wait_for_clickhouse() {
+  for _ in $(seq 1 300); do
+    clickhouse_answers 8123 && { echo "ClickHouse answers on 127.0.0.1:8123"; return 0; }
+    [[ -z "$clickhouse_started" ]] || kill -0 "$clickhouse_started" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "no ClickHouse answers on 127.0.0.1:8123"
+  [[ -z "$clickhouse_started" ]] || { echo "its log:"; tail -20 "$state/clickhouse.log"; }
+  return 1
+}

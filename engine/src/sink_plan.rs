@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pulse_core::{Backpressure, DeadLetter, Delivered, EventTime, HealthBoard, HealthReporter, Shutdown};
+use pulse_sinks::clickhouse::{ClickHouseSettings, ClickHouseWriter};
+use pulse_sinks::redis::{RedisSettings, RedisWriter};
 use pulse_sinks::runtime::DeadLetterOutlet;
 use pulse_sinks::{
     BatchWriter, DeadLetterTopics, DeliverExt, Delivery, JsonlFile, KafkaSink, LineSink, LineWriter, SinkContext,
@@ -97,6 +99,25 @@ impl SinkPlans {
                     handle: start(name, health.reporter(name), writer, SinkOptions::new(delivery_mode)),
                 }]
             };
+            // A writer per input (it knows which table or key space its rows go
+            // to), named `sink:input` when there are several.
+            let per_input = |writers: Vec<Writer>, options: SinkOptions| {
+                let inputs = sink.inputs();
+                inputs
+                    .iter()
+                    .zip(writers)
+                    .map(|(input, writer)| {
+                        let part = match inputs.len() {
+                            1 => name.clone(),
+                            _ => format!("{name}:{input}"),
+                        };
+                        SinkWriter {
+                            inputs: vec![input.clone()],
+                            handle: start(&part, health.reporter(&part), writer, options.clone()),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            };
             let writers = match sink {
                 // Published in memory (see `build`), not written.
                 SinkConfig::Websocket { .. } => continue,
@@ -141,6 +162,42 @@ impl SinkPlans {
                         });
                     }
                     writers
+                }
+                SinkConfig::Clickhouse(clickhouse) => {
+                    let settings = ClickHouseSettings {
+                        url: clickhouse.url.clone(),
+                        database: clickhouse.database.clone(),
+                        user: clickhouse.user.clone(),
+                        password: clickhouse.password.clone(),
+                        create_tables: clickhouse.create_tables,
+                        max_string_bytes: clickhouse.max_string_bytes,
+                    };
+                    let writers = clickhouse.inputs.iter().map(|input| {
+                        let table = clickhouse
+                            .table_of(config, input)
+                            .expect("validation gives every input a table");
+                        Writer::ClickHouse(ClickHouseWriter::new(settings.clone(), table, input))
+                    });
+                    per_input(writers.collect(), clickhouse.batching.options())
+                }
+                SinkConfig::Redis(redis) => {
+                    let settings = RedisSettings {
+                        url: redis.url.clone(),
+                        key_prefix: redis.key_prefix.clone(),
+                        ttl: Some(redis.ttl.to_std()).filter(|ttl| !ttl.is_zero()),
+                        series_length: redis.series_length,
+                        publish: redis.publish,
+                    };
+                    let writers: Result<Vec<_>, PlanError> = redis
+                        .inputs
+                        .iter()
+                        .map(|input| {
+                            let writer = RedisWriter::new(settings.clone(), input)
+                                .map_err(|error| failed(std::io::Error::other(error)))?;
+                            Ok(Writer::Redis(writer))
+                        })
+                        .collect();
+                    per_input(writers?, redis.batching.options())
                 }
             };
             sinks.insert(name.clone(), writers);
@@ -263,6 +320,8 @@ enum Writer {
     Lines(Box<dyn LineSink + Send>),
     Kafka(KafkaSink),
     DeadLetterTopics(DeadLetterTopics),
+    ClickHouse(ClickHouseWriter),
+    Redis(RedisWriter),
 }
 
 impl Writer {
@@ -279,6 +338,8 @@ impl Writer {
             Writer::Lines(lines) => go(runtime, LineWriter::new(lines), options, context),
             Writer::Kafka(kafka) => go(runtime, kafka, options, context),
             Writer::DeadLetterTopics(topics) => go(runtime, topics, options, context),
+            Writer::ClickHouse(clickhouse) => go(runtime, clickhouse, options, context),
+            Writer::Redis(redis) => go(runtime, redis, options, context),
         }
     }
 }

@@ -587,7 +587,11 @@ fn every_shipped_pipeline_validates() {
         .values()
         .filter_map(|s| match s {
             SinkConfig::File { path, .. } => Some(path.display().to_string()),
-            SinkConfig::Stdout { .. } | SinkConfig::Kafka { .. } | SinkConfig::Websocket { .. } => None,
+            SinkConfig::Stdout { .. }
+            | SinkConfig::Kafka { .. }
+            | SinkConfig::Websocket { .. }
+            | SinkConfig::Clickhouse(_)
+            | SinkConfig::Redis(_) => None,
         })
         .collect();
     assert_eq!(paths, vec![output], "bench-window.toml writes to ${{BENCH_OUTPUT}}");
@@ -911,4 +915,51 @@ password = "${PULSE_DEMO_PASSWORD}"
             help: "put the reference in a string",
         },
     );
+}
+
+/// The server sinks check what would go wrong only once they run: a database
+/// name pasted into SQL, a URL of the wrong kind, inputs they cannot store.
+#[test]
+fn clickhouse_and_redis_sinks_are_checked_before_they_run() {
+    let text = r#"[sources.events]
+type = "file"
+path = "events.jsonl"
+
+[operators.cpu]
+type = "window"
+inputs = ["events"]
+window = { tumbling = "10s" }
+
+[sinks.history]
+type = "clickhouse"
+inputs = ["cpu", "events.dead_letter"]
+url = "127.0.0.1:8123"
+database = "pulse; DROP TABLE x"
+batch_size = 0
+
+[sinks.latest]
+type = "redis"
+inputs = ["events"]
+url = "http://127.0.0.1:6379"
+"#;
+    let error = refused(text);
+    for (line, column, message, help) in [
+        (13, 7, "is not an HTTP URL", "url = \"http://127.0.0.1:8123\""),
+        (14, 12, "is not a database name", "letters, digits and `_`"),
+        (15, 14, "`batch_size` must be at least 1", "10000"),
+        (12, 18, "does not store dead letters", "file or Kafka sink"),
+        (20, 7, "is not a Redis URL", "redis://127.0.0.1:6379"),
+        (19, 11, "a redis sink writes operator rows", "window operator"),
+    ] {
+        assert_reported(
+            &error,
+            text,
+            Expected {
+                line,
+                column,
+                message,
+                help,
+            },
+        );
+    }
 }

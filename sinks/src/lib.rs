@@ -7,15 +7,19 @@
 //!
 //! - [`file`]: JSONL files, and [`stdout`]: JSON lines or a table — one
 //!   ordered writer each ([`LineWriter`]), output independent of the number of workers.
+//! - [`clickhouse`]: history in ClickHouse tables, idempotent on replay.
 //! - [`kafka`]: a Kafka topic, one keyed message per record.
+//! - [`redis`]: the latest row and a bounded series per key, and notifications, in Redis.
 //! - [`dead_letter_topic`]: a Kafka source's dead letters, to `{tenant}.dlq` topics.
 //! - [`live`]: the `websocket` sink: closed windows to the live hub and the
 //!   query views (in-memory publishing on the worker, no I/O).
 
+pub mod clickhouse;
 pub mod dead_letter_topic;
 pub mod file;
 pub mod kafka;
 pub mod live;
+pub mod redis;
 pub mod runtime;
 pub mod stdout;
 pub mod writer;

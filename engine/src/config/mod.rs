@@ -12,6 +12,7 @@
 pub mod components;
 pub mod diagnostic;
 pub mod interpolate;
+pub mod sinks;
 pub mod spans;
 pub mod validate;
 
@@ -293,6 +294,11 @@ pub enum SinkConfig {
         #[serde(default)]
         key_fields: Option<Vec<String>>,
     },
+    /// ClickHouse tables: events and operator rows as history, idempotent on replay.
+    Clickhouse(sinks::ClickHouseSinkConfig),
+    /// Redis: the latest row per key, a bounded series per key, and a
+    /// notification per row on the tenant's channel.
+    Redis(sinks::RedisSinkConfig),
 }
 
 impl SinkConfig {
@@ -424,6 +430,8 @@ impl SinkConfig {
             | SinkConfig::File { inputs, .. }
             | SinkConfig::Kafka { inputs, .. }
             | SinkConfig::Websocket { inputs } => inputs,
+            SinkConfig::Clickhouse(clickhouse) => &clickhouse.inputs,
+            SinkConfig::Redis(redis) => &redis.inputs,
         }
     }
 }

@@ -157,6 +157,11 @@ pub fn validate(config: &PipelineConfig, unparsed: &components::Unparsed) -> Vec
             check_live_sink(config, name, sink, &streams, &mut problems);
         }
         check_kafka_sink(name, sink, &mut problems);
+        match sink {
+            SinkConfig::Clickhouse(clickhouse) => clickhouse.check(config, name, &mut problems),
+            SinkConfig::Redis(redis) => redis.check(config, name, &mut problems),
+            _ => {}
+        }
         if let SinkConfig::File { max_bytes: Some(0), .. } = sink {
             problems.push(problem(
                 &["sinks", name, "max_bytes"],

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod clickhouse;
 pub mod kafka;
 pub mod process;
 

@@ -1,0 +1,286 @@
+//! The settings of the sinks that write to servers (`clickhouse`, `redis`):
+//! their keys, defaults and checks. Every such sink also takes the runtime's
+//! batching keys ([`Batching`]).
+
+use std::collections::BTreeMap;
+
+use pulse_core::DurationSpec;
+use pulse_sinks::clickhouse::Table;
+use serde::Deserialize;
+
+use super::PipelineConfig;
+use super::validate::{Problem, problem};
+
+/// `type = "clickhouse"`: history in ClickHouse tables.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseSinkConfig {
+    /// Streams to write: sources (their events) and operators (their rows).
+    pub inputs: Vec<String>,
+    /// The server's HTTP interface (default `http://127.0.0.1:8123`).
+    #[serde(default = "default_clickhouse_url")]
+    pub url: String,
+    /// The database of the tables (default `pulse`).
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// User, when the server wants one.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password of `user`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Create the database and tables when missing (default true).
+    #[serde(default = "yes")]
+    pub create_tables: bool,
+    /// The table of an input, where the default (events: `time_series_events`,
+    /// window rows: `window_aggregates`) does not fit, e.g. `{ cpu_anomalies = "anomalies" }`.
+    #[serde(default)]
+    pub tables: BTreeMap<String, Table>,
+    /// Strings longer than this are refused as dead letters (default 65536).
+    #[serde(default = "default_max_string_bytes")]
+    pub max_string_bytes: usize,
+    /// Batching and buffering.
+    #[serde(flatten)]
+    pub batching: Batching,
+}
+
+/// `type = "redis"`: latest values, bounded series and notifications in Redis.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSinkConfig {
+    /// Operators whose rows are written.
+    pub inputs: Vec<String>,
+    /// `redis://host:port[/db]` (default `redis://127.0.0.1:6379`).
+    #[serde(default = "default_redis_url")]
+    pub url: String,
+    /// Prefix of every key and channel (default `pulse:`).
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Expiry of every key written, renewed on each write (default 1h; 0s: none).
+    #[serde(default = "default_ttl")]
+    pub ttl: DurationSpec,
+    /// Points kept per series (default 1000).
+    #[serde(default = "default_series_length")]
+    pub series_length: usize,
+    /// `PUBLISH` each row on its tenant's channel (default true).
+    #[serde(default = "yes")]
+    pub publish: bool,
+    /// Batching and buffering.
+    #[serde(flatten)]
+    pub batching: Batching,
+}
+
+/// How a sink batches and buffers (the sink runtime's settings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct Batching {
+    /// A batch is written once it holds this many records (default 10000) …
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// … or once its oldest record has waited this long (default 1s).
+    #[serde(default = "default_batch_timeout")]
+    pub batch_timeout: DurationSpec,
+    /// Batches held between the dataflow and the writer before sources
+    /// pause (default 64).
+    #[serde(default = "default_buffer_batches")]
+    pub buffer_batches: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self {
+            batch_size: default_batch_size(),
+            batch_timeout: default_batch_timeout(),
+            buffer_batches: default_buffer_batches(),
+        }
+    }
+}
+
+impl Batching {
+    /// The runtime's options for a parallel sink batching like this.
+    pub fn options(&self) -> pulse_sinks::SinkOptions {
+        pulse_sinks::SinkOptions {
+            buffer_batches: self.buffer_batches,
+            max_batch_records: self.batch_size,
+            max_batch_delay: self.batch_timeout.to_std(),
+            ..pulse_sinks::SinkOptions::new(pulse_sinks::Delivery::Parallel)
+        }
+    }
+
+    fn check(&self, name: &str, problems: &mut Vec<Problem>) {
+        for (key, value) in [("batch_size", self.batch_size), ("buffer_batches", self.buffer_batches)] {
+            if value == 0 {
+                problems.push(problem(
+                    &["sinks", name, key],
+                    format!("`{key}` must be at least 1"),
+                    format!(
+                        "remove it for the default, {}",
+                        if key == "batch_size" { 10_000 } else { 64 }
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+impl ClickHouseSinkConfig {
+    /// The table `input` goes to: as configured, else by what it is.
+    pub fn table_of(&self, config: &PipelineConfig, input: &str) -> Option<Table> {
+        if let Some(table) = self.tables.get(input) {
+            return Some(*table);
+        }
+        let source = input.strip_suffix(".late").unwrap_or(input);
+        if config.sources.contains_key(source) {
+            return Some(Table::TimeSeriesEvents);
+        }
+        let operator = config.operators.get(input)?;
+        operator.as_window().map(|_| Table::WindowAggregates)
+    }
+
+    /// The checks of this sink that need the whole pipeline.
+    pub fn check(&self, config: &PipelineConfig, name: &str, problems: &mut Vec<Problem>) {
+        self.batching.check(name, problems);
+        if !is_identifier(&self.database) {
+            problems.push(problem(
+                &["sinks", name, "database"],
+                format!("`{}` is not a database name pulse writes to", self.database),
+                "use letters, digits and `_`, starting with a letter or `_`, e.g. database = \"pulse\"".to_owned(),
+            ));
+        }
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            problems.push(problem(
+                &["sinks", name, "url"],
+                format!("`{}` is not an HTTP URL", self.url),
+                "ClickHouse is reached over HTTP, e.g. url = \"http://127.0.0.1:8123\"".to_owned(),
+            ));
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            let known = config
+                .sources
+                .contains_key(input.strip_suffix(".late").unwrap_or(input))
+                || config.operators.contains_key(input);
+            if known && self.table_of(config, input).is_none() {
+                problems.push(problem(
+                    &["sinks", name, "inputs", &i.to_string()],
+                    format!("no default table for `{input}`"),
+                    format!("name its table, e.g. tables = {{ \"{input}\" = \"anomalies\" }}"),
+                ));
+            }
+            if input.ends_with(".dead_letter") {
+                problems.push(problem(
+                    &["sinks", name, "inputs", &i.to_string()],
+                    format!("a clickhouse sink does not store dead letters (`{input}`)"),
+                    "send them to a file or Kafka sink".to_owned(),
+                ));
+            }
+        }
+        for input in self.tables.keys().filter(|key| !self.inputs.contains(key)) {
+            problems.push(problem(
+                &["sinks", name, "tables", input],
+                format!("`{input}` in `tables` is not an input of this sink"),
+                "add it to `inputs`, or remove it from `tables`".to_owned(),
+            ));
+        }
+    }
+}
+
+impl RedisSinkConfig {
+    /// The checks of this sink that need the whole pipeline.
+    pub fn check(&self, config: &PipelineConfig, name: &str, problems: &mut Vec<Problem>) {
+        self.batching.check(name, problems);
+        if !(self.url.starts_with("redis://") || self.url.starts_with("rediss://")) {
+            problems.push(problem(
+                &["sinks", name, "url"],
+                format!("`{}` is not a Redis URL", self.url),
+                "e.g. url = \"redis://127.0.0.1:6379\"".to_owned(),
+            ));
+        }
+        if self.series_length == 0 {
+            problems.push(problem(
+                &["sinks", name, "series_length"],
+                "`series_length` must be at least 1".into(),
+                "remove it for the default, 1000".to_owned(),
+            ));
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            if is_stream_of_a_source(config, input) {
+                problems.push(problem(
+                    &["sinks", name, "inputs", &i.to_string()],
+                    format!("a redis sink writes operator rows, and `{input}` is a source's stream"),
+                    "read a window operator over it, e.g. inputs = [\"cpu_10s\"]".to_owned(),
+                ));
+            }
+        }
+    }
+}
+
+fn is_stream_of_a_source(config: &PipelineConfig, input: &str) -> bool {
+    let source = input
+        .strip_suffix(".late")
+        .or_else(|| input.strip_suffix(".dead_letter"))
+        .unwrap_or(input);
+    config.sources.contains_key(source)
+}
+
+/// Whether `name` can be pasted into SQL as a quoted identifier as it is.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_clickhouse_url() -> String {
+    "http://127.0.0.1:8123".to_owned()
+}
+
+fn default_database() -> String {
+    "pulse".to_owned()
+}
+
+fn default_max_string_bytes() -> usize {
+    65_536
+}
+
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379".to_owned()
+}
+
+fn default_key_prefix() -> String {
+    "pulse:".to_owned()
+}
+
+fn default_ttl() -> DurationSpec {
+    DurationSpec::from_secs(3600)
+}
+
+fn default_series_length() -> usize {
+    1000
+}
+
+fn default_batch_size() -> usize {
+    10_000
+}
+
+fn default_batch_timeout() -> DurationSpec {
+    DurationSpec::from_secs(1)
+}
+
+fn default_buffer_batches() -> usize {
+    64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_are_plain_identifiers() {
+        assert!(is_identifier("pulse") && is_identifier("_p2"));
+        for bad in ["", "2p", "p-q", "p`; DROP", "p q"] {
+            assert!(!is_identifier(bad), "{bad}");
+        }
+    }
+}
