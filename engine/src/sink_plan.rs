@@ -144,9 +144,9 @@ impl SinkPlans {
                     let topics = sink.kafka_topics();
                     for (&topic, inputs) in &topics {
                         // Each producer reports its own health: one topic's outage is not another's.
-                        let health = match topics.len() {
-                            1 => health.reporter(name),
-                            _ => health.reporter(&format!("{name}:{topic}")),
+                        let part = match topics.len() {
+                            1 => name.clone(),
+                            _ => format!("{name}:{topic}"),
                         };
                         let producer = KafkaSink::connect(name, brokers, topic, key_fields.clone())
                             .map_err(|error| failed(std::io::Error::other(error)))?;
@@ -154,8 +154,8 @@ impl SinkPlans {
                             inputs: inputs.iter().map(|input| (*input).to_owned()).collect(),
                             // Ordered: the topic gets the windows in time order.
                             handle: start(
-                                name,
-                                health,
+                                &part,
+                                health.reporter(&part),
                                 Writer::Kafka(producer),
                                 SinkOptions::new(Delivery::Ordered),
                             ),
