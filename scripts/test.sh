@@ -27,6 +27,8 @@ source "$here/scripts/services.sh"
 source "$here/scripts/schemathesis.sh"
 # shellcheck source=scripts/ops-tools.sh
 source "$here/scripts/ops-tools.sh"
+# shellcheck source=scripts/pyarrow.sh
+source "$here/scripts/pyarrow.sh"
 
 step "toolchain"
 cargo --version
@@ -40,6 +42,7 @@ ensure_clickhouse
 ensure_chromium
 ensure_schemathesis
 ensure_ops_tools
+ensure_pyarrow
 
 step "starting servers (they come up while the code builds)"
 start_kafka

@@ -13,12 +13,15 @@
 //! - [`dead_letter_topic`]: a Kafka source's dead letters, to `{tenant}.dlq` topics.
 //! - [`live`]: the `websocket` sink: closed windows to the live hub and the
 //!   query views (in-memory publishing on the worker, no I/O).
+//! - [`parquet`]: typed rows as hour-partitioned Parquet files, a synchronous
+//!   writer for the sink runtime to drive (not wired into pipelines yet).
 
 pub mod clickhouse;
 pub mod dead_letter_topic;
 pub mod file;
 pub mod kafka;
 pub mod live;
+pub mod parquet;
 pub mod redis;
 pub mod runtime;
 pub mod stdout;
