@@ -29,6 +29,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use pulse_core::Event;
 use pulse_core::ingest::{Candidate, IngestQueue, OfferError, Offered};
 use serde::Serialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
@@ -269,28 +270,57 @@ fn decode_and_offer(
             format!("the body is not UTF-8 (at byte {})", error.valid_up_to()),
         )
     })?;
-    let candidates = match format {
+    // More elements than the queue holds are refused before any is decoded,
+    // so that a body of tiny elements cannot cost more than its own size.
+    let capacity = queue.capacity();
+    let elements: Vec<(usize, &str)> = match format {
         BodyFormat::Array => {
-            let elements: Vec<&RawValue> = serde_json::from_str(text).map_err(|error| {
-                AppError::bad_request(
-                    "invalid_json",
-                    format!("the body is not a JSON array of events: {error}"),
-                )
-            })?;
-            elements
-                .into_iter()
-                .enumerate()
-                .map(|(index, raw)| (index, decode_event(raw.get(), tenant)))
-                .collect()
+            let mut deserializer = serde_json::Deserializer::from_str(text);
+            let (elements, count) = BoundedElements { limit: capacity }
+                .deserialize(&mut deserializer)
+                .and_then(|elements| deserializer.end().map(|()| elements))
+                .map_err(|error| {
+                    AppError::bad_request(
+                        "invalid_json",
+                        format!("the body is not a JSON array of events: {error}"),
+                    )
+                })?;
+            if count > capacity {
+                refused("too_large");
+                return Err(AppError::too_large(
+                    OfferError::TooLarge {
+                        offered: count,
+                        capacity,
+                    }
+                    .to_string(),
+                ));
+            }
+            elements.into_iter().map(RawValue::get).enumerate().collect()
         }
-        BodyFormat::Lines => text
-            .split('\n')
-            .enumerate()
-            .map(|(index, line)| (index, line.strip_suffix('\r').unwrap_or(line)))
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(index, line)| (index, decode_event(line, tenant)))
-            .collect(),
+        BodyFormat::Lines => {
+            let lines = text
+                .split('\n')
+                .enumerate()
+                .map(|(index, line)| (index, line.strip_suffix('\r').unwrap_or(line)))
+                .filter(|(_, line)| !line.trim().is_empty());
+            let count = lines.clone().count();
+            if count > capacity {
+                refused("too_large");
+                return Err(AppError::too_large(
+                    OfferError::TooLarge {
+                        offered: count,
+                        capacity,
+                    }
+                    .to_string(),
+                ));
+            }
+            lines.collect()
+        }
     };
+    let candidates = elements
+        .into_iter()
+        .map(|(index, raw)| (index, decode_event(raw, tenant)))
+        .collect();
     match queue.offer(request, candidates) {
         Ok(offered) => {
             let count = |outcome: &'static str, n: usize| {
@@ -321,6 +351,56 @@ fn decode_and_offer(
     }
 }
 
+/// The elements of a JSON array, kept as raw text up to `limit` of them, and
+/// how many there are (those past the limit are only counted).
+struct BoundedElements {
+    limit: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for BoundedElements {
+    type Value = (Vec<&'de RawValue>, usize);
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BoundedElements {
+    type Value = (Vec<&'de RawValue>, usize);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of events")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut elements = Vec::new();
+        let mut count = 0;
+        while count < self.limit {
+            match seq.next_element::<&'de RawValue>()? {
+                Some(element) => elements.push(element),
+                None => return Ok((elements, count)),
+            }
+            count += 1;
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            count += 1;
+        }
+        Ok((elements, count))
+    }
+}
+
+/// Longest reason given for one refused element: a serde message may quote
+/// the offending value, which may be large.
+const MAX_REASON_CHARS: usize = 512;
+
+fn bounded_reason(mut reason: String) -> String {
+    if let Some((cut, _)) = reason.char_indices().nth(MAX_REASON_CHARS) {
+        reason.truncate(cut);
+        reason.push('…');
+    }
+    reason
+}
+
 /// One element of a batch: the event, or why it is refused.
 fn decode_event<'a>(raw: &'a str, tenant: &str) -> Candidate<'a> {
     let decoded = match Event::from_json(raw.as_bytes()) {
@@ -338,7 +418,7 @@ fn decode_event<'a>(raw: &'a str, tenant: &str) -> Candidate<'a> {
             raw,
         },
         Err(error) => Candidate::Refused {
-            reason: error.to_string(),
+            reason: bounded_reason(error.to_string()),
             raw,
         },
     }
@@ -390,6 +470,35 @@ mod tests {
         assert_eq!(offered.accepted, 2);
         assert_eq!(offered.rejected.len(), 1);
         assert_eq!(offered.rejected[0].index, 2);
+    }
+
+    #[test]
+    fn more_elements_than_the_queue_holds_are_refused_before_decoding() {
+        let queue = IngestQueue::new("in", 3, pulse_core::Shutdown::new(), |_| None);
+        for (format, body) in [
+            (BodyFormat::Array, "[1,2,3,4,5]"),
+            (BodyFormat::Lines, "1\n2\n\n3\n4\n"),
+        ] {
+            let error = decode_and_offer(&queue, "r", body.as_bytes(), format, "acme").unwrap_err();
+            assert_eq!(error.status(), StatusCode::PAYLOAD_TOO_LARGE, "{format:?}");
+            assert!(
+                error.to_string().contains("of 5 events") || error.to_string().contains("of 4 events"),
+                "{error}"
+            );
+        }
+        assert!(queue.is_empty());
+        let offered = decode_and_offer(&queue, "r", b"[1,2,3]", BodyFormat::Array, "acme").unwrap();
+        assert_eq!(offered.rejected.len(), 3, "three fit, and are refused one by one");
+        let error = decode_and_offer(&queue, "r", b"[1,2] x", BodyFormat::Array, "acme").unwrap_err();
+        assert_eq!(error.code(), "invalid_json", "trailing text after the array");
+    }
+
+    #[test]
+    fn long_reasons_are_cut() {
+        let huge = format!("[\"{}\"]", "x".repeat(10_000));
+        let queue = IngestQueue::new("in", 3, pulse_core::Shutdown::new(), |_| None);
+        let offered = decode_and_offer(&queue, "r", huge.as_bytes(), BodyFormat::Array, "acme").unwrap();
+        assert!(offered.rejected[0].reason.chars().count() <= MAX_REASON_CHARS + 1);
     }
 
     #[test]
