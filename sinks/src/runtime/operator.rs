@@ -86,6 +86,7 @@ impl DeliverExt for Stream<'_, EventTime, Vec<SinkRecord>> {
         let labels = [("component", sink.name.clone())];
         let received = metrics::counter!("pulse_component_received_events_total", &labels);
         let errors = metrics::counter!("pulse_sink_errors_total", &labels);
+        let buffer_fill = metrics::gauge!("pulse_sink_buffer_fill_ratio", &labels);
         let sink = sink.clone();
         let mut valve = sink.pressure.valve();
         let max_chunk = sink.max_chunk;
@@ -117,11 +118,17 @@ impl DeliverExt for Stream<'_, EventTime, Vec<SinkRecord>> {
                 });
                 let frontier = frontiers[0].frontier().first().copied().unwrap_or(EventTime::MAX);
                 if reported.is_none_or(|before| before < frontier) {
-                    outbox.push_back(ToSink::Progress {
+                    let progress = ToSink::Progress {
                         worker,
                         peers,
                         frontier,
-                    });
+                    };
+                    // Progress waiting behind nothing newer is replaced, not queued:
+                    // it cannot fill the outbox however long the task is away.
+                    match outbox.back_mut() {
+                        Some(last @ ToSink::Progress { .. }) => *last = progress,
+                        _ => outbox.push_back(progress),
+                    }
                     reported = Some(frontier);
                 }
                 while let Some(message) = outbox.pop_front() {
@@ -143,7 +150,11 @@ impl DeliverExt for Stream<'_, EventTime, Vec<SinkRecord>> {
                         }
                     }
                 }
-                valve.set_blocked(!outbox.is_empty());
+                // Records waiting pause the sources; a progress report alone does not.
+                let holding_records = outbox.iter().any(|message| matches!(message, ToSink::Records { .. }));
+                valve.set_blocked(holding_records);
+                let free = sink.sender.capacity() as f64 / sink.sender.max_capacity() as f64;
+                buffer_fill.set(1.0 - free);
                 if !outbox.is_empty() {
                     activator.activate_after(FULL_BUFFER_RETRY);
                 }
