@@ -181,7 +181,7 @@ pub struct SourceSettings {
     /// Where a read failure is recorded; it also triggers `shutdown`, so the
     /// whole run stops and fails.
     pub failures: SourceFailures,
-    /// Set while a sink's buffer is full: the source does not read then.
+    /// Set while the buffer of a sink downstream is full: the source does not read then.
     pub pressure: Backpressure,
 }
 

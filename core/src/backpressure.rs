@@ -9,28 +9,48 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// How many sink operators (one per sink and worker) cannot hand over their
-/// batches right now.
-#[derive(Clone, Debug, Default)]
+/// How many sink operators (one per sink and worker) downstream of a source
+/// cannot hand over their batches right now. Each source has one; a sink's is
+/// the [join](Backpressure::joined) of its upstream sources', so a full sink
+/// pauses the sources that feed it and no other.
+#[derive(Clone, Debug)]
 pub struct Backpressure {
-    blocked: Arc<AtomicUsize>,
+    blocked: Vec<Arc<AtomicUsize>>,
+}
+
+impl Default for Backpressure {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Backpressure {
     /// Nothing blocked.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            blocked: vec![Arc::default()],
+        }
+    }
+
+    /// One handle on all of `parts`: its valves block each of them.
+    pub fn joined<'a>(parts: impl IntoIterator<Item = &'a Backpressure>) -> Self {
+        Self {
+            blocked: parts
+                .into_iter()
+                .flat_map(|part| part.blocked.iter().cloned())
+                .collect(),
+        }
     }
 
     /// Whether sources should pause: some sink has a full buffer.
     pub fn is_blocked(&self) -> bool {
-        self.blocked.load(Ordering::Acquire) > 0
+        self.blocked.iter().any(|count| count.load(Ordering::Acquire) > 0)
     }
 
     /// A handle for one sink operator, not blocking to begin with.
     pub fn valve(&self) -> Valve {
         Valve {
-            blocked: Arc::clone(&self.blocked),
+            blocked: self.blocked.clone(),
             closed: false,
         }
     }
@@ -40,7 +60,7 @@ impl Backpressure {
 /// batches its sink's buffer had no room for. Dropping it opens it.
 #[derive(Debug)]
 pub struct Valve {
-    blocked: Arc<AtomicUsize>,
+    blocked: Vec<Arc<AtomicUsize>>,
     closed: bool,
 }
 
@@ -49,10 +69,12 @@ impl Valve {
     pub fn set_blocked(&mut self, blocked: bool) {
         if blocked != self.closed {
             self.closed = blocked;
-            if blocked {
-                self.blocked.fetch_add(1, Ordering::AcqRel);
-            } else {
-                self.blocked.fetch_sub(1, Ordering::AcqRel);
+            for count in &self.blocked {
+                if blocked {
+                    count.fetch_add(1, Ordering::AcqRel);
+                } else {
+                    count.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         }
     }
@@ -81,5 +103,16 @@ mod tests {
         assert!(pressure.is_blocked(), "b still holds batches");
         drop(b);
         assert!(!pressure.is_blocked());
+    }
+
+    #[test]
+    fn a_joined_valve_blocks_every_part_and_only_those() {
+        let (kafka, file, other) = (Backpressure::new(), Backpressure::new(), Backpressure::new());
+        let mut valve = Backpressure::joined([&kafka, &file]).valve();
+        valve.set_blocked(true);
+        assert!(kafka.is_blocked() && file.is_blocked());
+        assert!(!other.is_blocked(), "a source the sink does not read goes on");
+        valve.set_blocked(false);
+        assert!(!kafka.is_blocked() && !file.is_blocked());
     }
 }

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::{EventTime, Shutdown};
 
-/// The delivered frontier of every sink of a pipeline.
+/// The delivered frontiers of a group of sinks: those downstream of one
+/// Kafka source, which commits by their minimum.
 #[derive(Clone, Debug)]
 pub struct Delivered {
     frontiers: Arc<Mutex<Vec<EventTime>>>,

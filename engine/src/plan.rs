@@ -104,8 +104,8 @@ pub struct Resources {
     started_ms: EventTime,
     /// Kafka sources by name.
     kafka: BTreeMap<String, KafkaPlan>,
-    /// How far every sink has delivered.
-    delivered: Delivered,
+    /// How far the sinks downstream of each Kafka source have delivered, by source.
+    delivered: BTreeMap<String, Delivered>,
     /// Whether the sources reach their servers.
     health: HealthBoard,
     /// Where websocket sinks publish, when the pipeline has a gateway.
@@ -207,7 +207,10 @@ impl Resources {
                 SourceConfig::Generator { .. } => {}
             }
         }
-        let delivered = Delivered::new(shutdown.clone());
+        let delivered: BTreeMap<String, Delivered> = kafka
+            .keys()
+            .map(|source| (source.clone(), Delivered::new(shutdown.clone())))
+            .collect();
         let health = HealthBoard::new();
         // Every source and sink reports `pulse_component_up`: healthy unless it
         // says otherwise (a Kafka client that loses its broker). A Kafka sink
@@ -312,7 +315,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             timestamps: source.timestamp_bounds(),
             late_unread,
             failures: resources.source_failures.clone(),
-            pressure: resources.sinks.pressure.clone(),
+            pressure: resources.sinks.pressure[name].clone(),
         };
         let outputs = match source {
             SourceConfig::Generator {
@@ -339,7 +342,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             } => {
                 let plan = &resources.kafka[name];
                 let needs = DeliveryNeeds {
-                    delivered: resources.delivered.clone(),
+                    delivered: resources.delivered[name].clone(),
                     last_output: last_output(config, granule_ms),
                     sessions: resources.session_progress.clone(),
                     granule_ms,

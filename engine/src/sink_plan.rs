@@ -8,7 +8,7 @@
 //! dead-letter file (generator and file sources) or back to Kafka (Kafka
 //! sources); records a sink's destination refuses go to the dead-letter file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -42,8 +42,9 @@ pub(crate) struct SinkPlans {
     default_dead_letters: Option<SinkHandle>,
     /// Kafka sources whose dead letters no sink reads: they go back to Kafka.
     dead_letter_topics: BTreeMap<String, SinkHandle>,
-    /// Set while a sink's buffer is full; sources pause then.
-    pub(crate) pressure: Backpressure,
+    /// Each source's back-pressure: set while a sink downstream of it has a
+    /// full buffer; the source pauses then.
+    pub(crate) pressure: BTreeMap<String, Backpressure>,
     /// Where the sinks' tasks run; shut down with the plan, after the workers
     /// have ended (and so after every sink has written everything).
     runtime: Option<tokio::runtime::Runtime>,
@@ -61,11 +62,12 @@ impl Drop for SinkPlans {
 
 impl SinkPlans {
     /// Opens every sink's writer and starts its task; each reports its health
-    /// to `health` and what it has written to `delivered`.
+    /// to `health` and what it has written to the [`Delivered`] of every Kafka
+    /// source upstream of it (`delivered`, by source), which commits by it.
     pub(crate) fn open(
         config: &PipelineConfig,
         health: &HealthBoard,
-        delivered: &Delivered,
+        delivered: &BTreeMap<String, Delivered>,
         shutdown: &Shutdown,
     ) -> Result<Self, PlanError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -74,16 +76,26 @@ impl SinkPlans {
             .enable_all()
             .build()
             .map_err(PlanError::Runtime)?;
-        let pressure = Backpressure::new();
+        let pressure: BTreeMap<String, Backpressure> = config
+            .sources
+            .keys()
+            .map(|source| (source.clone(), Backpressure::new()))
+            .collect();
         let outlet = sink_dead_letter_outlet(&config.engine.dead_letter_path);
-        let start = |name: &str, health: HealthReporter, writer: Writer, options: SinkOptions| {
+        let start = |name: &str, inputs: &[String], health: HealthReporter, writer: Writer, options: SinkOptions| {
+            let mut sources = BTreeSet::new();
+            for input in inputs {
+                upstream_sources(config, input, &mut sources);
+            }
+            let trackers = sources.iter().filter_map(|source| delivered.get(source));
+            let pressure = Backpressure::joined(sources.iter().filter_map(|source| pressure.get(source)));
             let context = SinkContext {
                 name: name.to_owned(),
                 health,
-                delivery: Some(Arc::new(delivered.register())),
+                delivery: trackers.map(|source| Arc::new(source.register())).collect(),
                 shutdown: shutdown.clone(),
                 dead_letters: Arc::clone(&outlet),
-                pressure: pressure.clone(),
+                pressure,
             };
             writer.start(runtime.handle(), options, context)
         };
@@ -96,7 +108,13 @@ impl SinkPlans {
             let one = |writer: Writer, delivery_mode: Delivery| {
                 vec![SinkWriter {
                     inputs: sink.inputs().to_vec(),
-                    handle: start(name, health.reporter(name), writer, SinkOptions::new(delivery_mode)),
+                    handle: start(
+                        name,
+                        sink.inputs(),
+                        health.reporter(name),
+                        writer,
+                        SinkOptions::new(delivery_mode),
+                    ),
                 }]
             };
             // A writer per input (it knows which table or key space its rows go
@@ -113,7 +131,13 @@ impl SinkPlans {
                         };
                         SinkWriter {
                             inputs: vec![input.clone()],
-                            handle: start(&part, health.reporter(&part), writer, options.clone()),
+                            handle: start(
+                                &part,
+                                std::slice::from_ref(input),
+                                health.reporter(&part),
+                                writer,
+                                options.clone(),
+                            ),
                         }
                     })
                     .collect::<Vec<_>>()
@@ -150,15 +174,17 @@ impl SinkPlans {
                         };
                         let producer = KafkaSink::connect(name, brokers, topic, key_fields.clone())
                             .map_err(|error| failed(std::io::Error::other(error)))?;
+                        let inputs: Vec<String> = inputs.iter().map(|input| (*input).to_owned()).collect();
                         writers.push(SinkWriter {
-                            inputs: inputs.iter().map(|input| (*input).to_owned()).collect(),
                             // Ordered: the topic gets the windows in time order.
                             handle: start(
                                 &part,
+                                &inputs,
                                 health.reporter(&part),
                                 Writer::Kafka(producer),
                                 SinkOptions::new(Delivery::Ordered),
                             ),
+                            inputs,
                         });
                     }
                     writers
@@ -224,6 +250,7 @@ impl SinkPlans {
                     let sink_name = format!("{name}.dlq");
                     let handle = start(
                         &sink_name,
+                        std::slice::from_ref(&stream),
                         health.reporter(&sink_name),
                         Writer::DeadLetterTopics(topics),
                         SinkOptions::new(Delivery::Parallel),
@@ -248,6 +275,7 @@ impl SinkPlans {
             };
             start(
                 "dead_letter",
+                &unread_dead_letters,
                 health.reporter("dead_letter"),
                 Writer::Lines(Box::new(file)),
                 SinkOptions::new(Delivery::Ordered),
@@ -288,6 +316,22 @@ impl SinkPlans {
                 .clone()
                 .records()
                 .deliver(handle);
+        }
+    }
+}
+
+/// Adds to `sources` the sources whose events reach stream `input`, through
+/// any operators (validation has ruled out cycles).
+fn upstream_sources(config: &PipelineConfig, input: &str, sources: &mut BTreeSet<String>) {
+    let source = input
+        .strip_suffix(".late")
+        .or_else(|| input.strip_suffix(".dead_letter"))
+        .unwrap_or(input);
+    if config.sources.contains_key(source) {
+        sources.insert(source.to_owned());
+    } else if let Some(operator) = config.operators.get(input) {
+        for input in operator.inputs() {
+            upstream_sources(config, input, sources);
         }
     }
 }

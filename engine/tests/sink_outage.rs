@@ -2,7 +2,9 @@
 //! (`/health/ready` 503, the breaker open on `/metrics`), its buffer fills and
 //! the Kafka source stops reading instead of memory growing, the other sinks
 //! keep what they got, and no offset is committed past what the failing sink
-//! has not written — a later run of the same group writes every window.
+//! has not written — a later run of the same group writes every window. A
+//! source that does not feed the failing sink is neither paused nor held back
+//! in its commits.
 
 mod common;
 
@@ -14,6 +16,9 @@ use common::clickhouse::{clickhouse, query};
 use common::kafka::{broker, create_topic, generate, produce_file, unique};
 use common::process::{KillOnDrop, free_port, http, wait_for_status, wait_until};
 use common::{TempDir, compare_rows, load_pipeline, pulse_bin, read_jsonl, run_pipeline, sort_rows};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Map, Value};
 
 fn pipeline(source: &str, clickhouse_url: &str, database: &str, out: &str, gateway: &str) -> String {
@@ -192,4 +197,114 @@ fn a_sink_whose_server_stays_down_holds_the_source_and_the_commits_back() {
         panic!("{difference}\n(the first run's log:\n{log})");
     }
     query(&url, &format!("DROP DATABASE `{database}`"));
+}
+
+/// `group`'s committed offset of partition 0 of `topic` (0: none).
+fn committed(brokers: &str, group: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, Offset::Stored).unwrap();
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
+    match committed.elements()[0].offset() {
+        Offset::Offset(n) => n,
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_failing_sink_holds_back_only_the_sources_that_feed_it() {
+    let Some(brokers) = broker() else { return };
+    let dir = TempDir::new("sink-outage-elsewhere");
+    let input = dir.join("events.jsonl");
+    generate(&input, 5_000);
+    let topic = unique("acme") + ".events.normalized";
+    create_topic(&brokers, &topic, 1);
+    produce_file(&brokers, &topic, &input);
+    let group = unique("g");
+    let gateway: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    // `events` (Kafka) feeds a file; `other` (a file) feeds a ClickHouse sink whose server never answers.
+    let text = format!(
+        r#"
+[sources.events]
+type = "kafka"
+brokers = "{brokers}"
+topics = ["{topic}"]
+group = "{group}"
+commit_interval = "200ms"
+
+[sources.other]
+type = "file"
+path = "{input}"
+
+[operators.per_second]
+type = "window"
+inputs = ["events"]
+window = {{ tumbling = "1s" }}
+key = ["tenant", "metric"]
+aggregates = ["count"]
+
+[operators.other_per_second]
+type = "window"
+inputs = ["other"]
+window = {{ tumbling = "1s" }}
+key = ["tenant", "metric"]
+aggregates = ["count"]
+
+[sinks.rows]
+type = "file"
+inputs = ["per_second"]
+path = "{dir}/rows.jsonl"
+
+[sinks.history]
+type = "clickhouse"
+inputs = ["other_per_second"]
+url = "http://127.0.0.1:{down}"
+batch_size = 10
+buffer_batches = 1
+
+[gateway]
+listen = "{gateway}"
+data_dir = "{dir}/gateway"
+demo = true
+"#,
+        input = input.display(),
+        dir = dir.display(),
+        down = free_port(),
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    let log = std::fs::File::create(dir.join("pulse.log")).unwrap();
+    let mut run = KillOnDrop::new(
+        Command::new(pulse_bin())
+            .args(["run", &path.display().to_string(), "--workers", "1"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_status(gateway, "/health/ready", 503);
+    let page = || {
+        http(gateway, "GET", "/metrics", None, None)
+            .1
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    wait_until("the breaker opens", Duration::from_secs(30), || {
+        metric(&page(), "pulse_sink_breaker_state", "component=\"history\"") == Some(2.0)
+    });
+    wait_until("the Kafka source reads everything", Duration::from_secs(30), || {
+        metric(&page(), "pulse_component_sent_events_total", "component=\"events\"") == Some(5_000.0)
+    });
+    // Every window but the last (no later event closes it) is written, and committed.
+    wait_until(
+        "the Kafka source commits past the failing sink",
+        Duration::from_secs(30),
+        || committed(&brokers, &group, &topic) > 0,
+    );
+    assert!(run.try_wait().unwrap().is_none(), "the run stays up");
 }

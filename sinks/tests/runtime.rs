@@ -87,7 +87,7 @@ fn run(events: Vec<Event>, failures: usize, delay: Duration, options: SinkOption
     let context = SinkContext {
         name: "flaky".into(),
         health: health.reporter("flaky"),
-        delivery: Some(Arc::new(delivered.register())),
+        delivery: vec![Arc::new(delivered.register())],
         shutdown: Shutdown::new(),
         dead_letters: Arc::new(move |mut new| collected.lock().unwrap().append(&mut new)),
         pressure: pressure.clone(),

@@ -114,8 +114,9 @@ pub struct SinkContext {
     pub name: String,
     /// Unhealthy while writes fail; names the breaker's state.
     pub health: HealthReporter,
-    /// Advanced to the acknowledged frontier (none: nothing waits for it).
-    pub delivery: Option<Arc<DeliveryTracker>>,
+    /// Advanced to the acknowledged frontier: the trackers of the Kafka
+    /// sources upstream, which commit by them (none: nothing waits for it).
+    pub delivery: Vec<Arc<DeliveryTracker>>,
     /// Once triggered, a failing sink gives up after its shutdown grace.
     pub shutdown: Shutdown,
     /// Where refused records go.

@@ -47,7 +47,7 @@ pub trait DeliverExt {
     /// let context = SinkContext {
     ///     name: "collect".into(),
     ///     health: HealthBoard::new().reporter("collect"),
-    ///     delivery: Some(Arc::new(delivered.register())),
+    ///     delivery: vec![Arc::new(delivered.register())],
     ///     shutdown: Shutdown::new(),
     ///     dead_letters: Arc::new(|_| {}),
     ///     pressure: Backpressure::new(),

@@ -343,8 +343,10 @@ impl Attempts {
         if frontier != EventTime::MAX {
             self.metrics.acknowledged.set(frontier as f64);
         }
-        if let Some(delivery) = self.context.delivery.as_ref().filter(|_| !self.failed) {
-            delivery.advance(frontier);
+        if !self.failed {
+            for delivery in &self.context.delivery {
+                delivery.advance(frontier);
+            }
         }
     }
 }
