@@ -2,7 +2,9 @@
 //! gateway's `POST /api/v1/events`, over real HTTP on 127.0.0.1. Events land
 //! under the credential's tenant whatever they claim; under a queue kept full
 //! by concurrent clients, refused requests are 429 with `Retry-After` and
-//! every accepted event is counted in the windows, no more and no fewer.
+//! every accepted event is counted in the windows, no more and no fewer; the
+//! source's time bounds refuse at the endpoint and its watermark makes late
+//! events dead letters, as for every source.
 
 mod common;
 
@@ -239,6 +241,21 @@ fn events_land_under_their_credential_and_every_accepted_one_reaches_its_window(
     wait_until("the window's rows", Duration::from_secs(30), || {
         counts(&dir) == expected
     });
+    // Behind the watermark now: accepted, then late (a dead letter, as nothing reads `ingest.late`).
+    let late = json!([metric(None, base + 5, "late", 1.0)]);
+    assert_eq!(
+        post(address, &acme_token, "application/json", &late.to_string()).status,
+        202
+    );
+    // Past the source's max_future (1 h): refused at once, and dead-lettered.
+    let future = json!([metric(None, now + 2 * 3_600_000, "future", 1.0)]);
+    let answer = post(address, &acme_token, "application/json", &future.to_string());
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    let reason = answer.body["error"]["details"]["errors"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.starts_with("timestamp_out_of_range"), "{reason}");
+    std::thread::sleep(Duration::from_millis(500));
     shutdown.trigger();
     running.join().unwrap();
     assert_eq!(
@@ -248,23 +265,39 @@ fn events_land_under_their_credential_and_every_accepted_one_reaches_its_window(
         refusals.load(Ordering::Relaxed)
     );
 
-    let refused = read_jsonl(&dir.join("dead.jsonl"));
+    let letters = read_jsonl(&dir.join("dead.jsonl"));
+    assert!(
+        letters.iter().all(|letter| letter["component"] == "ingest"),
+        "{letters:?}"
+    );
+    let (late, refused): (Vec<&Value>, Vec<&Value>) =
+        letters.iter().partition(|letter| letter["position"]["type"] == "late");
+    assert_eq!(late.len(), 1, "{letters:?}");
+    assert!(late[0]["reason"].as_str().unwrap().starts_with("late: "), "{late:?}");
     let positions: Vec<(String, u64)> = refused
         .iter()
         .map(|letter| {
-            assert_eq!(letter["component"], "ingest");
-            assert_eq!(letter["position"]["type"], "http");
+            assert_eq!(letter["position"]["type"], "http", "{letter}");
             (
                 letter["reason"].as_str().unwrap().to_owned(),
                 letter["position"]["index"].as_u64().unwrap(),
             )
         })
         .collect();
-    assert_eq!(positions.len(), 2, "{refused:?}");
-    let tenant_claim = positions.iter().find(|(reason, _)| reason.contains("credential"));
-    assert_eq!(tenant_claim.map(|(_, index)| *index), Some(2), "{positions:?}");
-    let not_json = positions.iter().find(|(reason, _)| !reason.contains("credential"));
-    assert_eq!(not_json.map(|(_, index)| *index), Some(1), "{positions:?}");
+    assert_eq!(positions.len(), 3, "{refused:?}");
+    let index_of = |what: &str| {
+        positions
+            .iter()
+            .find(|(reason, _)| reason.contains(what))
+            .map(|(_, index)| *index)
+    };
+    assert_eq!(index_of("credential"), Some(2), "{positions:?}");
+    assert_eq!(
+        index_of("expected"),
+        Some(1),
+        "the line that is not JSON: {positions:?}"
+    );
+    assert_eq!(index_of("timestamp_out_of_range"), Some(0), "{positions:?}");
 }
 
 #[test]
