@@ -2,20 +2,27 @@
 //!
 //! For each file: origins every horizon `H` over the last 40 % of the rows; at each
 //! origin the forecaster has seen every earlier row, streamed once in order (it is never
-//! refitted), and forecasts the next `H`. Errors are scaled (MASE) by the mean absolute
+//! refitted), and forecasts the next `H`. The file is streamed through a one-worker
+//! timely dataflow built by the forecast operator a pipeline uses
+//! ([`ForecastExt::forecast`]), scheduled to issue at the origins. Errors are scaled (MASE) by the mean absolute
 //! in-sample error of seasonal naive (`y[t] − y[t − P]`) over the 4 days before the
 //! origin. Seasonal naive is scored beside it on the same points, its intervals from the
 //! quantiles of those same in-sample errors. Per file: MASE and sMAPE are means over
 //! origins, coverage is over all forecast points; overall: means over files.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use pulse_core::DurationSpec;
-use pulse_operators::forecast::{ForecastConfig, ForecastError, SeriesForecaster};
+use pulse_core::{DurationSpec, EventTime, Shutdown};
+use pulse_operators::forecast::{ForecastConfig, ForecastExt, ForecastPoint, ForecastSchedule, ForecastStreamConfig};
+use pulse_operators::series::SeriesPoint;
+use timely::dataflow::InputHandle;
+use timely::dataflow::operators::Input;
+use timely::dataflow::operators::capture::{Capture, Event};
 
 use super::series_csv::{Point, read_series};
 
@@ -96,9 +103,9 @@ pub struct FileResult {
     pub origins: usize,
     /// Origins skipped (no in-sample scale, or the forecaster still warming up).
     pub skipped: usize,
-    /// Points streamed into the forecaster.
+    /// Points streamed through the forecast operator.
     pub updates: u64,
-    /// Time spent in those updates.
+    /// Time the dataflow took for them (updates, forecasts at the origins, timely's bookkeeping).
     pub update_time: Duration,
 }
 
@@ -157,7 +164,7 @@ pub fn run(args: &ForecastArgs, out: &mut impl Write) -> anyhow::Result<Overall>
         .fold((0u64, Duration::ZERO), |(n, t), r| (n + r.updates, t + r.update_time));
     writeln!(
         out,
-        "updates: {updates} points streamed in {:.1} ms ({:.2} µs per point, one pass per file, no refits)",
+        "updates: {updates} points streamed through the forecast operator in {:.1} ms ({:.2} µs per point, one pass per file, no refits)",
         time.as_secs_f64() * 1e3,
         time.as_secs_f64() * 1e6 / updates.max(1) as f64
     )?;
@@ -213,18 +220,16 @@ fn backtest_file(path: &Path, config: &ForecastConfig, args: &ForecastArgs) -> a
     let (from, to) = (share(args.origins_from), share(args.origins_to));
     let chosen = &origins[from..to.max(from)];
 
-    let mut forecaster = SeriesForecaster::new(shape);
+    let schedule: Vec<EventTime> = chosen
+        .iter()
+        .map(|&origin| points[origin].0.max(0) as EventTime)
+        .collect();
+    let started = Instant::now();
+    let mut issued = stream_file(path, &points, config, step, schedule)?;
+    let update_time = started.elapsed();
     let (mut model, mut naive) = (Scores::default(), Scores::default());
-    let (mut seen, mut skipped, mut update_time) = (0usize, 0usize, Duration::ZERO);
+    let mut skipped = 0usize;
     for &origin in chosen {
-        let started = Instant::now();
-        for &(ts, value) in &points[seen..origin] {
-            forecaster
-                .update(ts, value)
-                .with_context(|| format!("{}: point at {ts}", path.display()))?;
-        }
-        update_time += started.elapsed();
-        seen = origin;
         let origin_ts = points[origin].0;
         // Seasonal naive's in-sample errors over the 4 days before the origin.
         let mut in_sample: Vec<f64> = points[..origin]
@@ -234,13 +239,13 @@ fn backtest_file(path: &Path, config: &ForecastConfig, args: &ForecastArgs) -> a
             .filter_map(|(ts, v)| by_ts.get(&(ts - period_ms)).map(|past| (v - past).abs()))
             .collect();
         let scale = in_sample.iter().sum::<f64>() / in_sample.len() as f64;
-        let forecast = match forecaster.forecast(horizon) {
-            Ok(forecast) if scale > 0.0 => forecast,
-            Ok(_) | Err(ForecastError::WarmingUp { .. }) => {
+        // No forecast at an origin: the key was still warming up.
+        let forecast = match issued.remove(&(origin_ts.max(0) as EventTime)) {
+            Some(forecast) if scale > 0.0 => forecast,
+            _ => {
                 skipped += 1;
                 continue;
             }
-            Err(error) => return Err(error).with_context(|| format!("{}: origin at {origin_ts}", path.display())),
         };
         in_sample.sort_unstable_by(f64::total_cmp);
         let quantile = |q: f64| in_sample[((q * in_sample.len() as f64) as usize).min(in_sample.len() - 1)];
@@ -294,9 +299,77 @@ fn backtest_file(path: &Path, config: &ForecastConfig, args: &ForecastArgs) -> a
         naive: [naive.mase(), naive.smape(), naive.cov80(), naive.cov95()],
         origins: model.origins,
         skipped,
-        updates: seen as u64,
+        updates: points.len() as u64,
         update_time,
     })
+}
+
+/// Streams a file's points through the forecast operator (one worker), issuing at
+/// `schedule`; returns each origin's forecast by its time. A point the operator
+/// refuses is an error naming the file.
+fn stream_file(
+    path: &Path,
+    points: &[(i64, f64)],
+    config: &ForecastConfig,
+    step: u64,
+    schedule: Vec<EventTime>,
+) -> anyhow::Result<BTreeMap<EventTime, Vec<ForecastPoint>>> {
+    // A point's logical time is the last origin at or before it: far fewer
+    // times for timely to track than one per point, and a point still comes
+    // after the origins before it and before those after it.
+    let batch_time = |ts: EventTime| {
+        let later = schedule.partition_point(|&origin| origin <= ts);
+        later.checked_sub(1).map_or(0, |i| schedule[i])
+    };
+    let times: Vec<EventTime> = points
+        .iter()
+        .map(|&(ts, _)| batch_time(ts.max(0) as EventTime))
+        .collect();
+    let operator = ForecastStreamConfig {
+        forecast: config.clone(),
+        step_ms: step,
+        schedule: ForecastSchedule::At(Arc::from(schedule)),
+        idle_timeout_ms: 0,
+    };
+    let series: Vec<SeriesPoint> = points
+        .iter()
+        .map(|&(ts, value)| SeriesPoint {
+            key: vec![Some(Box::from("series"))].into_boxed_slice(),
+            ts: ts.max(0) as EventTime,
+            value,
+        })
+        .collect();
+    let name = format!("eval-forecast:{}", path.display());
+    let (forecasts, refused) = timely::execute_directly(move |worker| {
+        let mut input = InputHandle::new();
+        let captured = worker.dataflow(|scope| {
+            let (forecasts, refused) = scope
+                .input_from(&mut input)
+                .forecast(&name, &operator, &Shutdown::new());
+            (forecasts.capture(), refused.capture())
+        });
+        for (point, time) in series.into_iter().zip(times) {
+            input.advance_to(time);
+            input.send(point);
+        }
+        input.close();
+        captured
+    });
+    if let Some(refused) = refused.try_iter().find_map(|event| match event {
+        Event::Messages(_, mut refused) => refused.pop(),
+        Event::Progress(_) => None,
+    }) {
+        anyhow::bail!("{}: point at {}: {}", path.display(), refused.point.ts, refused.reason);
+    }
+    let mut issued = BTreeMap::new();
+    for event in forecasts.try_iter() {
+        if let Event::Messages(_, forecasts) = event {
+            for forecast in forecasts {
+                issued.insert(forecast.issued_at, forecast.points);
+            }
+        }
+    }
+    Ok(issued)
 }
 
 /// Symmetric absolute percentage error of one point, in percent (0 when both are 0).

@@ -1,15 +1,23 @@
 //! `pulse eval nab`: streams every CSV of a NAB-layout directory through the
 //! anomaly detector and writes NAB results.
 //!
-//! Each file is one series (key `<category>/<file>`), scored point by point
-//! by the same [`SeriesDetector`] and [`AnomalyConfig`] the anomaly operator
-//! keeps per key: the score of a row uses only the rows before it and itself.
+//! Each file is one series (key `<category>/<file>`), streamed through a
+//! one-worker timely dataflow built by the anomaly operator a pipeline uses
+//! ([`AnomalyExt::detect_anomalies`], with the same [`AnomalyConfig`]): the
+//! score of a row uses only the rows before it and itself. A row's logical
+//! time is its position in the file, so rows are scored in file order even
+//! where a file's timestamps step back.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pulse_operators::anomaly::{AnomalyConfig, SeriesDetector};
+use pulse_core::Shutdown;
+use pulse_operators::anomaly::{AnomalyConfig, AnomalyExt, AnomalyStreamConfig};
+use pulse_operators::series::SeriesPoint;
+use timely::dataflow::InputHandle;
+use timely::dataflow::operators::Input;
+use timely::dataflow::operators::capture::{Capture, Event};
 
 use super::csv::{self, CsvError};
 use super::nab_score::{self, Subset};
@@ -58,20 +66,84 @@ pub fn load_config(path: Option<&Path>) -> Result<AnomalyConfig, String> {
     Ok(config)
 }
 
-/// Scores one data file with a fresh detector; a refused value names file and line.
+/// Scores one data file through the anomaly operator (one worker, a fresh
+/// detector); a refused value names file and line.
 pub fn score_file(key: &str, path: &Path, config: &AnomalyConfig) -> Result<(Vec<csv::DataRow>, Vec<f64>), CsvError> {
     let rows = csv::read_data(path)?;
-    let mut detector = SeriesDetector::new(key, config.clone());
-    let mut scores = Vec::with_capacity(rows.len());
+    let row_error = |index: usize, reason: String| CsvError::Row {
+        path: path.to_owned(),
+        line: index + 2,
+        reason,
+    };
+    let mut points = Vec::with_capacity(rows.len());
     for (index, row) in rows.iter().enumerate() {
-        let verdict = detector.update(row.ts_ms, row.value).map_err(|error| CsvError::Row {
-            path: path.to_owned(),
-            line: index + 2,
-            reason: error.to_string(),
-        })?;
-        scores.push(verdict.score);
+        let ts = u64::try_from(row.ts_ms)
+            .map_err(|_| row_error(index, format!("timestamp {} is before 1970", row.timestamp)))?;
+        points.push(SeriesPoint {
+            key: vec![Some(Box::from(key))].into_boxed_slice(),
+            ts,
+            value: row.value,
+        });
     }
-    Ok((rows, scores))
+    let operator = AnomalyStreamConfig {
+        detector: config.clone(),
+        model_dir: None,
+        idle_timeout_ms: 0,
+    };
+    let name = format!("eval-nab:{key}");
+    let (scored_events, refused) = timely::execute_directly(move |worker| {
+        let mut input = InputHandle::new();
+        let captured = worker.dataflow(|scope| {
+            let (scored, refused) = scope
+                .input_from(&mut input)
+                .detect_anomalies(&name, &operator, &Shutdown::new());
+            (scored.capture(), refused.capture())
+        });
+        // The operator takes a key's points in order of (time, timestamp): a
+        // row's logical time counts the steps back before it, so rows are
+        // taken in file order with few times for timely to track.
+        let mut time = 0u64;
+        let mut previous = None;
+        for point in points {
+            if previous.is_some_and(|ts| point.ts <= ts) {
+                time += 1;
+                input.advance_to(time);
+            }
+            previous = Some(point.ts);
+            input.send(point);
+        }
+        input.close();
+        captured
+    });
+    if let Some(refused) = refused.try_iter().find_map(|event| match event {
+        Event::Messages(_, mut refused) => refused.pop(),
+        Event::Progress(_) => None,
+    }) {
+        // The refused row: the first with its timestamp and a value that is not a finite number.
+        let index = rows
+            .iter()
+            .position(|row| row.ts_ms == refused.point.ts as i64 && !row.value.is_finite())
+            .unwrap_or(0);
+        return Err(row_error(index, refused.reason));
+    }
+    // Scored points come out in the order they were taken: by time, then file order.
+    let mut scored: Vec<(u64, usize, f64)> = Vec::with_capacity(rows.len());
+    for event in scored_events.try_iter() {
+        if let Event::Messages(stamp, points) = event {
+            let time = stamp.least().copied().unwrap_or(0);
+            for point in points {
+                scored.push((time, scored.len(), point.verdict.score));
+            }
+        }
+    }
+    scored.sort_by_key(|&(time, arrival, _)| (time, arrival));
+    if scored.len() != rows.len() {
+        return Err(row_error(
+            scored.len().min(rows.len().saturating_sub(1)),
+            format!("the operator scored {} of {} rows", scored.len(), rows.len()),
+        ));
+    }
+    Ok((rows, scored.into_iter().map(|(_, _, score)| score).collect()))
 }
 
 /// Runs the detector over `data`, writes results under `out`, optionally scores them.
