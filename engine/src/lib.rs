@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod eval;
+pub mod live_analytics;
 pub mod operators;
 pub mod plan;
 pub mod projection;

@@ -21,14 +21,15 @@ use pulse_connectors::{SourceFailures, SourceSettings, WorkerWatermarks, event_s
 use pulse_core::ingest::IngestQueue;
 use pulse_core::time::coarsen;
 use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthBoard, Row, SessionProgress, Shutdown};
-use pulse_live::{LiveSource, ViewShape};
+use pulse_live::{AnalyticsKind, AnalyticsViews, LiveSource, ViewShape};
 use pulse_operators::window::{WindowSpec, output_time};
 use pulse_sinks::{LiveOutputs, SinkRecord, publish_live};
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, Stream};
 
 use crate::config::validate::{self, StreamType};
-use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
+use crate::config::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig};
+use crate::live_analytics::publish_analytics;
 use crate::operators::{BuildContext, InputStream};
 use crate::projection::source_projection;
 use crate::sink_plan::SinkPlans;
@@ -128,6 +129,8 @@ pub struct LivePlan {
     pub pipeline: String,
     /// The hub and views the gateway serves.
     pub outputs: LiveOutputs,
+    /// Where anomaly and forecast rows are kept for the gateway's APIs.
+    pub analytics: AnalyticsViews,
 }
 
 impl Resources {
@@ -437,6 +440,17 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 .as_ref()
                 .expect("validation requires a gateway for websocket sinks");
             for operator in inputs {
+                let analytics = match &config.operators[operator] {
+                    OperatorConfig::Anomaly(_) => Some(AnalyticsKind::Anomaly),
+                    OperatorConfig::Forecast(_) => Some(AnalyticsKind::Forecast),
+                    OperatorConfig::Window(_) => None,
+                };
+                if let (Some(kind), Some(Built::Rows(rows))) = (analytics, streams.get(operator)) {
+                    let source = LiveSource::new(&live.pipeline, operator);
+                    let (hub, views) = (live.outputs.hub.clone(), live.analytics.clone());
+                    publish_analytics(rows.clone(), kind, source, hub, views);
+                    continue;
+                }
                 let (Some(Built::Rows(rows)), Some(StreamType::Rows(schema))) =
                     (streams.get(operator), shapes.get(operator))
                 else {

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pulse_core::{HealthBoard, Shutdown};
+use pulse_gateway::live::DEFAULT_ANOMALIES_PER_TENANT;
 use pulse_gateway::{LiveServices, Readiness};
-use pulse_live::{LiveHub, WindowViews};
+use pulse_live::{AnalyticsViews, LiveHub, WindowViews};
 use pulse_sinks::LiveOutputs;
 
 use crate::config::{Pipeline, PipelineConfig};
@@ -178,17 +179,26 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
                 hub: LiveHub::new(config.live.clone()),
                 views: WindowViews::new(&config.retention),
             };
+            let analytics = AnalyticsViews::new(DEFAULT_ANOMALIES_PER_TENANT);
             let services = LiveServices::new(
                 outputs.hub.clone(),
                 outputs.views.clone(),
                 pipeline_stats(&pipeline.config),
-            );
+            )
+            .with_analytics(analytics.clone());
             let pipeline = pipeline
                 .path
                 .file_stem()
                 .map_or_else(|| "pipeline".to_owned(), |stem| stem.to_string_lossy().into_owned());
             let server = GatewayServer::start(config.clone(), Some(services))?;
-            (Some(server), Some(LivePlan { pipeline, outputs }))
+            (
+                Some(server),
+                Some(LivePlan {
+                    pipeline,
+                    outputs,
+                    analytics,
+                }),
+            )
         }
         None => (None, None),
     };

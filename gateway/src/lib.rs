@@ -196,6 +196,8 @@ impl Gateway {
             .route("/audit", get(audit::audit_log))
             .route("/events", post(ingest::post_events))
             .route("/analytics/query", post(live::analytics::query))
+            .route("/analytics/anomalies/{metric}", get(live::detections::anomalies))
+            .route("/analytics/forecast", post(live::detections::forecast))
             .route("/stats", get(live::analytics::stats))
             .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
             .merge(sign_in)

@@ -31,6 +31,7 @@ use crate::{audit, auth, dashboard, ingest, kv, live, ops};
         kv::handlers::exists, kv::handlers::ttl, kv::handlers::count, kv::handlers::batch,
         audit::audit_log, ingest::post_events,
         live::analytics::query, live::analytics::stats, live::ws::connect,
+        live::detections::anomalies, live::detections::forecast,
         ops::health, ops::live, ops::ready, ops::metrics, ops::docs, openapi_json,
         dashboard::index, dashboard::script, dashboard::chart_script, dashboard::stylesheet,
         dashboard::icon_svg, dashboard::icon_ico,

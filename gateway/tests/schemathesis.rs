@@ -32,8 +32,9 @@ const RUN_LIMIT: Duration = Duration::from_secs(300);
 ///
 /// - a key over its length limit is refused with 413 (documented), which the
 ///   default list of rejection statuses lacks;
-/// - `end_time` after `start_time` relates two fields, which JSON Schema cannot
-///   express, so a schema-valid query may be a 422 (documented as such);
+/// - `end_time` after `start_time` (and the anomalies' `end` after `start`)
+///   relates two fields, which JSON Schema cannot express, so a schema-valid
+///   query may be a 422 (documented as such);
 /// - an ingested event must belong to the caller's tenant and fall within the
 ///   source's time bounds, and which fields it needs depends on its `kind`: a
 ///   schema-valid batch may be refused event by event (422 when none passes).
@@ -48,6 +49,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-path = "/api/v1/events"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "413", "422", "429"]
+
+[[operations]]
+include-path = "/api/v1/analytics/anomalies/{metric}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 "#;
 
 /// The schemathesis executable, or `None` (after saying so loudly) when there is none outside CI.

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::client::{ClientQueue, LiveClient};
 use crate::config::LiveLimits;
 use crate::protocol::{Subscription, Topic};
-use crate::row::{LiveRow, LiveSource};
+use crate::row::{LiveRow, LiveSource, Publishable};
 
 /// Why a client may not connect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,9 +185,9 @@ impl LiveHub {
             return Err(SubscribeError::TooMany(max));
         }
         entry.subscriptions.insert(subscription.clone());
-        // Only window subscriptions join the groups rows are published to;
-        // the connection sends `stats` itself (see `subscribes_to`).
-        if subscription.topic == Topic::Windows {
+        // Subscriptions to published rows join the groups rows are published
+        // to; the connection sends `stats` itself (see `subscribes_to`).
+        if subscription.topic != Topic::Stats {
             let queue = entry.queue.clone();
             let groups = state.tenants.entry(entry.tenant.clone()).or_default();
             groups.groups.entry(subscription).or_default().push(queue);
@@ -227,6 +227,12 @@ impl LiveHub {
     /// per publication), and each client's queue is then filled under its own
     /// lock, once, with one wake-up.
     pub fn publish(&self, source: &LiveSource, rows: &[Arc<LiveRow>]) -> usize {
+        self.publish_to(Topic::Windows, source, rows)
+    }
+
+    /// Hands records of `source` to the subscribers of `topic` (`anomalies`,
+    /// `forecasts`, or `windows` as [`publish`](Self::publish) does), the same way.
+    pub fn publish_to<R: Publishable>(&self, topic: Topic, source: &LiveSource, rows: &[Arc<R>]) -> usize {
         /// What one client receives from this publication.
         struct Delivery {
             queue: Arc<ClientQueue>,
@@ -244,7 +250,7 @@ impl LiveHub {
             };
             let mut message = None;
             for (subscription, members) in &groups.groups {
-                if !subscription.filter.matches(source, row) {
+                if subscription.topic != topic || !subscription.filter.matches(source, row.as_ref()) {
                     continue;
                 }
                 let text = message.get_or_insert_with(|| row.to_message(source, published_at_us));

@@ -11,9 +11,14 @@
 //! - [`WindowViews`]: the retained rows of each operator, bounded by count and
 //!   age, answering series queries ([`SeriesQuery`]) per tenant.
 //!
+//! Anomaly and forecast operators publish [`AnalyticsRecord`]s the same way
+//! (topics `anomalies` and `forecasts`), kept by [`AnalyticsViews`] for the
+//! anomaly and forecast APIs.
+//!
 //! The crate knows neither timely nor HTTP: `pulse-sinks` attaches it to a
 //! dataflow, `pulse-gateway` serves it over `/ws` and `/api/v1/analytics/query`.
 
+pub mod analytics;
 pub mod client;
 pub mod config;
 pub mod hub;
@@ -22,10 +27,13 @@ pub mod query;
 pub mod row;
 pub mod view;
 
+pub use analytics::{
+    AnalyticsKind, AnalyticsRecord, AnalyticsViews, AnomalyPage, AnomalyQuery, ForecastStep, KeyForecast,
+};
 pub use client::{CloseReason, LiveClient, Outgoing};
 pub use config::{LiveLimits, RetentionConfig};
 pub use hub::{ConnectError, HubStats, LiveHub, SubscribeError};
 pub use protocol::{ClientCommand, Filter, Subscription, Topic, parse_client_message};
 pub use query::{Aggregation, QueryError, SeriesQuery, SeriesResult};
-pub use row::{LiveRow, LiveSource, RowError};
+pub use row::{LiveRow, LiveSource, Publishable, RowError};
 pub use view::{ViewShape, ViewStats, WindowViews};

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::row::{LiveRow, LiveSource};
+use crate::row::{LiveSource, Publishable};
 
 /// Most entries one filter may have.
 pub const MAX_FILTER_ENTRIES: usize = 16;
@@ -22,6 +22,10 @@ pub enum Topic {
     Windows,
     /// The pipeline's counters, pushed every few seconds (what `GET /api/v1/stats` answers).
     Stats,
+    /// Scored points of anomaly operators.
+    Anomalies,
+    /// Forecasts of forecast operators, one message per step ahead.
+    Forecasts,
 }
 
 impl Topic {
@@ -30,6 +34,8 @@ impl Topic {
         match self {
             Topic::Windows => "windows",
             Topic::Stats => "stats",
+            Topic::Anomalies => "anomalies",
+            Topic::Forecasts => "forecasts",
         }
     }
 }
@@ -46,7 +52,7 @@ impl Filter {
     }
 
     /// Whether a row of `source` satisfies every condition.
-    pub fn matches(&self, source: &LiveSource, row: &LiveRow) -> bool {
+    pub fn matches<R: Publishable + ?Sized>(&self, source: &LiveSource, row: &R) -> bool {
         self.0.iter().all(|(field, wanted)| match field.as_str() {
             "pipeline" => source.pipeline == *wanted,
             "operator" => source.operator == *wanted,
@@ -101,7 +107,7 @@ pub enum ProtocolError {
     #[error("{0}")]
     Malformed(String),
     /// An unknown topic.
-    #[error("unknown topic {0:?}; the topics are: windows, stats")]
+    #[error("unknown topic {0:?}; the topics are: windows, stats, anomalies, forecasts")]
     UnknownTopic(String),
     /// A filter that is not an object of scalar values, or too large.
     #[error("{0}")]
@@ -145,13 +151,15 @@ enum RawMessage {
 pub fn parse_client_message(text: &str, tenant: &str) -> Result<ClientCommand, ProtocolError> {
     let raw: RawMessage = serde_json::from_str(text).map_err(|e| {
         ProtocolError::Malformed(format!(
-            "{e}; expected {{\"type\":\"subscribe\"|\"unsubscribe\",\"topic\":\"windows\"|\"stats\",\"filter\":{{..}}}} or {{\"type\":\"ping\"}}"
+            "{e}; expected {{\"type\":\"subscribe\"|\"unsubscribe\",\"topic\":\"windows\"|\"stats\"|\"anomalies\"|\"forecasts\",\"filter\":{{..}}}} or {{\"type\":\"ping\"}}"
         ))
     })?;
     let subscription = |topic: String, filter: Option<Map<String, Value>>| {
         let topic = match topic.as_str() {
             "windows" => Topic::Windows,
             "stats" => Topic::Stats,
+            "anomalies" => Topic::Anomalies,
+            "forecasts" => Topic::Forecasts,
             _ => return Err(ProtocolError::UnknownTopic(topic)),
         };
         let filter = parse_filter(filter.unwrap_or_default(), tenant)?;
@@ -330,7 +338,7 @@ mod tests {
     #[test]
     fn filters_match_key_fields_and_the_source() {
         let source = LiveSource::new("demo", "cpu_10s");
-        let row = LiveRow::from_flat(
+        let row = crate::row::LiveRow::from_flat(
             json!({"window_start": 0, "window_end": 10, "tenant": "t", "metric": "cpu"}),
             &["tenant".into(), "metric".into()],
         )

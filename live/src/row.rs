@@ -23,6 +23,40 @@ impl LiveSource {
     }
 }
 
+/// A record the hub publishes: a tenant, key fields to filter on, and its message.
+pub trait Publishable {
+    /// The tenant it belongs to; records without one reach no subscriber.
+    fn tenant(&self) -> Option<&str>;
+    /// The key field `name` as text, if present and not null.
+    fn key_str(&self, name: &str) -> Option<&str>;
+    /// The message subscribers receive, serialised.
+    fn to_message(&self, source: &LiveSource, published_at_us: u64) -> bytes::Bytes;
+}
+
+impl Publishable for LiveRow {
+    fn tenant(&self) -> Option<&str> {
+        LiveRow::tenant(self)
+    }
+    fn key_str(&self, name: &str) -> Option<&str> {
+        LiveRow::key_str(self, name)
+    }
+    fn to_message(&self, source: &LiveSource, published_at_us: u64) -> bytes::Bytes {
+        LiveRow::to_message(self, source, published_at_us)
+    }
+}
+
+impl Publishable for crate::analytics::AnalyticsRecord {
+    fn tenant(&self) -> Option<&str> {
+        crate::analytics::AnalyticsRecord::tenant(self)
+    }
+    fn key_str(&self, name: &str) -> Option<&str> {
+        crate::analytics::AnalyticsRecord::key_str(self, name)
+    }
+    fn to_message(&self, source: &LiveSource, published_at_us: u64) -> bytes::Bytes {
+        crate::analytics::AnalyticsRecord::to_message(self, source, published_at_us)
+    }
+}
+
 /// One closed window of one key: its bounds, key fields and aggregate values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LiveRow {

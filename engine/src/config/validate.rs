@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pulse_core::{ColumnType, EventKind, RowSchema};
 
-use super::{PipelineConfig, SinkConfig, SourceConfig, components};
+use super::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig, components};
 use crate::operators::InputShape;
 
 /// A problem found in a parsed pipeline, at a key path such as
@@ -217,7 +217,13 @@ fn check_live_sink(
             .all(|bound| schema.column(bound).is_some_and(|(_, c)| c.ty == ColumnType::Time))
     };
     for (i, input) in inputs.iter().enumerate() {
+        // Anomaly and forecast rows go to their own topics and views.
+        let analytics = matches!(
+            config.operators.get(input),
+            Some(OperatorConfig::Anomaly(_) | OperatorConfig::Forecast(_))
+        );
         let publishable = match streams.get(input) {
+            Some(StreamType::Rows(_)) if analytics => true,
             Some(StreamType::Rows(schema)) => windowed(schema),
             Some(StreamType::Unknown) | None => true,
             Some(_) => false,
@@ -225,8 +231,10 @@ fn check_live_sink(
         if !publishable {
             problems.push(problem(
                 &["sinks", name, "inputs", &i.to_string()],
-                format!("`{input}` is not a window operator; a websocket sink publishes window rows"),
-                "name a window operator".to_owned(),
+                format!(
+                    "`{input}` is not a window, anomaly or forecast operator; a websocket sink publishes their rows"
+                ),
+                "name a window, anomaly or forecast operator".to_owned(),
             ));
         }
     }

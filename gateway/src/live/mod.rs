@@ -8,16 +8,20 @@
 //! routes answer 503 `live_unavailable`.
 
 pub mod analytics;
+pub mod detections;
 pub mod ws;
 
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use pulse_live::{LiveHub, WindowViews};
+use pulse_live::{AnalyticsViews, LiveHub, WindowViews};
 use serde_json::Value;
 
 use crate::error::AppError;
 use crate::state::AppState;
+
+/// Anomalies kept per tenant for `GET /api/v1/analytics/anomalies/{metric}`.
+pub const DEFAULT_ANOMALIES_PER_TENANT: usize = 10_000;
 
 /// What `GET /api/v1/stats` reports about the pipeline, supplied by the engine.
 pub trait StatsSource: Send + Sync + 'static {
@@ -40,16 +44,26 @@ pub struct LiveServices {
     pub views: WindowViews,
     /// Pipeline counters for `/api/v1/stats`.
     pub stats: Arc<dyn StatsSource>,
+    /// Retained anomalies and latest forecasts for their APIs.
+    pub analytics: AnalyticsViews,
 }
 
 impl LiveServices {
-    /// Bundles the hub, the views and the stats hook.
+    /// Bundles the hub, the views and the stats hook (with empty analytics
+    /// views; see [`LiveServices::with_analytics`]).
     pub fn new(hub: LiveHub, views: WindowViews, stats: impl StatsSource) -> Self {
         Self {
             hub,
             views,
             stats: Arc::new(stats),
+            analytics: AnalyticsViews::new(DEFAULT_ANOMALIES_PER_TENANT),
         }
+    }
+
+    /// The same, answering the anomaly and forecast APIs from `analytics`.
+    pub fn with_analytics(mut self, analytics: AnalyticsViews) -> Self {
+        self.analytics = analytics;
+        self
     }
 }
 
