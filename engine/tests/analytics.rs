@@ -238,3 +238,25 @@ fn validate_names_what_is_wrong_with_an_analytics_operator() {
         );
     }
 }
+
+/// The demo's detector holds about 180 KB per key when full, as demo.toml and the README say.
+#[test]
+fn the_demo_detector_state_per_key_is_as_documented() {
+    let demo = common::workspace_dir().join("pipelines/demo.toml");
+    let pipeline = load_pipeline(
+        &demo,
+        &[
+            ("PULSE_OUT_DIR", "/tmp/unused"),
+            ("PULSE_DEMO_PASSWORD", "Unused-passw0rd"),
+        ],
+    );
+    let Some(pulse::config::OperatorConfig::Anomaly(anomalies)) = pipeline.config.operators.get("anomalies") else {
+        panic!("the demo has an anomaly operator named `anomalies`");
+    };
+    let mut detector = pulse_operators::anomaly::SeriesDetector::new("k", anomalies.detector.clone());
+    for i in 0..5_000i64 {
+        detector.update(i * 1_000, ((i * 7919) % 101) as f64).unwrap();
+    }
+    let bytes = detector.state_bytes();
+    assert!((150_000..210_000).contains(&bytes), "{bytes} bytes per key");
+}

@@ -78,7 +78,10 @@ fn page_state(browser: &Browser) -> Value {
            return {
              points: Number(document.getElementById('charts').dataset.points || 0),
              charts: [...document.querySelectorAll('.chart')].map((c) => ({
-               operator: c.dataset.operator, points: Number(c.dataset.points), series: Number(c.dataset.series) })),
+               operator: c.dataset.operator, points: Number(c.dataset.points), series: Number(c.dataset.series),
+               anomalies: Number(c.dataset.anomalies || 0), forecast: Number(c.dataset.forecast || 0) })),
+             anomalies: Number(document.getElementById('anomalies').dataset.count || 0),
+             anomaly_list: [...document.querySelectorAll('#anomaly-list li')].map((li) => li.textContent),
              events_per_second: Number(text('stat-events-rate').replace(/[^0-9]/g, '') || 0),
              clients: Number(text('stat-clients').replace(/[^0-9]/g, '') || 0),
              received: Number(text('stat-received').replace(/[^0-9]/g, '') || 0),
@@ -99,7 +102,11 @@ fn page_state(browser: &Browser) -> Value {
 }
 
 fn wait_for_page(browser: &Browser, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    wait_for_page_within(browser, what, Duration::from_secs(60), done)
+}
+
+fn wait_for_page_within(browser: &Browser, what: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
     loop {
         let state = page_state(browser);
         if done(&state) {
@@ -208,7 +215,12 @@ fn a_browser_watches_the_demo_windows_update_live() {
     browser.type_into("#password", DEMO_PASSWORD);
     browser.click("#login-form button");
     let live = wait_for_page(&browser, "the charts plot windows and the counters move", |s| {
-        s["points"].as_u64().unwrap_or(0) >= 4 && s["events_per_second"].as_u64().unwrap_or(0) > 0
+        let five_seconds = s["charts"].as_array().is_some_and(|charts| {
+            charts
+                .iter()
+                .any(|c| c["operator"] == "by_metric_5s" && c["points"].as_u64().unwrap_or(0) > 0)
+        });
+        s["points"].as_u64().unwrap_or(0) >= 4 && s["events_per_second"].as_u64().unwrap_or(0) > 0 && five_seconds
     });
     let screenshot = browser.screenshot();
     let saved = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
@@ -246,6 +258,44 @@ fn a_browser_watches_the_demo_windows_update_live() {
     if let Some(per_host) = per_host {
         assert_eq!(per_host["series"], 20, "one cpu series per demo host: {later:#}");
     }
+
+    // Anomalies (the sensors' spikes) are listed and marked on the cpu charts, and the
+    // forecast is drawn ahead of the per-metric chart, once the series have warmed up
+    // (30 s of windows for anomalies, two 20 s seasons and 20 s of errors for the
+    // forecast; a debug build of the demo runs behind the clock, hence the long wait).
+    let analytics = wait_for_page_within(
+        &browser,
+        "anomalies are listed and marked, and a forecast band is drawn",
+        Duration::from_secs(240),
+        |s| {
+            let charts = s["charts"].as_array().cloned().unwrap_or_default();
+            s["metric"] == "cpu"
+                && charts.iter().any(|c| c["anomalies"].as_u64().unwrap_or(0) > 0)
+                && charts.iter().any(|c| c["forecast"].as_u64().unwrap_or(0) > 0)
+        },
+    );
+    let listed = analytics["anomaly_list"].as_array().unwrap();
+    assert!(!listed.is_empty(), "{analytics:#}");
+    let first = listed[0].as_str().unwrap();
+    assert!(first.contains("score") && first.contains("on host-"), "{first}");
+    let forecast = analytics["charts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["forecast"].as_u64().unwrap_or(0) > 0)
+        .unwrap();
+    let steps = forecast["forecast"].as_u64().unwrap();
+    assert!(
+        (1..=20).contains(&steps),
+        "up to 20 one-second steps ahead: {analytics:#}"
+    );
+    let screenshot = browser.screenshot();
+    let saved = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-analytics.png");
+    std::fs::write(&saved, &screenshot).unwrap();
+    eprintln!(
+        "dashboard screenshot with anomalies and a forecast: {}",
+        saved.display()
+    );
 
     // Switching the metric redraws the charts for it.
     browser.click("#metrics button[data-metric=\"mem\"]");

@@ -1,7 +1,8 @@
 // The pulse live dashboard: logs in (user and password, or a pasted token),
-// subscribes to the tenant's closed windows and to the run's counters (the
-// `stats` topic) on /ws, and draws one chart per window operator for the
-// selected metric. REST requests (the charts' backfill) count against the
+// subscribes to the tenant's closed windows, anomalies, forecasts and the run's
+// counters (the `stats` topic) on /ws, and draws one chart per window operator
+// for the selected metric, with the metric's anomalies marked on it, the latest
+// anomalies listed, and the latest forecast drawn as a band ahead of the line. REST requests (the charts' backfill) count against the
 // tenant's rate limit; when one is refused, or the socket closes, a banner
 // says why and when the page retries.
 // Plain browser JavaScript with no dependencies: it must work offline.
@@ -11,6 +12,8 @@
   const API = "/api/v1";
   /** Points kept per series (one point per closed window). */
   const MAX_POINTS = 240;
+  /** Anomalies listed (newest first) and marked on the charts. */
+  const MAX_ANOMALIES = 50;
   /** The span the events/s and windows/s rates are measured over. */
   const RATE_SPAN_MS = 10000;
   /** How far back a chart is filled from the query API when it first appears. */
@@ -178,6 +181,10 @@
     operators: new Map(),
     backfilled: new Set(),
     received: 0,
+    /** The latest anomalies, newest first: { t, metric, source, value, score, severity, explanation }. */
+    anomalies: [],
+    /** metric -> the latest forecast: { issuedAt, points: [{ t, yhat, lower, upper }] } (80 % interval). */
+    forecasts: new Map(),
     /** Recent `stats` messages, oldest first, for rates. */
     samples: [],
     renderQueued: false,
@@ -220,6 +227,9 @@
     }
     view.operators.clear();
     view.backfilled.clear();
+    view.anomalies = [];
+    view.forecasts.clear();
+    $("anomaly-list").replaceChildren();
     view.metric = null;
     view.received = 0;
     view.samples = [];
@@ -289,6 +299,8 @@
       setConnection("open", `live · tenant ${view.tenant}`);
       clearProblem("live");
       ws.send(JSON.stringify({ type: "subscribe", topic: "windows", filter: {} }));
+      ws.send(JSON.stringify({ type: "subscribe", topic: "anomalies", filter: {} }));
+      ws.send(JSON.stringify({ type: "subscribe", topic: "forecasts", filter: {} }));
       ws.send(JSON.stringify({ type: "subscribe", topic: "stats" }));
     };
     ws.onmessage = (event) => {
@@ -300,6 +312,8 @@
       }
       switch (message.type) {
         case "window": onWindow(message); break;
+        case "anomaly": onAnomaly(message); break;
+        case "forecast": onForecast(message); break;
         case "stats": onStats(message); break;
         case "lagged": notice(`This page fell behind: the server dropped ${message.dropped} window messages.`); break;
         case "error": notice(`Server: ${message.message}`); break;
@@ -392,6 +406,50 @@
     scheduleRender();
   }
 
+  // ---- Anomalies and forecasts.
+
+  function onAnomaly(message) {
+    view.anomalies.unshift({
+      t: message.ts,
+      metric: message.key.metric === undefined ? "all" : String(message.key.metric),
+      source: message.key.source,
+      value: message.value,
+      score: message.score,
+      severity: message.severity,
+      explanation: message.explanation,
+    });
+    if (view.anomalies.length > MAX_ANOMALIES) view.anomalies.length = MAX_ANOMALIES;
+    scheduleRender();
+  }
+
+  /** Keeps the latest forecast of each metric (its steps arrive one message each). */
+  function onForecast(message) {
+    const metric = message.key.metric === undefined ? "all" : String(message.key.metric);
+    let latest = view.forecasts.get(metric);
+    if (!latest || latest.issuedAt < message.issued_at) {
+      latest = { issuedAt: message.issued_at, points: [] };
+      view.forecasts.set(metric, latest);
+    }
+    if (latest.issuedAt !== message.issued_at) return;
+    latest.points.push({ t: message.ts, yhat: message.yhat, lower: message.lower80, upper: message.upper80 });
+    latest.points.sort((a, b) => a.t - b.t);
+    scheduleRender();
+  }
+
+  function renderAnomalies() {
+    const list = $("anomaly-list");
+    list.replaceChildren(...view.anomalies.slice(0, 12).map((a) => {
+      const item = document.createElement("li");
+      item.className = `anomaly ${a.severity}`;
+      item.dataset.metric = a.metric;
+      item.textContent = `${formatTime(a.t)} · ${a.metric}${a.source ? " on " + a.source : ""} = ${formatNumber(a.value)}`
+        + ` · score ${a.score.toFixed(2)} (${a.severity})${a.explanation ? " — " + a.explanation : ""}`;
+      return item;
+    }));
+    $("anomalies").dataset.count = String(view.anomalies.length);
+    $("no-anomalies").hidden = view.anomalies.length > 0;
+  }
+
   /** Fills a chart with the windows the gateway retained before the page connected. */
   async function backfill(operatorName, metric, field) {
     const id = `${operatorName}\u0000${metric}\u0000${field}`;
@@ -443,6 +501,7 @@
 
   function render() {
     $("stat-received").textContent = view.received.toLocaleString();
+    renderAnomalies();
     renderMetricTabs();
     let total = 0;
     for (const [name, operator] of view.operators) total += renderChart(name, operator);
@@ -518,7 +577,16 @@
     const plotted = series.reduce((sum, s) => sum + s.points.length, 0);
     card.root.dataset.points = String(plotted);
     card.root.dataset.series = String(series.length);
-    draw(card.canvas, series);
+    const marks = view.anomalies.filter((a) => a.metric === view.metric).map((a) => ({ t: a.t }));
+    // A forecast is per tenant and metric: it goes with the charts of one series per metric.
+    const forecast = operator.groupFields.length === 0 ? view.forecasts.get(view.metric) : null;
+    // Window lines are drawn at each window's start, forecasts name the window's end: one step back.
+    const step = forecast && forecast.points.length > 1 ? forecast.points[1].t - forecast.points[0].t : 0;
+    const ahead = forecast ? forecast.points.map((p) => Object.assign({}, p, { t: p.t - step })) : [];
+    const bands = ahead.length > 0 ? [{ color: "#e5b454", points: ahead }] : [];
+    card.root.dataset.anomalies = String(marks.length);
+    card.root.dataset.forecast = String(bands.length > 0 ? forecast.points.length : 0);
+    draw(card.canvas, series, { bands, marks });
     card.legend.replaceChildren(...series.map((s) => {
       const item = document.createElement("span");
       item.style.setProperty("--swatch", s.color);
