@@ -29,6 +29,10 @@ pub struct AnomalyConfig {
     /// After an anomaly, the next this many points' scores are damped below the
     /// alert threshold: one incident raises one alert.
     pub quiet_points: u64,
+    /// The veto on alerts whose recent pattern the series has shown before.
+    pub novelty: NoveltyConfig,
+    /// The out-of-range check: a value beyond every value seen so far.
+    pub range: RangeConfig,
 }
 
 impl Default for AnomalyConfig {
@@ -43,6 +47,8 @@ impl Default for AnomalyConfig {
             alert_threshold: 0.5,
             critical_threshold: 0.8,
             quiet_points: 150,
+            novelty: NoveltyConfig::default(),
+            range: RangeConfig::default(),
         }
     }
 }
@@ -81,6 +87,24 @@ impl AnomalyConfig {
         }
         if self.likelihood.history < 2 || self.likelihood.recent == 0 {
             return Err("`likelihood.history` (≥ 2) and `likelihood.recent` (≥ 1) must be positive".into());
+        }
+        if self.novelty.window < 2 || self.novelty.memory < self.novelty.window {
+            return Err(format!(
+                "`novelty.window` must be at least 2 and `novelty.memory` at least the window, got {} and {}",
+                self.novelty.window, self.novelty.memory
+            ));
+        }
+        if !(self.novelty.distance >= 0.0 && self.novelty.distance.is_finite()) {
+            return Err(format!(
+                "`novelty.distance` must be a finite number ≥ 0, got {}",
+                self.novelty.distance
+            ));
+        }
+        if !(self.range.tolerance >= 0.0 && self.range.tolerance.is_finite()) {
+            return Err(format!(
+                "`range.tolerance` must be a finite number ≥ 0, got {}",
+                self.range.tolerance
+            ));
         }
         if !self.robust_z.enabled && !self.ewma.enabled && !forest.enabled {
             return Err("at least one detector must be enabled".into());
@@ -213,6 +237,56 @@ impl Default for CalibrationConfig {
             quantile: 1.0,
             margin: 0.001,
             growth: 1.2,
+        }
+    }
+}
+
+/// The novelty veto: an alert stands only if the window of the last `window`
+/// points (the new one included) is farther than `distance` from every earlier
+/// window of the last `memory` points (root-mean-square difference relative to
+/// the range of all values seen). A repeat of something the series has done
+/// before — a daily spike, a routine dip — is not an anomaly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoveltyConfig {
+    /// Whether alerts are vetoed on patterns seen before.
+    pub enabled: bool,
+    /// Points in a pattern.
+    pub window: usize,
+    /// Points the earlier patterns are taken from.
+    pub memory: usize,
+    /// Relative RMS distance under which a pattern counts as seen before.
+    pub distance: f64,
+}
+
+impl Default for NoveltyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: 20,
+            memory: 3000,
+            distance: 0.07,
+        }
+    }
+}
+
+/// The out-of-range check (Numenta's "spatial anomaly"): a value beyond the
+/// smallest or largest value seen so far by more than `tolerance` times that
+/// range scores 1, whatever the calibrated detectors say.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RangeConfig {
+    /// Whether the check takes part.
+    pub enabled: bool,
+    /// Share of the range a value must pass it by.
+    pub tolerance: f64,
+}
+
+impl Default for RangeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tolerance: 0.1,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The per-key state of the anomaly operator: the ensemble of detectors, the
-//! likelihood that shapes their score, and the quiet period after an alert.
+//! likelihood that shapes their score, the novelty veto and out-of-range check
+//! of the pattern memory, and the quiet period after an alert.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use super::config::AnomalyConfig;
 use super::ewma::Ewma;
 use super::forest_detector::{ForestDetector, ModelVersion, TrainingJob};
 use super::likelihood::AnomalyLikelihood;
+use super::novelty::PatternMemory;
 use super::robust_z::RobustZScore;
 use super::{AnomalyError, AnomalyScore, DetectorKind, Severity};
 
@@ -39,6 +41,7 @@ pub struct SeriesDetector {
     forest: ForestDetector,
     likelihood: AnomalyLikelihood,
     calibrators: [ExtremeCalibrator; 3],
+    pattern: PatternMemory,
     seen: u64,
     last_ts: Option<i64>,
     quiet_until: u64,
@@ -77,6 +80,7 @@ impl SeriesDetector {
                     config.calibration.margin,
                 )
             }),
+            pattern: PatternMemory::new(config.novelty.window, config.novelty.memory),
             config,
             seen: 0,
             last_ts: None,
@@ -162,12 +166,6 @@ impl SeriesDetector {
                 }
             }
         }
-        self.seen += 1;
-        self.robust_z.update(value);
-        self.ewma.update(value);
-        self.forest.push(value);
-
-        let warming_up = self.seen <= config.warmup_points;
         let shaped = if config.calibration.enabled {
             calibrated.min(1.0)
         } else if config.likelihood.enabled {
@@ -175,6 +173,27 @@ impl SeriesDetector {
         } else {
             raw
         };
+        // Below half the alert threshold nothing changes; only a would-be alert
+        // pays for the search through the pattern memory.
+        let vetoed = config.novelty.enabled
+            && shaped > config.alert_threshold * 0.5
+            && self.pattern.seen_before(value, config.novelty.distance);
+        let out_of_range = config.range.enabled && self.pattern.outside_range(value, config.range.tolerance);
+        let range = self.pattern.range();
+        let shaped = if out_of_range {
+            1.0
+        } else if vetoed {
+            shaped.min(config.alert_threshold * 0.5)
+        } else {
+            shaped
+        };
+        self.seen += 1;
+        self.robust_z.update(value);
+        self.pattern.push(value);
+        self.ewma.update(value);
+        self.forest.push(value);
+
+        let warming_up = self.seen <= config.warmup_points;
         let mut score = if warming_up { 0.0 } else { shaped };
         if self.seen <= self.quiet_until {
             // Inside the quiet period after an alert: keep the shape, stay below the alert.
@@ -217,12 +236,21 @@ impl SeriesDetector {
         {
             detectors_fired.push(DetectorKind::IsolationForest);
         }
+        if out_of_range {
+            detectors_fired.push(DetectorKind::Range);
+        }
         let expected = stats.map(|s| s.median);
         let band = stats.map(|s| (s.median - 3.0 * s.sigma, s.median + 3.0 * s.sigma));
         let explanation = if warming_up {
             format!("warming up: {} of {} points", self.seen, config.warmup_points)
         } else if is_anomaly {
-            explain(value, &components, stats.map(|s| s.median), config.robust_z.window)
+            let mut text = explain(value, &components, stats.map(|s| s.median), config.robust_z.window);
+            if let (true, Some((low, high))) = (out_of_range, range) {
+                text.push_str(&format!(
+                    "; outside the range [{low:.4}, {high:.4}] of every value seen"
+                ));
+            }
+            text
         } else {
             String::new()
         };
@@ -244,6 +272,7 @@ impl SeriesDetector {
             + self.robust_z.state_bytes()
             + self.likelihood.state_bytes()
             + self.forest.state_bytes()
+            + self.pattern.state_bytes()
             + self
                 .calibrators
                 .iter()
@@ -316,6 +345,38 @@ mod tests {
         let first = detector.update(0, 1e9).unwrap();
         assert!(first.warming_up && first.score == 0.0 && !first.is_anomaly);
         assert!(first.explanation.contains("warming up"));
+    }
+
+    #[test]
+    fn a_spike_the_series_repeats_stops_alerting_and_a_value_beyond_its_range_alerts() {
+        // A noisy level with the same spike every 97 points (not a divisor of the day).
+        let value = |i: i64| {
+            if i % 97 == 50 {
+                30.0
+            } else {
+                10.0 + (i * 7919 % 13) as f64 * 0.1
+            }
+        };
+        let run = |novelty: bool| {
+            let mut config = AnomalyConfig::default();
+            config.novelty.enabled = novelty;
+            let mut detector = SeriesDetector::new("k", config);
+            let alerts = (0..3000i64)
+                .filter(|&i| detector.update(i * 60_000, value(i)).unwrap().is_anomaly && i >= 1000)
+                .count();
+            (alerts, detector)
+        };
+        let (with_veto, mut detector) = run(true);
+        let (without_veto, _) = run(false);
+        assert_eq!(with_veto, 0, "a repeated spike is not new");
+        assert!(without_veto > 0, "the calibrated detectors alone fire on it");
+        let beyond = detector.update(3000 * 60_000, 45.0).unwrap();
+        assert!(beyond.is_anomaly && beyond.detectors_fired.contains(&DetectorKind::Range));
+        assert!(
+            beyond.explanation.contains("outside the range"),
+            "{}",
+            beyond.explanation
+        );
     }
 
     #[test]
