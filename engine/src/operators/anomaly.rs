@@ -210,5 +210,6 @@ pub fn detector_name(detector: DetectorKind) -> &'static str {
         DetectorKind::RobustZ => "robust_z",
         DetectorKind::Ewma => "ewma",
         DetectorKind::IsolationForest => "isolation_forest",
+        DetectorKind::Range => "range",
     }
 }

@@ -236,7 +236,8 @@ impl SeriesDetector {
         {
             detectors_fired.push(DetectorKind::IsolationForest);
         }
-        if out_of_range {
+        // Early in a series nearly every value is outside the range seen so far.
+        if out_of_range && !warming_up {
             detectors_fired.push(DetectorKind::Range);
         }
         let expected = stats.map(|s| s.median);
