@@ -144,9 +144,13 @@ mod tests {
     fn cpu_time_grows_with_work() {
         let before = cpu_time().unwrap();
         let mut x = 0u64;
+        // Spin for CPU time, not wall time: on a loaded machine 30 ms of wall
+        // time can be under the 10 ms tick that /proc counts CPU time in.
         let spin = std::time::Instant::now();
-        while spin.elapsed() < Duration::from_millis(30) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        while cpu_time().unwrap() < before + Duration::from_millis(100) && spin.elapsed() < Duration::from_secs(30) {
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
         }
         assert!(cpu_time().unwrap() > before);
         let sample = ProcessSample::read(std::process::id()).unwrap();
