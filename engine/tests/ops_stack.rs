@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::clickhouse::clickhouse;
 use common::kafka::{broker, create_topic, pulse, skip_unless_ci, unique};
 use common::process::{KillOnDrop, free_port, http, pulse_token, wait_for_status, wait_until};
 use common::{TempDir, pulse_bin, workspace_dir};
@@ -326,7 +327,7 @@ fn dashboard_expressions() -> Vec<String> {
 /// and Redis, feeds it a minute of one tenant's events, watches its windows over
 /// `/ws`, uses the KV API until the rate limit answers 429, and returns what
 /// `/metrics` then serves.
-fn scrape_running_compose_pipeline(brokers: &str, dir: &TempDir) -> String {
+fn scrape_running_compose_pipeline(brokers: &str, clickhouse: &str, dir: &TempDir) -> String {
     let tenant = unique("ops");
     let topic = format!("{tenant}.events.normalized");
     create_topic(brokers, &topic, 2);
@@ -342,6 +343,9 @@ fn scrape_running_compose_pipeline(brokers: &str, dir: &TempDir) -> String {
             .env("PULSE_KAFKA_BROKERS", brokers)
             .env("PULSE_KAFKA_GROUP", unique("ops-group"))
             .env("PULSE_REDIS_URL", &redis)
+            .env("PULSE_CLICKHOUSE_URL", clickhouse)
+            .env("PULSE_CLICKHOUSE_USER", "default")
+            .env("PULSE_CLICKHOUSE_PASSWORD", "")
             .env("PULSE_OUT_DIR", dir.path())
             .env("PULSE_LISTEN", address.to_string())
             .env("PULSE_JWT_SECRET", secret)
@@ -437,8 +441,11 @@ fn alert_rules_and_dashboards_match_a_running_pulse() {
     let Some(brokers) = broker() else {
         return;
     };
+    let Some(clickhouse) = clickhouse() else {
+        return;
+    };
     let dir = TempDir::new("ops-stack");
-    let body = scrape_running_compose_pipeline(&brokers, &dir);
+    let body = scrape_running_compose_pipeline(&brokers, &clickhouse, &dir);
     let scraped = parse_exposition(&body);
     let exported: BTreeSet<&str> = scraped.iter().map(|s| s.name.as_str()).collect();
 
@@ -478,6 +485,8 @@ fn alert_rules_and_dashboards_match_a_running_pulse() {
     let lag = find("pulse_kafka_consumer_lag", Some("events"));
     let sink_errors = find("pulse_sink_errors_total", Some("metrics_topic"));
     let rejections = find("pulse_rate_limit_rejections_total", None);
+    let breaker = find("pulse_sink_breaker_state", None);
+    let anomalies = find("pulse_anomaly_anomalies_total", Some("host_anomalies"));
     // A scraped request series, as a success and as a server error (the one
     // scraped may be either: /health/ready answers 503 while a sink is down).
     let mut requests = find("pulse_http_requests_total", None);
@@ -522,6 +531,21 @@ fn alert_rules_and_dashboards_match_a_running_pulse() {
             firing: vec![(sink_errors.scraped(), "0 0 1 2 3 4 5 6 7 8 9 10")],
             healthy: vec![(sink_errors.scraped(), "0x12")],
             labels: sink_errors.alert_labels(&["component"], "critical"),
+        },
+        AlertCase {
+            alert: "PulseSinkBreakerOpen",
+            at: "10m",
+            firing: vec![(breaker.scraped(), "0 0 0 2x10")],
+            // Open for a minute, then half-open and closed again: a blip.
+            healthy: vec![(breaker.scraped(), "0 0 0 2 1 0x8")],
+            labels: breaker.alert_labels(&["component"], "critical"),
+        },
+        AlertCase {
+            alert: "PulseAnomalyStorm",
+            at: "20m",
+            firing: vec![(anomalies.scraped(), "0+30x30")],
+            healthy: vec![(anomalies.scraped(), "0+2x30")],
+            labels: anomalies.alert_labels(&["component"], "warning"),
         },
         AlertCase {
             alert: "PulseApiErrorRate",
