@@ -57,6 +57,7 @@
 
 pub mod batch;
 pub mod partition;
+mod sink;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -71,6 +72,7 @@ use pulse_core::EventTime;
 use pulse_core::row::{ColumnType, Row, RowSchema};
 
 pub use partition::HourPartition;
+pub use sink::ParquetSink;
 
 /// Why the Parquet writer failed.
 #[derive(Debug, thiserror::Error)]

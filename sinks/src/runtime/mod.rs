@@ -176,6 +176,17 @@ pub trait BatchWriter: Send + 'static {
     /// whole (less its written prefix), so writes must be idempotent or the
     /// sink at-least-once.
     fn write(&mut self, batch: &[SinkRecord]) -> impl Future<Output = Result<Written, WriteError>> + Send;
+
+    /// Every record before `frontier` has been handed to [`BatchWriter::write`]
+    /// (`EventTime::MAX`: every record). A writer that holds records back
+    /// (Parquet files wait for their hour to end) writes what it now can and
+    /// returns the frontier before which everything is durably written, which
+    /// is what the task acknowledges. Retried like a write while it fails with
+    /// [`WriteError::Retry`]. By default writes are durable when they return:
+    /// `frontier` itself.
+    fn advance(&mut self, frontier: EventTime) -> impl Future<Output = Result<EventTime, WriteError>> + Send {
+        async move { Ok(frontier) }
+    }
 }
 
 /// What the workers send a sink's task.

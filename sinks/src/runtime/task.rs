@@ -172,7 +172,8 @@ pub(crate) async fn run<W: BatchWriter>(
                     let batch = entry.remove();
                     sink.write(&mut writer, batch).await;
                 }
-                sink.acknowledge(&shared, complete);
+                let durable = sink.advance(&mut writer, complete).await;
+                sink.acknowledge(&shared, durable);
             }
             Delivery::Parallel => {
                 let ended = progress.all_ended() || closed;
@@ -190,14 +191,16 @@ pub(crate) async fn run<W: BatchWriter>(
                     progress.buffered_since = None;
                     progress.buffer_written();
                 }
-                let acknowledged = progress.written.iter().copied().min().unwrap_or(0);
-                sink.acknowledge(&shared, acknowledged);
+                let written = progress.written.iter().copied().min().unwrap_or(0);
+                let durable = sink.advance(&mut writer, written).await;
+                sink.acknowledge(&shared, durable);
             }
         }
         let everything_written = progress.by_time.is_empty() && progress.buffer.is_empty();
         if (progress.all_ended() || closed) && everything_written {
             if !closed {
-                sink.acknowledge(&shared, EventTime::MAX);
+                let durable = sink.advance(&mut writer, EventTime::MAX).await;
+                sink.acknowledge(&shared, durable);
             }
             return;
         }
@@ -256,6 +259,39 @@ impl Attempts {
                     }
                 }
                 Err(WriteError::Fatal(reason)) => return self.give_up(&reason, batch.len()),
+            }
+        }
+    }
+
+    /// Tells the writer everything before `frontier` was handed to it, retrying
+    /// as for a write; the frontier before which everything is durable (0 once
+    /// given up on: nothing more is acknowledged).
+    async fn advance<W: BatchWriter>(&mut self, writer: &mut W, frontier: EventTime) -> EventTime {
+        let mut retried = false;
+        loop {
+            // Writers that hold nothing back succeed at once: they leave the
+            // breaker and the health as their writes set them.
+            if retried {
+                self.pause_for_breaker().await;
+            }
+            match writer.advance(frontier).await {
+                Ok(durable) => {
+                    if retried {
+                        self.recovered();
+                    }
+                    return durable.min(frontier);
+                }
+                Err(WriteError::Retry { reason, .. }) => {
+                    retried = true;
+                    if self.retry_after_failure(&reason, 0).await.is_err() {
+                        self.give_up(&reason, 0);
+                        return 0;
+                    }
+                }
+                Err(WriteError::Fatal(reason)) => {
+                    self.give_up(&reason, 0);
+                    return 0;
+                }
             }
         }
     }
