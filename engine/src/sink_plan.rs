@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use pulse_core::{Backpressure, DeadLetter, Delivered, EventTime, HealthBoard, HealthReporter, Shutdown};
 use pulse_sinks::clickhouse::{ClickHouseSettings, ClickHouseWriter};
+use pulse_sinks::parquet::ParquetSink;
 use pulse_sinks::redis::{RedisSettings, RedisWriter};
 use pulse_sinks::runtime::DeadLetterOutlet;
 use pulse_sinks::{
@@ -225,6 +226,13 @@ impl SinkPlans {
                         .collect();
                     per_input(writers?, redis.batching.options())
                 }
+                SinkConfig::Parquet(parquet) => {
+                    let writers = parquet
+                        .inputs
+                        .iter()
+                        .map(|input| Writer::Parquet(ParquetSink::new(&parquet.path, input, parquet.options())));
+                    per_input(writers.collect(), parquet.batching.options())
+                }
             };
             sinks.insert(name.clone(), writers);
         }
@@ -366,6 +374,7 @@ enum Writer {
     DeadLetterTopics(DeadLetterTopics),
     ClickHouse(ClickHouseWriter),
     Redis(RedisWriter),
+    Parquet(ParquetSink),
 }
 
 impl Writer {
@@ -384,6 +393,7 @@ impl Writer {
             Writer::DeadLetterTopics(topics) => go(runtime, topics, options, context),
             Writer::ClickHouse(clickhouse) => go(runtime, clickhouse, options, context),
             Writer::Redis(redis) => go(runtime, redis, options, context),
+            Writer::Parquet(parquet) => go(runtime, parquet, options, context),
         }
     }
 }

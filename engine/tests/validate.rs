@@ -591,7 +591,8 @@ fn every_shipped_pipeline_validates() {
             | SinkConfig::Kafka { .. }
             | SinkConfig::Websocket { .. }
             | SinkConfig::Clickhouse(_)
-            | SinkConfig::Redis(_) => None,
+            | SinkConfig::Redis(_)
+            | SinkConfig::Parquet(_) => None,
         })
         .collect();
     assert_eq!(paths, vec![output], "bench-window.toml writes to ${{BENCH_OUTPUT}}");
@@ -950,6 +951,47 @@ url = "http://127.0.0.1:6379"
         (12, 18, "does not store dead letters", "file or Kafka sink"),
         (20, 7, "is not a Redis URL", "redis://127.0.0.1:6379"),
         (19, 11, "a redis sink writes operator rows", "window operator"),
+    ] {
+        assert_reported(
+            &error,
+            text,
+            Expected {
+                line,
+                column,
+                message,
+                help,
+            },
+        );
+    }
+}
+
+/// A parquet sink writes operator rows only, and its file limits are at least 1.
+#[test]
+fn parquet_sinks_are_checked_before_they_run() {
+    let text = r#"[sources.events]
+type = "file"
+path = "events.jsonl"
+
+[operators.cpu]
+type = "window"
+inputs = ["events"]
+window = { tumbling = "10s" }
+
+[sinks.files]
+type = "parquet"
+inputs = ["cpu", "events", "cpu.late"]
+path = "data/parquet"
+max_rows_per_file = 0
+"#;
+    let error = refused(text);
+    for (line, column, message, help) in [
+        (
+            12,
+            18,
+            "`events` is not an operator's rows",
+            "window, anomaly or forecast operator",
+        ),
+        (14, 21, "`max_rows_per_file` must be at least 1", "1000000"),
     ] {
         assert_reported(
             &error,

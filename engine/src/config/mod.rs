@@ -299,6 +299,8 @@ pub enum SinkConfig {
     /// Redis: the latest row per key, a bounded series per key, and a
     /// notification per row on the tenant's channel.
     Redis(sinks::RedisSinkConfig),
+    /// Parquet files: operator rows as hour-partitioned columnar history.
+    Parquet(sinks::ParquetSinkConfig),
 }
 
 impl SinkConfig {
@@ -432,6 +434,7 @@ impl SinkConfig {
             | SinkConfig::Websocket { inputs } => inputs,
             SinkConfig::Clickhouse(clickhouse) => &clickhouse.inputs,
             SinkConfig::Redis(redis) => &redis.inputs,
+            SinkConfig::Parquet(parquet) => &parquet.inputs,
         }
     }
 }

@@ -70,6 +70,72 @@ pub struct RedisSinkConfig {
     pub batching: Batching,
 }
 
+/// `type = "parquet"`: operator rows as Parquet files, partitioned by hour.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSinkConfig {
+    /// Operators whose rows are written, each under `path/<operator>`.
+    pub inputs: Vec<String>,
+    /// The directory of the files.
+    pub path: std::path::PathBuf,
+    /// Rows per file at most (default 1000000): a longer hour is cut into
+    /// several files, written as soon as they are full.
+    #[serde(default = "default_max_rows_per_file")]
+    pub max_rows_per_file: usize,
+    /// Rows per row group inside a file (default 65536).
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Batching and buffering.
+    #[serde(flatten)]
+    pub batching: Batching,
+}
+
+impl ParquetSinkConfig {
+    /// The writer's options.
+    pub fn options(&self) -> pulse_sinks::parquet::ParquetOptions {
+        pulse_sinks::parquet::ParquetOptions {
+            max_rows_per_file: self.max_rows_per_file,
+            row_group_rows: self.row_group_rows,
+            ..Default::default()
+        }
+    }
+
+    /// The checks of this sink that need the whole pipeline.
+    pub fn check(&self, config: &PipelineConfig, name: &str, problems: &mut Vec<Problem>) {
+        self.batching.check(name, problems);
+        if self.path.as_os_str().is_empty() {
+            problems.push(problem(
+                &["sinks", name, "path"],
+                "`path` is empty".into(),
+                "name the directory of the files, e.g. path = \"/var/lib/pulse/parquet\"".to_owned(),
+            ));
+        }
+        for (key, value, default) in [
+            ("max_rows_per_file", self.max_rows_per_file, default_max_rows_per_file()),
+            ("row_group_rows", self.row_group_rows, default_row_group_rows()),
+        ] {
+            if value == 0 {
+                problems.push(problem(
+                    &["sinks", name, key],
+                    format!("`{key}` must be at least 1"),
+                    format!("remove it for the default, {default}"),
+                ));
+            }
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            let not_rows =
+                is_stream_of_a_source(config, input) || input.ends_with(".dead_letter") || input.ends_with(".late");
+            if not_rows {
+                problems.push(problem(
+                    &["sinks", name, "inputs", &i.to_string()],
+                    format!("a parquet sink writes operator rows, and `{input}` is not an operator's rows"),
+                    "read a window, anomaly or forecast operator, e.g. inputs = [\"cpu_10s\"]".to_owned(),
+                ));
+            }
+        }
+    }
+}
+
 /// How a sink batches and buffers (the sink runtime's settings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 pub struct Batching {
@@ -258,6 +324,14 @@ fn default_ttl() -> DurationSpec {
 
 fn default_series_length() -> usize {
     1000
+}
+
+fn default_max_rows_per_file() -> usize {
+    1_000_000
+}
+
+fn default_row_group_rows() -> usize {
+    65_536
 }
 
 fn default_batch_size() -> usize {
