@@ -25,6 +25,34 @@ use crate::runtime::{BatchWriter, SinkRecord, WriteError, Written};
 
 /// The sink writing one operator's rows as hour-partitioned Parquet files
 /// under `<dir>/<operator>`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use pulse_core::row::{Column, ColumnType, Row, RowSchema, Value};
+/// use pulse_sinks::parquet::{ParquetOptions, ParquetSink};
+/// use pulse_sinks::{BatchWriter, SinkRecord};
+///
+/// let schema = Arc::new(RowSchema::new(vec![
+///     Column::new("window_start", ColumnType::Time),
+///     Column::new("count", ColumnType::Int),
+/// ]).unwrap());
+/// // 2024-11-23T06:00:10Z.
+/// let row = Row::new(schema, vec![Value::Time(1_732_341_610_000), Value::Int(3)]);
+/// let dir = std::env::temp_dir().join(format!("pulse-parquet-sink-doc-{}", std::process::id()));
+/// let mut sink = ParquetSink::new(&dir, "by_tenant", ParquetOptions::default());
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// runtime.block_on(async {
+///     assert!(sink.write(&[SinkRecord::Row(row)]).await.unwrap().rejected.is_empty());
+///     // 06:30: hour 06 may still get rows, so it is not on disk and not acknowledged.
+///     assert_eq!(sink.advance(1_732_343_400_000).await.unwrap(), 1_732_341_600_000);
+///     // 07:00 and after: hour 06 is written, and everything before 07:00 is acknowledged.
+///     assert_eq!(sink.advance(1_732_345_200_001).await.unwrap(), 1_732_345_200_001);
+/// });
+/// assert!(dir.join("by_tenant/dt=2024-11-23/hour=06").read_dir().unwrap().next().is_some());
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 pub struct ParquetSink {
     dir: PathBuf,
     operator: String,
