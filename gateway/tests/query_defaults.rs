@@ -90,7 +90,10 @@ fn publish_demo_windows(views: &WindowViews, pipeline: &str, tenant: &str, now_m
                 for aggregate in &operator.aggregates {
                     flat.insert(aggregate.clone(), json!(i as f64 + 1.0));
                 }
-                flat.insert("count".into(), json!(10));
+                // As the window operator emits it: `count` only where declared.
+                if operator.aggregates.iter().any(|a| a == "count") {
+                    flat.insert("count".into(), json!(10));
+                }
                 Arc::new(LiveRow::from_flat(Value::Object(flat), &operator.key).unwrap())
             })
             .collect();
