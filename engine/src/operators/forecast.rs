@@ -16,7 +16,6 @@ use std::sync::Arc;
 use pulse_core::row::{Column, ColumnType, Row, RowSchema, SchemaError, Value};
 use pulse_core::{DurationSpec, Projection};
 use pulse_operators::forecast::{ForecastConfig, ForecastExt, ForecastSchedule, ForecastStreamConfig};
-use pulse_operators::window::KeyField;
 use serde::Deserialize;
 use timely::dataflow::operators::vec::Map;
 
@@ -174,28 +173,16 @@ impl Operator for ForecastOperator {
             ));
         }
         let series = series::resolve(name, &self.settings(), inputs, problems)?;
-        match Self::row_schema(&series.key_names) {
-            Ok(schema) => Some(schema),
-            Err(error) => {
-                problems.push(problem(
-                    &["operators", name, "key"],
-                    format!("{error}: a key column has the name of an output column"),
-                    "key by other columns (the output has issued_at, ts, yhat, …)".to_owned(),
-                ));
-                None
-            }
-        }
+        series::output_schema(
+            name,
+            Self::row_schema(&series.key_names),
+            "issued_at, ts, yhat, …",
+            problems,
+        )
     }
 
     fn projection(&self) -> Projection {
-        let fields: Vec<KeyField> = match &self.key {
-            Some(key) => key.iter().filter_map(|k| k.parse().ok()).collect(),
-            None => vec![KeyField::Source],
-        };
-        Projection {
-            source: fields.contains(&KeyField::Source),
-            labels: fields.iter().any(|field| matches!(field, KeyField::Label(_))),
-        }
+        series::projection(self.key.as_deref())
     }
 
     fn refuses_input(&self) -> bool {

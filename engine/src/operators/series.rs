@@ -15,7 +15,7 @@ use pulse_core::dead_letter::Position;
 use std::sync::Arc;
 
 use pulse_core::row::Value;
-use pulse_core::{ColumnType, DeadLetter, EventKind, EventTime, RowSchema};
+use pulse_core::{ColumnType, DeadLetter, EventKind, EventTime, Projection, RowSchema};
 use pulse_operators::series::{RefusedPoint, SeriesPoint};
 use pulse_operators::window::{KeyField, KeySpec};
 use timely::dataflow::operators::Concatenate;
@@ -334,6 +334,38 @@ fn resolve_rows(
         reader: PointReader::new(settings, false),
         key_names: names,
     })
+}
+
+/// The parts of source events a series operator keyed by `key` reads (the
+/// default key of events is tenant, source and metric).
+pub fn projection(key: Option<&[String]>) -> Projection {
+    let fields: Vec<KeyField> = match key {
+        Some(key) => key.iter().filter_map(|k| k.parse().ok()).collect(),
+        None => vec![KeyField::Source],
+    };
+    Projection {
+        source: fields.contains(&KeyField::Source),
+        labels: fields.iter().any(|field| matches!(field, KeyField::Label(_))),
+    }
+}
+
+/// The output schema of operator `name`, or a problem at its `key` when a key
+/// column takes the name of an output column (`columns` names a few of those).
+pub fn output_schema<E: std::fmt::Display>(
+    name: &str,
+    schema: Result<RowSchema, E>,
+    columns: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<RowSchema> {
+    schema
+        .map_err(|error| {
+            problems.push(problem(
+                &["operators", name, "key"],
+                format!("{error}: a key column has the name of an output column"),
+                format!("key by other columns (the output has {columns})"),
+            ))
+        })
+        .ok()
 }
 
 /// The points of `inputs`, read as `reader` says.
