@@ -10,7 +10,7 @@ use pulse_connectors::kafka;
 use pulse_core::DurationSpec;
 
 use crate::config::Pipeline;
-use crate::run::{RunOptions, run};
+use crate::run::{RunOptions, run_in_cluster};
 use crate::serve::GatewayServer;
 use crate::telemetry::{self, Exposition};
 use pulse_gateway::{GatewayConfig, JwtSecret, Scope, StoreConfig, TenantId, issue_token};
@@ -39,6 +39,32 @@ pub enum Command {
         /// How many worker threads to use (overrides `[engine] workers`).
         #[arg(long)]
         workers: Option<usize>,
+        /// Run as one of N processes of a cluster (overrides `[engine.cluster] processes`).
+        #[arg(long)]
+        processes: Option<usize>,
+        /// This process's index in the cluster, 0..N (overrides `[engine.cluster] process`).
+        #[arg(long)]
+        process: Option<usize>,
+        /// The cluster's addresses: one `host:port` a line, process 0 first
+        /// (overrides `[engine.cluster] addresses`).
+        #[arg(long)]
+        hostfile: Option<PathBuf>,
+    },
+    /// Runs a pipeline as a cluster of N local processes (127.0.0.1), their
+    /// logs prefixed with `[pI]`; Ctrl-C stops them all; exits with the first
+    /// non-zero status.
+    Cluster {
+        /// The pipeline file to run (TOML).
+        file: PathBuf,
+        /// How many processes to start.
+        #[arg(long)]
+        processes: usize,
+        /// Worker threads per process (overrides `[engine] workers`).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Process I listens on 127.0.0.1:(P + I).
+        #[arg(long, default_value_t = 2101)]
+        base_port: u16,
     },
     /// Checks a pipeline file without running it and prints every problem with its line and a fix.
     Validate {
@@ -207,7 +233,46 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { file, workers } => {
+        Command::Cluster {
+            file,
+            processes,
+            workers,
+            base_port,
+        } => {
+            let program = match std::env::current_exe() {
+                Ok(program) => program,
+                Err(error) => {
+                    eprintln!("error: cannot find the pulse binary: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let launch = crate::cluster::launcher::Launch {
+                program,
+                file,
+                processes,
+                workers,
+                base_port,
+            };
+            match crate::cluster::launcher::run(&launch) {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run {
+            file,
+            workers,
+            processes,
+            process,
+            hostfile,
+        } => {
+            let cluster = crate::cluster::ClusterOverrides {
+                processes,
+                process,
+                hostfile,
+            };
             let pipeline = match Pipeline::load(&file, &env) {
                 Ok(pipeline) => pipeline,
                 Err(error) => {
@@ -223,13 +288,14 @@ pub fn main() -> ExitCode {
                 Some(_) => Exposition::Prometheus,
                 None => Exposition::InProcess,
             });
-            match run(
+            match run_in_cluster(
                 &pipeline,
                 RunOptions {
                     workers,
                     handle_signals: true,
                     ..RunOptions::default()
                 },
+                &cluster,
             ) {
                 Ok(report) if report.sink_errors > 0 => {
                     eprintln!(

@@ -5,6 +5,7 @@
 //! library so that tests drive it directly.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod eval;
 pub mod live_analytics;
@@ -17,4 +18,5 @@ mod sink_plan;
 pub mod telemetry;
 
 pub use config::{ConfigError, Pipeline, PipelineConfig};
-pub use run::{RunOptions, RunReport, run};
+pub use run::{RunOptions, RunReport, run, run_in_cluster};
+pub use sink_plan::SinkPlacement;

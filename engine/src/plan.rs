@@ -32,7 +32,7 @@ use crate::config::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig};
 use crate::live_analytics::publish_analytics;
 use crate::operators::{BuildContext, InputStream};
 use crate::projection::source_projection;
-use crate::sink_plan::SinkPlans;
+use crate::sink_plan::{SinkPlacement, SinkPlans};
 
 /// Why a pipeline cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +119,8 @@ pub struct Resources {
     source_failures: SourceFailures,
     /// The queue of each `http` source, which the gateway's ingest endpoint fills.
     ingest: BTreeMap<String, IngestQueue>,
+    /// Where this process's sinks write (in a cluster: ordered ones in process 0).
+    placement: SinkPlacement,
 }
 
 /// The live outputs of a run: its gateway's hub and views, and the name rows
@@ -136,6 +138,17 @@ pub struct LivePlan {
 impl Resources {
     /// Opens every sink and checks every source file; websocket sinks publish to `live`.
     pub fn prepare(config: Arc<PipelineConfig>, shutdown: Shutdown, live: Option<LivePlan>) -> Result<Self, PlanError> {
+        Self::prepare_placed(config, shutdown, live, SinkPlacement::ONE_PROCESS)
+    }
+
+    /// [`Resources::prepare`] for one process of a cluster: ordered sinks and
+    /// live views are written where `placement` says.
+    pub fn prepare_placed(
+        config: Arc<PipelineConfig>,
+        shutdown: Shutdown,
+        live: Option<LivePlan>,
+        placement: SinkPlacement,
+    ) -> Result<Self, PlanError> {
         let mut kafka = BTreeMap::new();
         let mut ingest = BTreeMap::new();
         for (name, source) in &config.sources {
@@ -227,7 +240,7 @@ impl Resources {
                 health.reporter(name);
             }
         }
-        let sinks = SinkPlans::open(&config, &health, &delivered, &shutdown)?;
+        let sinks = SinkPlans::open(&config, &health, &delivered, &shutdown, placement)?;
         let started_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as EventTime);
@@ -253,7 +266,20 @@ impl Resources {
             delivered,
             health,
             live,
+            placement,
         })
+    }
+
+    /// How far the sinks have delivered, for each Kafka source in name order.
+    pub fn kafka_delivered(&self) -> Vec<Delivered> {
+        self.delivered.values().cloned().collect()
+    }
+
+    /// One more tracker for each Kafka source (name order), standing for the
+    /// sinks process 0 writes for this one: the source commits nothing they
+    /// have not delivered. Registered before the workers start.
+    pub fn register_remote_delivery(&self) -> Vec<pulse_core::DeliveryTracker> {
+        self.delivered.values().map(Delivered::register).collect()
     }
 
     /// The health of the components that report one.
@@ -445,7 +471,22 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                     OperatorConfig::Forecast(_) => Some(AnalyticsKind::Forecast),
                     OperatorConfig::Window(_) => None,
                 };
+                // The gateway is process 0's: in a cluster its rows go to worker 0 first.
+                let rows_here = |rows: &Stream<'scope, EventTime, Vec<Row>>,
+                                 schema: Option<&Arc<pulse_core::RowSchema>>| {
+                    match (resources.placement.gather, schema) {
+                        (true, Some(schema)) => {
+                            crate::cluster::gather::gather_rows(scope, rows.clone(), schema, operator)
+                        }
+                        _ => rows.clone(),
+                    }
+                };
+                let schema = match shapes.get(operator) {
+                    Some(StreamType::Rows(schema)) => Some(schema),
+                    _ => None,
+                };
                 if let (Some(kind), Some(Built::Rows(rows))) = (analytics, streams.get(operator)) {
+                    let rows = &rows_here(rows, schema);
                     let source = LiveSource::new(&live.pipeline, operator);
                     let (hub, views) = (live.outputs.hub.clone(), live.analytics.clone());
                     publish_analytics(rows.clone(), kind, source, hub, views);
@@ -472,7 +513,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                         },
                     );
                 }
-                publish_live(rows.clone(), source, key_fields, live.outputs.clone());
+                publish_live(rows_here(rows, Some(schema)), source, key_fields, live.outputs.clone());
             }
         }
     }

@@ -9,9 +9,13 @@ use pulse_gateway::{LiveServices, Readiness};
 use pulse_live::{AnalyticsViews, LiveHub, WindowViews};
 use pulse_sinks::LiveOutputs;
 
+use crate::cluster::handshake::{self, Identity};
+use crate::cluster::links::{DeliveryLink, Links};
+use crate::cluster::{self, ClusterError, ClusterOverrides, ClusterSettings};
 use crate::config::{Pipeline, PipelineConfig};
 use crate::plan::{self, LivePlan, PlanError, Resources};
 use crate::serve::GatewayServer;
+use crate::sink_plan::SinkPlacement;
 use crate::telemetry;
 
 /// Options of one run that are not in the pipeline file.
@@ -159,12 +163,34 @@ pub enum RunError {
     /// The pipeline's gateway could not start.
     #[error("the gateway cannot start: {0}")]
     Gateway(#[from] pulse_gateway::GatewayError),
+    /// The cluster could not form, or lost a peer before its end.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
-/// Runs `pipeline` until its sources end or it is stopped, then drains it.
+/// Runs `pipeline` until its sources end or it is stopped, then drains it
+/// (in a cluster when its `[engine.cluster]` says so).
 pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunError> {
+    run_in_cluster(pipeline, options, &ClusterOverrides::default())
+}
+
+/// A process's part of a cluster, joined before anything opens.
+struct Member {
+    settings: ClusterSettings,
+    data: Vec<Option<std::net::TcpStream>>,
+    links: Links,
+}
+
+/// [`run`], with the cluster settings of the command line (`--processes`,
+/// `--process`, `--hostfile`) over those of the pipeline file.
+pub fn run_in_cluster(
+    pipeline: &Pipeline,
+    options: RunOptions,
+    overrides: &ClusterOverrides,
+) -> Result<RunReport, RunError> {
     let workers = options.workers.unwrap_or(pipeline.config.engine.workers).max(1);
     let shutdown = options.shutdown.clone();
+    let cluster = ClusterSettings::resolve(pipeline.config.engine.cluster.as_ref(), overrides)?;
     if options.handle_signals {
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             // A second signal while draining exits at once.
@@ -173,6 +199,13 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
             signal_hook::flag::register(signal, shutdown.flag()).map_err(RunError::Signals)?;
         }
     }
+    // The handshake comes first: a process that would run another plan
+    // opens no file and no connection.
+    let member = match cluster {
+        Some(settings) => Some(join(&settings, &pipeline.config, workers, &shutdown)?),
+        None => None,
+    };
+    let process = member.as_ref().map_or(0, |m| m.settings.process);
     let (gateway, live) = match &pipeline.config.gateway {
         Some(config) => {
             let outputs = LiveOutputs {
@@ -190,9 +223,14 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
                 .path
                 .file_stem()
                 .map_or_else(|| "pipeline".to_owned(), |stem| stem.to_string_lossy().into_owned());
-            let server = GatewayServer::start(config.clone(), Some(services))?;
+            // Process 0 serves the gateway; the others publish nothing (their
+            // live rows go to worker 0) but build the same dataflow.
+            let server = match process {
+                0 => Some(GatewayServer::start(config.clone(), Some(services))?),
+                _ => None,
+            };
             (
-                Some(server),
+                server,
                 Some(LivePlan {
                     pipeline,
                     outputs,
@@ -203,7 +241,20 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
         None => (None, None),
     };
     let config = Arc::new(pipeline.config.clone());
-    let resources = Arc::new(Resources::prepare(config, shutdown.clone(), live)?);
+    let placement = match &member {
+        Some(_) => SinkPlacement {
+            gather: true,
+            writes_gathered: process == 0,
+        },
+        None => SinkPlacement::ONE_PROCESS,
+    };
+    let resources = Arc::new(Resources::prepare_placed(config, shutdown.clone(), live, placement)?);
+    if let Some(member) = &member {
+        member.links.attach_delivery(match process {
+            0 => DeliveryLink::Send(resources.kafka_delivered()),
+            _ => DeliveryLink::Receive(resources.register_remote_delivery()),
+        });
+    }
     if let (Some(server), Some(queue)) = (&gateway, resources.ingest_queue()) {
         server.attach_ingest(queue.clone())?;
         tracing::info!(
@@ -215,10 +266,17 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
     tracing::info!(pipeline = %pipeline.path.display(), workers, "starting");
     let started = Instant::now();
     let worker_resources = Arc::clone(&resources);
-    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+    let build = move |worker: &mut timely::worker::Worker| {
         worker.dataflow::<pulse_core::EventTime, _, _>(|scope| plan::build(scope, &worker_resources));
-    })
-    .map_err(RunError::Dataflow)?;
+    };
+    let (guards, links) = match member {
+        Some(member) => (
+            cluster::execute(member.data, member.settings.process, workers, build),
+            Some(member.links),
+        ),
+        None => (timely::execute(timely::Config::process(workers), build), None),
+    };
+    let guards = guards.map_err(RunError::Dataflow)?;
     // Sources and sinks were opened by `prepare`, and the workers run.
     let ended = Shutdown::new();
     let readiness = gateway.as_ref().map(GatewayServer::readiness);
@@ -233,6 +291,9 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
     );
     let joined: Result<Vec<()>, String> = guards.join().into_iter().collect();
     ended.trigger();
+    if let Some(links) = &links {
+        links.finish();
+    }
     if let Some(readiness) = &readiness {
         readiness.set_pipeline_ready(false);
     }
@@ -244,6 +305,16 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
     if !failures.is_empty() {
         // Nothing read after the failure was delivered: commit nothing either.
         return Err(RunError::Source(failures));
+    }
+    if let Some(links) = &links
+        && process != 0
+        && resources.kafka_sources().any(|plan| plan.final_commit.is_some())
+        && !shutdown.is_triggered()
+    {
+        // What this process read is written by process 0's sinks: commit only once they are done.
+        links
+            .wait_for_process_0(Duration::from_secs(60))
+            .map_err(|why| RunError::Source(vec![format!("offsets not committed: {why}")]))?;
     }
     commit_kafka_offsets(&resources, shutdown.is_triggered());
     let totals = telemetry::counter_totals();
@@ -272,4 +343,36 @@ pub fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunReport, RunErr
         "finished"
     );
     Ok(report)
+}
+
+/// Forms the cluster: the handshake with every peer, then the control links
+/// and the panic hook that turn a lost peer into one line and an exit.
+fn join(
+    settings: &ClusterSettings,
+    config: &PipelineConfig,
+    workers: usize,
+    shutdown: &Shutdown,
+) -> Result<Member, ClusterError> {
+    let me = Identity {
+        process: settings.process,
+        processes: settings.processes,
+        workers,
+        plan: cluster::plan_hash(config, workers),
+    };
+    tracing::info!(
+        process = me.process,
+        processes = me.processes,
+        address = settings.address(me.process),
+        plan = format!("{:016x}", me.plan),
+        "joining the cluster"
+    );
+    let connected = handshake::connect(settings, me)?;
+    cluster::links::install_panic_hook(settings);
+    let links = Links::start(settings, connected.control, shutdown.clone())?;
+    tracing::info!(process = me.process, processes = me.processes, "cluster formed");
+    Ok(Member {
+        settings: settings.clone(),
+        data: connected.data,
+        links,
+    })
 }

@@ -7,6 +7,11 @@
 //! windows in time order). Dead letters nothing reads go to the engine's
 //! dead-letter file (generator and file sources) or back to Kafka (Kafka
 //! sources); records a sink's destination refuses go to the dead-letter file.
+//!
+//! In a cluster the ordered writers' inputs are routed to global worker 0
+//! ([`crate::cluster::gather`]) and only process 0 writes them; the other
+//! processes keep a stand-in of each (the same dataflow on every worker) that
+//! writes nothing. Other sinks write from every process.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -24,14 +29,35 @@ use pulse_sinks::{
 use timely::dataflow::Scope;
 use timely::dataflow::operators::Concatenate;
 
+use crate::cluster::gather::{GatheredInputs, gather};
+use crate::config::validate::{self, StreamType};
 use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
 use crate::plan::{Built, PlanError};
+
+/// Where this process's sinks write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SinkPlacement {
+    /// Ordered sinks' records are routed to global worker 0 (a cluster).
+    pub gather: bool,
+    /// This process writes the ordered sinks (process 0, or no cluster).
+    pub writes_gathered: bool,
+}
+
+impl SinkPlacement {
+    /// One process: every sink written here.
+    pub const ONE_PROCESS: SinkPlacement = SinkPlacement {
+        gather: false,
+        writes_gathered: true,
+    };
+}
 
 /// One running writer of a sink: the inputs it writes and its task (a Kafka
 /// sink has one per topic, every other sink one).
 struct SinkWriter {
     inputs: Vec<String>,
     handle: SinkHandle,
+    /// In a cluster: the row schemas of `inputs`, whose records go to worker 0 first.
+    gathered: Option<GatheredInputs>,
 }
 
 /// Every sink of a pipeline (but `websocket` ones, published in memory), running.
@@ -49,6 +75,8 @@ pub(crate) struct SinkPlans {
     /// Where the sinks' tasks run; shut down with the plan, after the workers
     /// have ended (and so after every sink has written everything).
     runtime: Option<tokio::runtime::Runtime>,
+    /// The default dead-letter file's inputs' schemas, in a cluster.
+    gathered_dead_letters: Option<GatheredInputs>,
 }
 
 impl Drop for SinkPlans {
@@ -70,7 +98,27 @@ impl SinkPlans {
         health: &HealthBoard,
         delivered: &BTreeMap<String, Delivered>,
         shutdown: &Shutdown,
+        placement: SinkPlacement,
     ) -> Result<Self, PlanError> {
+        let shapes = validate::streams(config);
+        let gathered = |inputs: &[String]| {
+            placement.gather.then(|| {
+                GatheredInputs::new(
+                    inputs
+                        .iter()
+                        .map(|input| match shapes.get(input) {
+                            Some(StreamType::Rows(schema)) => Some(Arc::clone(schema)),
+                            _ => None,
+                        })
+                        .collect(),
+                )
+            })
+        };
+        // Ordered writers elsewhere than process 0 are stand-ins.
+        let here = |writer: Writer| match placement.writes_gathered {
+            true => writer,
+            false => Writer::Elsewhere,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("pulse-sink")
@@ -88,7 +136,12 @@ impl SinkPlans {
             for input in inputs {
                 upstream_sources(config, input, &mut sources);
             }
-            let trackers = sources.iter().filter_map(|source| delivered.get(source));
+            // A stand-in delivers nothing: process 0 reports for it.
+            let stand_in = matches!(writer, Writer::Elsewhere);
+            let trackers = sources
+                .iter()
+                .filter(|_| !stand_in)
+                .filter_map(|source| delivered.get(source));
             let pressure = Backpressure::joined(sources.iter().filter_map(|source| pressure.get(source)));
             let context = SinkContext {
                 name: name.to_owned(),
@@ -109,6 +162,7 @@ impl SinkPlans {
             let one = |writer: Writer, delivery_mode: Delivery| {
                 vec![SinkWriter {
                     inputs: sink.inputs().to_vec(),
+                    gathered: gathered(sink.inputs()),
                     handle: start(
                         name,
                         sink.inputs(),
@@ -132,6 +186,7 @@ impl SinkPlans {
                         };
                         SinkWriter {
                             inputs: vec![input.clone()],
+                            gathered: None,
                             handle: start(
                                 &part,
                                 std::slice::from_ref(input),
@@ -146,9 +201,11 @@ impl SinkPlans {
             let writers = match sink {
                 // Published in memory (see `build`), not written.
                 SinkConfig::Websocket { .. } => continue,
-                SinkConfig::Stdout { format, .. } => {
-                    one(Writer::Lines(Box::new(Stdout::new(name, *format))), Delivery::Ordered)
-                }
+                SinkConfig::Stdout { format, .. } => one(
+                    here(Writer::Lines(Box::new(Stdout::new(name, *format)))),
+                    Delivery::Ordered,
+                ),
+                SinkConfig::File { .. } if !placement.writes_gathered => one(Writer::Elsewhere, Delivery::Ordered),
                 SinkConfig::File {
                     path,
                     append,
@@ -173,16 +230,22 @@ impl SinkPlans {
                             1 => name.clone(),
                             _ => format!("{name}:{topic}"),
                         };
-                        let producer = KafkaSink::connect(name, brokers, topic, key_fields.clone())
-                            .map_err(|error| failed(std::io::Error::other(error)))?;
+                        let producer = match placement.writes_gathered {
+                            true => Writer::Kafka(
+                                KafkaSink::connect(name, brokers, topic, key_fields.clone())
+                                    .map_err(|error| failed(std::io::Error::other(error)))?,
+                            ),
+                            false => Writer::Elsewhere,
+                        };
                         let inputs: Vec<String> = inputs.iter().map(|input| (*input).to_owned()).collect();
                         writers.push(SinkWriter {
+                            gathered: gathered(&inputs),
                             // Ordered: the topic gets the windows in time order.
                             handle: start(
                                 &part,
                                 &inputs,
                                 health.reporter(&part),
-                                Writer::Kafka(producer),
+                                producer,
                                 SinkOptions::new(Delivery::Ordered),
                             ),
                             inputs,
@@ -285,10 +348,11 @@ impl SinkPlans {
                 "dead_letter",
                 &unread_dead_letters,
                 health.reporter("dead_letter"),
-                Writer::Lines(Box::new(file)),
+                here(Writer::Lines(Box::new(file))),
                 SinkOptions::new(Delivery::Ordered),
             )
         });
+        let gathered_dead_letters = gathered(&unread_dead_letters);
         Ok(Self {
             sinks,
             unread_dead_letters,
@@ -296,6 +360,7 @@ impl SinkPlans {
             dead_letter_topics,
             pressure,
             runtime: Some(runtime),
+            gathered_dead_letters,
         })
     }
 
@@ -308,7 +373,10 @@ impl SinkPlans {
                     .iter()
                     .map(|input| streams[input].clone().records())
                     .collect();
-                scope.concatenate(records).deliver(&writer.handle);
+                match &writer.gathered {
+                    Some(inputs) => gather(scope, records, inputs, writer.handle.name()).deliver(&writer.handle),
+                    None => scope.concatenate(records).deliver(&writer.handle),
+                }
             }
         }
         if let Some(handle) = &self.default_dead_letters {
@@ -317,7 +385,10 @@ impl SinkPlans {
                 .iter()
                 .map(|stream| streams[stream].clone().records())
                 .collect();
-            scope.concatenate(records).deliver(handle);
+            match &self.gathered_dead_letters {
+                Some(inputs) => gather(scope, records, inputs, "dead_letter").deliver(handle),
+                None => scope.concatenate(records).deliver(handle),
+            }
         }
         for (source, handle) in &self.dead_letter_topics {
             streams[&format!("{source}.dead_letter")]
@@ -375,6 +446,22 @@ enum Writer {
     ClickHouse(ClickHouseWriter),
     Redis(RedisWriter),
     Parquet(ParquetSink),
+    /// The stand-in of an ordered sink outside process 0, which writes it.
+    Elsewhere,
+}
+
+/// Writes nothing: every record of its sink goes to process 0, which writes
+/// it; this one only sees its workers' progress go by.
+struct Elsewhere;
+
+impl BatchWriter for Elsewhere {
+    async fn write(
+        &mut self,
+        batch: &[pulse_sinks::SinkRecord],
+    ) -> Result<pulse_sinks::runtime::Written, pulse_sinks::runtime::WriteError> {
+        debug_assert!(batch.is_empty(), "records of a gathered sink reached a stand-in");
+        Ok(pulse_sinks::runtime::Written::default())
+    }
 }
 
 impl Writer {
@@ -394,6 +481,7 @@ impl Writer {
             Writer::ClickHouse(clickhouse) => go(runtime, clickhouse, options, context),
             Writer::Redis(redis) => go(runtime, redis, options, context),
             Writer::Parquet(parquet) => go(runtime, parquet, options, context),
+            Writer::Elsewhere => go(runtime, Elsewhere, options, context),
         }
     }
 }

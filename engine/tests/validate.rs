@@ -257,7 +257,7 @@ fn unknown_key_in_the_engine_table_points_at_the_key() {
     );
     // The whole rendering, caret included: it marks the key, not the table header.
     let expected = "\
-error: unknown field `worker`, expected one of `workers`, `granule`, `dead_letter_path`
+error: unknown field `worker`, expected one of `workers`, `granule`, `dead_letter_path`, `cluster`
  --> pipelines/broken.toml:3:1
   |
 3 | worker = 2

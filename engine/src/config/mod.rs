@@ -64,6 +64,38 @@ pub struct EngineConfig {
     pub granule: DurationSpec,
     /// Where dead letters that no sink consumes are written (default `dead-letter.jsonl`).
     pub dead_letter_path: PathBuf,
+    /// Running one pipeline over several processes (`[engine.cluster]`; none: one process).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// The `[engine.cluster]` table: this process's place in a timely cluster.
+/// The same file (with `process = ${PULSE_PROCESS}`) serves every process.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// How many processes run the pipeline.
+    pub processes: usize,
+    /// This process's index, `0..processes` (a per-process key: not part of the plan hash).
+    #[serde(default)]
+    pub process: usize,
+    /// Every process's `host:port`, process 0 first, the same list in every
+    /// process (empty: given by `--hostfile`).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// How long start-up waits for every peer before failing, naming those that never answered (default 60s).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: DurationSpec,
+    /// How long a peer may send nothing (frozen, cut off) before the cluster ends (default 10s).
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout: DurationSpec,
+}
+
+fn default_connect_timeout() -> DurationSpec {
+    DurationSpec::from_millis(60_000)
+}
+
+fn default_stall_timeout() -> DurationSpec {
+    DurationSpec::from_millis(10_000)
 }
 
 impl Default for EngineConfig {
@@ -72,6 +104,7 @@ impl Default for EngineConfig {
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             granule: DurationSpec::from_millis(100),
             dead_letter_path: PathBuf::from("dead-letter.jsonl"),
+            cluster: None,
         }
     }
 }

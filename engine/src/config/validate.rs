@@ -313,6 +313,9 @@ fn check_engine(config: &PipelineConfig, problems: &mut Vec<Problem>) {
             "the default is \"100ms\"".to_owned(),
         ));
     }
+    if let Some(cluster) = &config.engine.cluster {
+        problems.extend(crate::cluster::check_config(cluster));
+    }
 }
 
 fn check_names(config: &PipelineConfig, problems: &mut Vec<Problem>) {

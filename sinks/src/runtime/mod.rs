@@ -55,7 +55,7 @@ use timely::scheduling::SyncActivator;
 use tokio::sync::mpsc;
 
 pub use breaker::{BreakerPolicy, BreakerState, RetryPolicy};
-pub use operator::DeliverExt;
+pub use operator::{DeliverExt, LOCAL_WORKERS, LocalWorkers};
 pub use record::SinkRecord;
 
 /// How a sink's writes relate to the workers that produce its records.

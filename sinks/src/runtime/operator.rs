@@ -13,6 +13,20 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::{SinkHandle, SinkRecord, ToSink};
 
+/// The key of [`LocalWorkers`] in timely's worker configuration.
+pub const LOCAL_WORKERS: &str = "pulse.local_workers";
+
+/// The workers of this process, when it is one of a cluster: set in the
+/// timely worker configuration under [`LOCAL_WORKERS`] (without it, every
+/// worker is local).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalWorkers {
+    /// The global index of this process's first worker.
+    pub first: usize,
+    /// How many workers this process runs.
+    pub count: usize,
+}
+
 /// How soon an operator whose sink's buffer was full tries again.
 const FULL_BUFFER_RETRY: Duration = Duration::from_millis(2);
 
@@ -73,7 +87,14 @@ pub trait DeliverExt {
 impl DeliverExt for Stream<'_, EventTime, Vec<SinkRecord>> {
     fn deliver(self, sink: &SinkHandle) {
         let scope = self.scope();
-        let (worker, peers) = (scope.index(), scope.peers());
+        // A sink's task hears from the workers of its own process: in a
+        // cluster, their indices within it (timely's are global).
+        let (first, local) = scope
+            .worker()
+            .config()
+            .get::<LocalWorkers>(LOCAL_WORKERS)
+            .map_or((0, scope.peers()), |local| (local.first, local.count));
+        let (worker, peers) = (scope.index() - first, local);
         let mut builder = OperatorBuilder::new(format!("{}.deliver", sink.name), scope);
         let mut input = builder.new_input(self, Pipeline);
         let address = builder.operator_info().address;

@@ -1,0 +1,317 @@
+//! The control connections of a running cluster: what timely does not do.
+//!
+//! Each process writes, on its control connection to every peer, a heartbeat
+//! a few times per `stall_timeout`; a stop request once it is asked to stop
+//! (so every process drains, not just the one that got the signal); from
+//! process 0, how far its sinks have delivered each Kafka source; and `DONE`
+//! once its workers have finished. A peer whose connection closes before its
+//! `DONE` has crashed, and one that sends nothing for `stall_timeout` is
+//! frozen or cut off: either ends this process at once, with one log line
+//! naming the peer and a non-zero status ([`EXIT_PEER_LOST`],
+//! [`EXIT_PEER_STALLED`]). The panic hook ([`install_panic_hook`]) turns
+//! timely's own reaction to a lost peer (a panic on its network threads, then
+//! on every worker) into the same single line and status.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use pulse_core::{Delivered, DeliveryTracker, Shutdown};
+
+use super::{ClusterSettings, EXIT_PEER_LOST, EXIT_PEER_STALLED};
+
+const HEARTBEAT: u8 = b'H';
+const STOP: u8 = b'S';
+const DONE: u8 = b'D';
+/// Followed by a source index (u16) and a delivered frontier (u64), big-endian.
+const DELIVERED: u8 = b'F';
+
+/// Set by whichever of the watchers and the panic hook ends the process first,
+/// so that one line says why.
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// Logs `why` and exits with `code`, unless something else is already ending the process.
+fn end_process(code: i32, why: &str) -> ! {
+    if !ENDING.swap(true, Ordering::SeqCst) {
+        tracing::error!("{why}; ending this process (the supervisor restarts the whole cluster)");
+    }
+    std::process::exit(code)
+}
+
+/// How far process 0's sinks have delivered each Kafka source, and where
+/// another process keeps what it hears of it.
+pub enum DeliveryLink {
+    /// Process 0: sends these frontiers (Kafka sources in name order).
+    Send(Vec<Delivered>),
+    /// Another process: advances these trackers (registered with its own
+    /// sources' [`Delivered`]) by what process 0 sends.
+    Receive(Vec<DeliveryTracker>),
+}
+
+/// The control connections of this process, watched.
+#[derive(Clone)]
+pub struct Links {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    addresses: Vec<String>,
+    stall_timeout: Duration,
+    writers: Mutex<Vec<Option<TcpStream>>>,
+    /// Set once this process's workers are done: a peer leaving then is no alarm.
+    finished: AtomicBool,
+    /// Peers that have said `DONE`, and those lost, each with why.
+    peers: Mutex<Vec<PeerState>>,
+    changed: Condvar,
+    delivery: OnceLock<DeliveryLink>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum PeerState {
+    Running,
+    Done,
+    Lost(String),
+}
+
+impl Links {
+    /// Starts heartbeats on, and watchers of, `control` (by peer index);
+    /// `shutdown` is fired by a peer's stop request and sent to the peers
+    /// when it fires here.
+    pub fn start(
+        settings: &ClusterSettings,
+        control: Vec<Option<TcpStream>>,
+        shutdown: Shutdown,
+    ) -> std::io::Result<Links> {
+        let mut readers = Vec::new();
+        let mut writers = Vec::new();
+        for (peer, stream) in control.into_iter().enumerate() {
+            match stream {
+                Some(stream) => {
+                    stream.set_read_timeout(Some(settings.stall_timeout))?;
+                    stream.set_write_timeout(Some(settings.stall_timeout))?;
+                    readers.push((peer, stream.try_clone()?));
+                    writers.push(Some(stream));
+                }
+                None => writers.push(None),
+            }
+        }
+        let shared = Arc::new(Shared {
+            addresses: settings.addresses.clone(),
+            stall_timeout: settings.stall_timeout,
+            writers: Mutex::new(writers),
+            finished: AtomicBool::new(false),
+            peers: Mutex::new(vec![PeerState::Running; settings.processes]),
+            changed: Condvar::new(),
+            delivery: OnceLock::new(),
+        });
+        for (peer, stream) in readers {
+            let shared = Arc::clone(&shared);
+            let shutdown = shutdown.clone();
+            std::thread::Builder::new()
+                .name(format!("pulse-link-{peer}"))
+                .spawn(move || watch_peer(&shared, peer, stream, &shutdown))?;
+        }
+        let beating = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("pulse-heartbeat".into())
+            .spawn(move || heartbeat(&beating, &shutdown))?;
+        Ok(Links { shared })
+    }
+
+    /// Attaches the Kafka delivery progress (once the sinks are open).
+    pub fn attach_delivery(&self, link: DeliveryLink) {
+        let _ = self.shared.delivery.set(link);
+    }
+
+    /// This process's workers are done: says `DONE` to every peer (after
+    /// process 0's final delivery progress), and a peer that leaves from now
+    /// on is no alarm.
+    pub fn finish(&self) {
+        self.shared.finished.store(true, Ordering::SeqCst);
+        let mut message = self.shared.delivery_frames();
+        message.push(DONE);
+        self.shared.send(&message);
+    }
+
+    /// Waits until process 0 has said `DONE` (its sinks have written
+    /// everything), for at most `timeout`: before a final Kafka commit here.
+    pub fn wait_for_process_0(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut peers = self.shared.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match &peers[0] {
+                PeerState::Done => return Ok(()),
+                PeerState::Lost(why) => return Err(why.clone()),
+                PeerState::Running => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("process 0 did not finish within {timeout:?}"));
+            }
+            peers = self
+                .shared
+                .changed
+                .wait_timeout(peers, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl Shared {
+    fn address(&self, peer: usize) -> &str {
+        self.addresses.get(peer).map_or("?", String::as_str)
+    }
+
+    /// Writes `message` to every peer; a peer that cannot take it is the watchers' business.
+    fn send(&self, message: &[u8]) {
+        let mut writers = self.writers.lock().unwrap_or_else(PoisonError::into_inner);
+        for stream in writers.iter_mut().flatten() {
+            let _ = stream.write_all(message);
+        }
+    }
+
+    /// Process 0's delivered frontiers as `DELIVERED` frames (none elsewhere or while stopping).
+    fn delivery_frames(&self) -> Vec<u8> {
+        let mut frames = Vec::new();
+        if let Some(DeliveryLink::Send(sources)) = self.delivery.get() {
+            for (index, delivered) in sources.iter().enumerate() {
+                let Some(frontier) = delivered.frontier() else { continue };
+                frames.push(DELIVERED);
+                frames.extend_from_slice(&(index as u16).to_be_bytes());
+                frames.extend_from_slice(&frontier.to_be_bytes());
+            }
+        }
+        frames
+    }
+
+    fn set_peer(&self, peer: usize, state: PeerState) {
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        if peers[peer] == PeerState::Running {
+            peers[peer] = state;
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// Sends heartbeats (and process 0's delivery progress) until this process
+/// finishes; a stop request once `shutdown` fires.
+fn heartbeat(shared: &Shared, shutdown: &Shutdown) {
+    let interval = (shared.stall_timeout / 5).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let mut stop_sent = false;
+    while !shared.finished.load(Ordering::SeqCst) {
+        let mut message = shared.delivery_frames();
+        if shutdown.is_triggered() && !stop_sent {
+            message.push(STOP);
+            stop_sent = true;
+        }
+        message.push(HEARTBEAT);
+        shared.send(&message);
+        std::thread::sleep(interval);
+    }
+}
+
+/// Reads what `peer` sends until it says `DONE`; ends the process when it
+/// crashes or falls silent while this one still runs.
+fn watch_peer(shared: &Shared, peer: usize, mut stream: TcpStream, shutdown: &Shutdown) {
+    let address = shared.address(peer).to_owned();
+    let mut byte = [0u8; 1];
+    let lost = loop {
+        match stream.read_exact(&mut byte) {
+            Ok(()) => match byte[0] {
+                HEARTBEAT => {}
+                STOP => {
+                    if !shutdown.is_triggered() {
+                        tracing::info!(process = peer, "a peer was asked to stop; draining the whole cluster");
+                        shutdown.trigger();
+                    }
+                }
+                DONE => {
+                    shared.set_peer(peer, PeerState::Done);
+                    return;
+                }
+                DELIVERED => {
+                    let mut frame = [0u8; 10];
+                    if let Err(error) = stream.read_exact(&mut frame) {
+                        break (EXIT_PEER_LOST, format!("process {peer} ({address}) is gone: {error}"));
+                    }
+                    let index = usize::from(u16::from_be_bytes([frame[0], frame[1]]));
+                    let mut frontier = [0u8; 8];
+                    frontier.copy_from_slice(&frame[2..]);
+                    if let Some(DeliveryLink::Receive(trackers)) = shared.delivery.get()
+                        && let Some(tracker) = trackers.get(index)
+                    {
+                        tracker.advance(u64::from_be_bytes(frontier));
+                    }
+                }
+                other => {
+                    break (
+                        EXIT_PEER_LOST,
+                        format!("process {peer} ({address}) sent {other:#04x} on its control connection"),
+                    );
+                }
+            },
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break (
+                    EXIT_PEER_STALLED,
+                    format!(
+                        "process {peer} ({address}) has sent nothing for {:?} (stall_timeout): it is frozen or cut off",
+                        shared.stall_timeout
+                    ),
+                );
+            }
+            Err(error) => {
+                let why = match error.kind() {
+                    ErrorKind::UnexpectedEof => "its connection closed".to_owned(),
+                    _ => error.to_string(),
+                };
+                break (EXIT_PEER_LOST, format!("process {peer} ({address}) is gone: {why}"));
+            }
+        }
+    };
+    let (code, why) = lost;
+    shared.set_peer(peer, PeerState::Lost(why.clone()));
+    if !shared.finished.load(Ordering::SeqCst) {
+        end_process(code, &why);
+    }
+}
+
+/// In a cluster, a panic ends the process at once with one line: a lost peer
+/// makes timely panic on its network threads and then on every worker
+/// (`shared/notes/timely-cluster.md`), and a process whose workers are gone
+/// must not linger while its peers wait for it.
+pub fn install_panic_hook(settings: &ClusterSettings) {
+    let addresses = settings.addresses.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if ENDING.load(Ordering::SeqCst) {
+            std::process::exit(EXIT_PEER_LOST);
+        }
+        let thread = std::thread::current().name().unwrap_or_default().to_owned();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let network_peer = thread
+            .strip_prefix("timely:recv-")
+            .or_else(|| thread.strip_prefix("timely:send-"))
+            .and_then(|peer| peer.parse::<usize>().ok());
+        if let Some(peer) = network_peer {
+            let address = addresses.get(peer).map_or("?", String::as_str);
+            end_process(
+                EXIT_PEER_LOST,
+                &format!("process {peer} ({address}) is gone: {message}"),
+            );
+        }
+        if message.contains("MergeQueue poisoned") || message.contains("timely communication error") {
+            end_process(EXIT_PEER_LOST, &format!("a peer of the cluster is gone ({message})"));
+        }
+        previous(info);
+        ENDING.store(true, Ordering::SeqCst);
+        std::process::exit(101);
+    }));
+}
