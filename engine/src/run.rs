@@ -353,6 +353,18 @@ fn join(
     workers: usize,
     shutdown: &Shutdown,
 ) -> Result<Member, ClusterError> {
+    // Session windows exchange whole events, whose JSON-shaped serde form
+    // timely's bincode cannot carry between processes.
+    let sessions = config.operators.iter().find(|(_, operator)| {
+        operator
+            .as_window()
+            .is_some_and(|window| matches!(window.window, pulse_operators::window::WindowSpec::Session { .. }))
+    });
+    if let Some((name, _)) = sessions {
+        return Err(ClusterError::Settings(format!(
+            "operator `{name}` is a session window, which cannot run over several processes yet; run it in one process"
+        )));
+    }
     let me = Identity {
         process: settings.process,
         processes: settings.processes,
