@@ -333,6 +333,13 @@ pub fn run_in_cluster(
             "window results: wall-clock delay after the window end"
         );
     }
+    if links.is_some() {
+        tracing::info!(
+            sent_bytes = total("pulse_cluster_sent_bytes_total"),
+            received_bytes = total("pulse_cluster_received_bytes_total"),
+            "exchanged with the other processes"
+        );
+    }
     tracing::info!(
         elapsed_s = format!("{:.3}", report.elapsed.as_secs_f64()),
         late_events = total("pulse_late_events_total"),

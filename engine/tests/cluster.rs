@@ -467,6 +467,27 @@ fn a_frozen_peer_ends_the_cluster_after_the_stall_timeout() {
 }
 
 #[test]
+fn a_stop_signal_to_one_process_drains_the_whole_cluster() {
+    let dir = TempDir::new("cluster-stop");
+    let pipeline = endless(&dir, "stop.toml", "");
+    let hosts = hostfile(&dir, &[free_port(), free_port()]);
+    let mut first = start_process(&pipeline, &hosts, 0, &dir, &[]);
+    let mut second = start_process(&pipeline, &hosts, 1, &dir, &[]);
+    wait_for_windows(&dir);
+    let sent = Command::new("kill")
+        .args(["-TERM", &second.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    for child in [&mut second, &mut first] {
+        let (code, log) = child.exits_within(Duration::from_secs(20));
+        assert_eq!(code, Some(0), "{log}");
+        assert!(log.contains("interrupted=true"), "{log}");
+    }
+    first.wait_for("draining the whole cluster", Duration::ZERO);
+}
+
+#[test]
 fn session_windows_are_refused_in_a_cluster_with_the_reason() {
     let dir = TempDir::new("cluster-sessions");
     let pipeline = dir.join("sessions.toml");

@@ -19,6 +19,7 @@
 //! line naming it, a non-zero status), and the supervisor restarts the whole
 //! cluster, which resumes from the committed Kafka offsets.
 
+pub mod counted;
 pub mod gather;
 pub mod handshake;
 pub mod launcher;
@@ -214,6 +215,11 @@ where
 
     let hooks = timely::communication::Hooks::default();
     let local = ProcessBuilder::new_typed_vector(workers, hooks.refill.clone(), hooks.spill.clone());
+    let data: Vec<Option<counted::CountedStream>> = data
+        .into_iter()
+        .enumerate()
+        .map(|(peer, stream)| stream.map(|stream| counted::CountedStream::new(stream, peer)))
+        .collect();
     let (builders, comms) = initialize_networking_from_sockets(local, data, process, workers, hooks)
         .map_err(|error| format!("failed to start the cluster's network threads: {error}"))?;
     let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
