@@ -227,7 +227,16 @@ pub fn run_in_cluster(
             // live rows go to worker 0) but build the same dataflow.
             let server = match process {
                 0 => Some(GatewayServer::start(config.clone(), Some(services))?),
-                _ => None,
+                _ => {
+                    // The other processes serve their own metrics only.
+                    let address = cluster::metrics_endpoint::address_of(config.listen, process);
+                    match address.map(cluster::metrics_endpoint::serve) {
+                        Some(Ok(())) => {}
+                        Some(Err(error)) => tracing::warn!(%error, "cannot serve /metrics of this process"),
+                        None => tracing::warn!("no port for /metrics of this process"),
+                    }
+                    None
+                }
             };
             (
                 server,

@@ -488,6 +488,47 @@ fn a_stop_signal_to_one_process_drains_the_whole_cluster() {
 }
 
 #[test]
+fn every_process_serves_its_metrics() {
+    let dir = TempDir::new("cluster-metrics");
+    let port = free_ports(2);
+    let gateway = format!(
+        "\n[gateway]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}/gateway\"\n",
+        dir.display()
+    );
+    let pipeline = dir.join("metrics.toml");
+    std::fs::write(&pipeline, ENDLESS_PIPELINE.replace("${CLUSTER}", "") + &gateway).unwrap();
+    let hosts = hostfile(&dir, &[free_port(), free_port()]);
+    let secret = ["PULSE_JWT_SECRET", "cluster-test-secret-of-enough-length"];
+    let start = |process: usize| {
+        let mut command = Command::new(common::pulse_bin());
+        command
+            .arg("run")
+            .arg(&pipeline)
+            .args(["--process", &process.to_string(), "--hostfile"])
+            .arg(&hosts)
+            .env("OUT", dir.display())
+            .env(secret[0], secret[1]);
+        Logged::spawn(command)
+    };
+    let (first, second) = (start(0), start(1));
+    wait_for_windows(&dir);
+    for (process, port) in [(0, port), (1, port + 1)] {
+        let address = ([127, 0, 0, 1], port).into();
+        let mut scrape = String::new();
+        common::process::wait_until("bytes counted", Duration::from_secs(10), || {
+            let answer = common::process::request(address, "GET", "/metrics", &[], "");
+            scrape = answer.body.as_str().unwrap_or_default().to_owned();
+            answer.status == 200 && scrape.contains("pulse_cluster_sent_bytes_total{peer=")
+        });
+        assert!(
+            scrape.contains("pulse_component_sent_events_total{component=\"sensors\"}"),
+            "process {process} counts its own source's events:\n{scrape}"
+        );
+    }
+    drop((first, second));
+}
+
+#[test]
 fn session_windows_are_refused_in_a_cluster_with_the_reason() {
     let dir = TempDir::new("cluster-sessions");
     let pipeline = dir.join("sessions.toml");

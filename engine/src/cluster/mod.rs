@@ -24,6 +24,7 @@ pub mod gather;
 pub mod handshake;
 pub mod launcher;
 pub mod links;
+pub mod metrics_endpoint;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
