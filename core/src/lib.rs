@@ -6,9 +6,11 @@
 //! delivered frontier that offset commits wait for ([`Delivered`]), the
 //! back-pressure sources pause for ([`Backpressure`]), the typed rows
 //! operators hand each other and sinks ([`row`]), and the queue between the
-//! HTTP ingest endpoint and the `http` source ([`ingest`]).
+//! HTTP ingest endpoint and the `http` source ([`ingest`]), and Cypher
+//! parameters as query text, for the graph sink and the gateway ([`cypher`]).
 
 pub mod backpressure;
+pub mod cypher;
 pub mod dead_letter;
 pub mod delivery;
 pub mod event;
