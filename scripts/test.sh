@@ -4,7 +4,7 @@
 # Idempotent: installs only what is missing, starts only what is not running,
 # and stops what it started. Build output is cached outside the clone
 # (CARGO_TARGET_DIR, default ~/.cache/pulse/target) so repeated runs are fast.
-# The servers (Apache Kafka, Neo4j, Redis, ClickHouse) start while the code builds.
+# The servers (Apache Kafka, Neo4j, Redis, ClickHouse, FalkorDB) start while the code builds.
 #
 # Environment:
 #   CI=true            a missing server or tool is a failure, never a skip
@@ -39,6 +39,7 @@ ensure_kafka
 ensure_neo4j
 ensure_redis
 ensure_clickhouse
+ensure_falkordb
 ensure_chromium
 ensure_schemathesis
 ensure_ops_tools
@@ -49,6 +50,7 @@ start_kafka
 start_neo4j
 start_redis
 start_clickhouse
+start_falkordb
 export PULSE_KAFKA_BROKERS=127.0.0.1:9092
 export PULSE_REDIS_URL=redis://127.0.0.1:6379
 export PULSE_CLICKHOUSE_URL=http://127.0.0.1:8123
@@ -67,6 +69,7 @@ step "waiting for the servers"
 wait_for_kafka
 wait_for_neo4j
 wait_for_clickhouse
+wait_for_falkordb
 
 step "cargo test"
 cargo test --workspace --locked --no-fail-fast

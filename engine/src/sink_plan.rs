@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use pulse_core::{Backpressure, DeadLetter, Delivered, EventTime, HealthBoard, HealthReporter, Shutdown};
 use pulse_sinks::clickhouse::{ClickHouseSettings, ClickHouseWriter};
+use pulse_sinks::graph::GraphWriter;
 use pulse_sinks::parquet::ParquetSink;
 use pulse_sinks::redis::{RedisSettings, RedisWriter};
 use pulse_sinks::runtime::DeadLetterOutlet;
@@ -296,6 +297,22 @@ impl SinkPlans {
                         .map(|input| Writer::Parquet(ParquetSink::new(&parquet.path, input, parquet.options())));
                     per_input(writers.collect(), parquet.batching.options())
                 }
+                // One ordered writer for all inputs: topology changes of every
+                // source reach the graph in event-time order.
+                SinkConfig::Graph(graph) => {
+                    let writer =
+                        GraphWriter::new(graph.settings()).map_err(|error| failed(std::io::Error::other(error)))?;
+                    vec![SinkWriter {
+                        inputs: graph.inputs.clone(),
+                        handle: start(
+                            name,
+                            &graph.inputs,
+                            health.reporter(name),
+                            Writer::Graph(writer),
+                            graph.options(),
+                        ),
+                    }]
+                }
             };
             sinks.insert(name.clone(), writers);
         }
@@ -446,6 +463,7 @@ enum Writer {
     ClickHouse(ClickHouseWriter),
     Redis(RedisWriter),
     Parquet(ParquetSink),
+    Graph(GraphWriter),
     /// The stand-in of an ordered sink outside process 0, which writes it.
     Elsewhere,
 }
@@ -481,6 +499,7 @@ impl Writer {
             Writer::ClickHouse(clickhouse) => go(runtime, clickhouse, options, context),
             Writer::Redis(redis) => go(runtime, redis, options, context),
             Writer::Parquet(parquet) => go(runtime, parquet, options, context),
+            Writer::Graph(graph) => go(runtime, graph, options, context),
             Writer::Elsewhere => go(runtime, Elsewhere, options, context),
         }
     }

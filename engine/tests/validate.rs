@@ -592,7 +592,8 @@ fn every_shipped_pipeline_validates() {
             | SinkConfig::Websocket { .. }
             | SinkConfig::Clickhouse(_)
             | SinkConfig::Redis(_)
-            | SinkConfig::Parquet(_) => None,
+            | SinkConfig::Parquet(_)
+            | SinkConfig::Graph(_) => None,
         })
         .collect();
     assert_eq!(paths, vec![output], "bench-window.toml writes to ${{BENCH_OUTPUT}}");

@@ -8,6 +8,8 @@
 //! - [`file`]: JSONL files, and [`stdout`]: JSON lines or a table — one
 //!   ordered writer each ([`LineWriter`]), output independent of the number of workers.
 //! - [`clickhouse`]: history in ClickHouse tables, idempotent on replay.
+//! - [`graph`]: resources, topology, k8s events and logs as a per-tenant
+//!   graph in Neo4j (Bolt) or FalkorDB (RESP).
 //! - [`kafka`]: a Kafka topic, one keyed message per record.
 //! - [`redis`]: the latest row and a bounded series per key, and notifications, in Redis.
 //! - [`dead_letter_topic`]: a Kafka source's dead letters, to `{tenant}.dlq` topics.
@@ -19,6 +21,7 @@
 pub mod clickhouse;
 pub mod dead_letter_topic;
 pub mod file;
+pub mod graph;
 pub mod kafka;
 pub mod live;
 pub mod parquet;

@@ -334,6 +334,8 @@ pub enum SinkConfig {
     Redis(sinks::RedisSinkConfig),
     /// Parquet files: operator rows as hour-partitioned columnar history.
     Parquet(sinks::ParquetSinkConfig),
+    /// A graph of resources, topology and events in Neo4j or FalkorDB.
+    Graph(sinks::GraphSinkConfig),
 }
 
 impl SinkConfig {
@@ -468,6 +470,7 @@ impl SinkConfig {
             SinkConfig::Clickhouse(clickhouse) => &clickhouse.inputs,
             SinkConfig::Redis(redis) => &redis.inputs,
             SinkConfig::Parquet(parquet) => &parquet.inputs,
+            SinkConfig::Graph(graph) => &graph.inputs,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The settings of the sinks that write to servers (`clickhouse`, `redis`):
+//! The settings of the sinks that write to servers (`clickhouse`, `redis`,
+//! `graph`) or to files (`parquet`):
 //! their keys, defaults and checks. Every such sink also takes the runtime's
 //! batching keys ([`Batching`]).
 
@@ -130,6 +131,120 @@ impl ParquetSinkConfig {
                     &["sinks", name, "inputs", &i.to_string()],
                     format!("a parquet sink writes operator rows, and `{input}` is not an operator's rows"),
                     "read a window, anomaly or forecast operator, e.g. inputs = [\"cpu_10s\"]".to_owned(),
+                ));
+            }
+        }
+    }
+}
+
+/// `type = "graph"`: resources, topology, k8s events and logs as a
+/// per-tenant graph in Neo4j (`bolt://`, `neo4j://`) or FalkorDB
+/// (`falkordb://`, `redis://`); see [`pulse_sinks::graph`] for the layout.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSinkConfig {
+    /// Sources whose events are written (topology, k8s events, logs; metric
+    /// samples are left out).
+    pub inputs: Vec<String>,
+    /// The server (default `bolt://127.0.0.1:7687`).
+    #[serde(default = "default_graph_uri")]
+    pub uri: String,
+    /// Neo4j: the user (default `neo4j`).
+    #[serde(default = "default_neo4j_user")]
+    pub user: String,
+    /// Neo4j: the password (default empty).
+    #[serde(default)]
+    pub password: String,
+    /// Neo4j: the database every tenant shares (default `neo4j`).
+    #[serde(default = "default_neo4j_database")]
+    pub database: String,
+    /// Neo4j Enterprise: a database per tenant, `database_prefix` + tenant
+    /// (tenants of lower-case letters, digits and `-`; default false).
+    #[serde(default)]
+    pub database_per_tenant: bool,
+    /// Neo4j: the prefix of per-tenant databases (default `pulse-`).
+    #[serde(default = "default_database_prefix")]
+    pub database_prefix: String,
+    /// FalkorDB: the prefix of per-tenant graph keys (default `pulse:`).
+    #[serde(default = "default_key_prefix")]
+    pub graph_prefix: String,
+    /// Rows per `UNWIND` statement at most (default 1000).
+    #[serde(default = "default_statement_rows")]
+    pub statement_rows: usize,
+    /// Strings longer than this are refused as dead letters (default 65536).
+    #[serde(default = "default_max_string_bytes")]
+    pub max_string_bytes: usize,
+    /// Batching and buffering.
+    #[serde(flatten)]
+    pub batching: Batching,
+}
+
+impl GraphSinkConfig {
+    /// The writer's settings.
+    pub fn settings(&self) -> pulse_sinks::graph::GraphSettings {
+        pulse_sinks::graph::GraphSettings {
+            uri: self.uri.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            database: self.database.clone(),
+            database_per_tenant: self.database_per_tenant,
+            database_prefix: self.database_prefix.clone(),
+            graph_prefix: self.graph_prefix.clone(),
+            statement_rows: self.statement_rows,
+            max_string_bytes: self.max_string_bytes,
+        }
+    }
+
+    /// The runtime's options: ordered, so that topology changes reach the
+    /// graph in event-time order (an upsert after a delete wins, and not the
+    /// other way round because two workers raced).
+    pub fn options(&self) -> pulse_sinks::SinkOptions {
+        pulse_sinks::SinkOptions {
+            delivery: pulse_sinks::Delivery::Ordered,
+            ..self.batching.options()
+        }
+    }
+
+    /// The checks of this sink that need the whole pipeline.
+    pub fn check(&self, config: &PipelineConfig, name: &str, problems: &mut Vec<Problem>) {
+        use pulse_sinks::graph::GraphBackendKind;
+        self.batching.check(name, problems);
+        let backend = GraphBackendKind::of(&self.uri);
+        if backend.is_none() {
+            problems.push(problem(
+                &["sinks", name, "uri"],
+                format!("`{}` is not a graph URI", self.uri),
+                "use bolt://host:7687 or neo4j://host:7687 (Neo4j), falkordb://host:6380 or redis://host:6380 (FalkorDB)"
+                    .to_owned(),
+            ));
+        }
+        if self.database_per_tenant && backend == Some(GraphBackendKind::FalkorDb) {
+            problems.push(problem(
+                &["sinks", name, "database_per_tenant"],
+                "`database_per_tenant` is for Neo4j; FalkorDB always keeps a graph per tenant".into(),
+                "remove it (graph_prefix names the graphs)".to_owned(),
+            ));
+        }
+        if self.database_per_tenant && pulse_sinks::graph::neo4j::tenant_database(&self.database_prefix, "t").is_err() {
+            problems.push(problem(
+                &["sinks", name, "database_prefix"],
+                format!("`{}` cannot start a Neo4j database name", self.database_prefix),
+                "use lower-case letters, digits and `-`, starting with a letter, e.g. \"pulse-\"".to_owned(),
+            ));
+        }
+        if self.statement_rows == 0 {
+            problems.push(problem(
+                &["sinks", name, "statement_rows"],
+                "`statement_rows` must be at least 1".into(),
+                "remove it for the default, 1000".to_owned(),
+            ));
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            if input.ends_with(".dead_letter") || config.operators.contains_key(input) {
+                problems.push(problem(
+                    &["sinks", name, "inputs", &i.to_string()],
+                    format!("a graph sink writes events (topology, k8s events, logs), and `{input}` is not a source's events"),
+                    "read a source, e.g. inputs = [\"events\"]; operator rows (incidents) are not mapped into the graph yet".to_owned(),
                 ));
             }
         }
@@ -323,6 +438,26 @@ fn default_ttl() -> DurationSpec {
 }
 
 fn default_series_length() -> usize {
+    1000
+}
+
+fn default_graph_uri() -> String {
+    "bolt://127.0.0.1:7687".to_owned()
+}
+
+fn default_neo4j_user() -> String {
+    "neo4j".to_owned()
+}
+
+fn default_neo4j_database() -> String {
+    "neo4j".to_owned()
+}
+
+fn default_database_prefix() -> String {
+    "pulse-".to_owned()
+}
+
+fn default_statement_rows() -> usize {
     1000
 }
 

@@ -161,6 +161,7 @@ pub fn validate(config: &PipelineConfig, unparsed: &components::Unparsed) -> Vec
             SinkConfig::Clickhouse(clickhouse) => clickhouse.check(config, name, &mut problems),
             SinkConfig::Redis(redis) => redis.check(config, name, &mut problems),
             SinkConfig::Parquet(parquet) => parquet.check(config, name, &mut problems),
+            SinkConfig::Graph(graph) => graph.check(config, name, &mut problems),
             _ => {}
         }
         if let SinkConfig::File { max_bytes: Some(0), .. } = sink {
