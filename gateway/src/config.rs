@@ -53,6 +53,35 @@ pub struct GatewayConfig {
     pub retention: RetentionConfig,
     /// A login made ready each time the gateway opens, for demos (none by default).
     pub demo_account: Option<DemoAccountConfig>,
+    /// The graph `POST /api/v1/query/cypher` reads (none by default).
+    pub graph: GraphQueryConfig,
+}
+
+/// `[gateway.graph]`: the graph server the Cypher endpoint queries, the one
+/// the pipeline's `graph` sink writes to (FalkorDB only; see
+/// [`crate::graph_query`] for why not Neo4j).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphQueryConfig {
+    /// `falkordb://host:port` or `redis://host:port` (none: the endpoint is off, 403).
+    pub uri: Option<String>,
+    /// The prefix of tenant graphs: the graph sink's `graph_prefix` (default `pulse:`).
+    pub graph_prefix: String,
+    /// How long a query may run on the server, ms (default 5000).
+    pub timeout_ms: u64,
+    /// Rows returned at most (default 1000).
+    pub max_rows: usize,
+}
+
+impl Default for GraphQueryConfig {
+    fn default() -> Self {
+        Self {
+            uri: None,
+            graph_prefix: "pulse:".into(),
+            timeout_ms: 5_000,
+            max_rows: 1_000,
+        }
+    }
 }
 
 /// `[gateway.demo_account]`: a user the gateway creates, or whose password it
@@ -130,6 +159,7 @@ impl Default for GatewayConfig {
             live: LiveLimits::default(),
             retention: RetentionConfig::default(),
             demo_account: None,
+            graph: GraphQueryConfig::default(),
         }
     }
 }
@@ -138,6 +168,9 @@ impl GatewayConfig {
     /// Checks values that deserialisation cannot: ranges and references.
     pub fn validate(&self) -> Result<(), GatewayError> {
         let fail = |message: String| Err(GatewayError::Config(message));
+        if self.graph.timeout_ms == 0 || self.graph.max_rows == 0 {
+            return fail("graph.timeout_ms and graph.max_rows must be positive".into());
+        }
         let limits = &self.limits;
         if limits.max_key_chars == 0 || limits.max_value_bytes == 0 || limits.max_batch_items == 0 {
             return fail("limits must be positive".into());

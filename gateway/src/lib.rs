@@ -33,6 +33,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod graph_query;
 pub mod ingest;
 pub mod kv;
 pub mod live;
@@ -59,7 +60,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use auth::demo::DemoLogin;
 pub use auth::jwt::{JwtSecret, issue_token};
 pub use auth::{Scope, TenantId};
-pub use config::{DemoAccountConfig, GatewayConfig, StoreConfig};
+pub use config::{DemoAccountConfig, GatewayConfig, GraphQueryConfig, StoreConfig};
 pub use error::{AppError, GatewayError};
 pub use live::{LiveServices, StatsSource};
 pub use readiness::Readiness;
@@ -199,6 +200,7 @@ impl Gateway {
             .route("/analytics/anomalies/{metric}", get(live::detections::anomalies))
             .route("/analytics/forecast", post(live::detections::forecast))
             .route("/stats", get(live::analytics::stats))
+            .route("/query/cypher", post(graph_query::cypher))
             .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
             .merge(sign_in)
             .route("/openapi.json", get(openapi::openapi_json));

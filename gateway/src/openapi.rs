@@ -15,13 +15,13 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::{audit, auth, dashboard, ingest, kv, live, ops};
+use crate::{audit, auth, dashboard, graph_query, ingest, kv, live, ops};
 
 /// The gateway's API description.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "pulse gateway", description = "Auth, API keys, tenant-scoped key-value store, audit, event \
-        ingest, live results (WebSocket, series queries, counters) and operations. Every error is \
+        ingest, live results (WebSocket, series queries, counters), read-only Cypher on the tenant's graph and operations. Every error is \
         `{\"error\": {\"code\", \"message\"}}` with the matching status."),
     paths(
         auth::handlers::register, auth::handlers::login, auth::handlers::refresh, auth::handlers::me,
@@ -31,7 +31,7 @@ use crate::{audit, auth, dashboard, ingest, kv, live, ops};
         kv::handlers::exists, kv::handlers::ttl, kv::handlers::count, kv::handlers::batch,
         audit::audit_log, ingest::post_events,
         live::analytics::query, live::analytics::stats, live::ws::connect,
-        live::detections::anomalies, live::detections::forecast,
+        live::detections::anomalies, live::detections::forecast, graph_query::cypher,
         ops::health, ops::live, ops::ready, ops::metrics, ops::docs, openapi_json,
         dashboard::index, dashboard::script, dashboard::chart_script, dashboard::stylesheet,
         dashboard::icon_svg, dashboard::icon_ico,
