@@ -153,6 +153,15 @@ pub trait EventReader: 'static {
     /// [`ReadStatus::Idle`].
     fn wake_with(&mut self, _waker: SyncActivator) {}
 
+    /// A watermark the reader vouches for without events, when its input has
+    /// been silent for a while (e.g. the `http` source after `idle_timeout`):
+    /// the source's progress moves up to it, so a silent live input stops
+    /// holding windows back. `now` and `wall_clock_ms` are the time of the
+    /// call. `None` (the default): only events move the watermark.
+    fn idle_watermark(&self, _now: Instant, _wall_clock_ms: EventTime) -> Option<EventTime> {
+        None
+    }
+
     /// Appends what is available now to `batch`.
     fn read(&mut self, batch: &mut ReadBatch) -> ReadStatus;
 }
@@ -301,6 +310,11 @@ pub fn event_source<'scope, R: EventReader>(
             }
 
             let mut watermark = watermarks.current(now);
+            if let Some(idle) = reader.idle_watermark(now, wall_clock_ms()) {
+                // Later events behind it are late: the check above compares
+                // with the capability, which follows it.
+                watermark = watermark.max(idle);
+            }
             if settings.idle_timeout.is_some() {
                 // A reader without splits (yet) follows the others too.
                 let idle = watermarks.all_idle(now) || watermarks.is_empty();

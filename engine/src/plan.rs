@@ -391,9 +391,12 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 event_source(scope, settings(max_out_of_orderness.as_millis(), idle), reader)
             }
             SourceConfig::Http {
-                max_out_of_orderness, ..
+                max_out_of_orderness,
+                idle_timeout,
+                ..
             } => {
-                let reader = HttpReader::new(resources.ingest[name].clone(), worker);
+                let idle = (idle_timeout.as_millis() > 0).then(|| idle_timeout.to_std());
+                let reader = HttpReader::new(resources.ingest[name].clone(), worker, idle);
                 event_source(scope, settings(max_out_of_orderness.as_millis(), None), reader)
             }
             SourceConfig::File {

@@ -4,7 +4,8 @@
 //! by concurrent clients, refused requests are 429 with `Retry-After` and
 //! every accepted event is counted in the windows, no more and no fewer; the
 //! source's time bounds refuse at the endpoint and its watermark makes late
-//! events dead letters, as for every source.
+//! events dead letters, as for every source; when clients fall silent, the
+//! watermark moves on after `idle_timeout` and the last window closes.
 
 mod common;
 
@@ -35,6 +36,9 @@ workers = 2
 type = "http"
 queue_capacity = {CAPACITY}
 max_out_of_orderness = "10s"
+# The events below are two minutes old: a silence of the default 10 s while
+# the test sets up would make them late.
+idle_timeout = "10m"
 
 [operators.per_metric]
 type = "window"
@@ -298,6 +302,73 @@ fn events_land_under_their_credential_and_every_accepted_one_reaches_its_window(
         "the line that is not JSON: {positions:?}"
     );
     assert_eq!(index_of("timestamp_out_of_range"), Some(0), "{positions:?}");
+}
+
+#[test]
+fn a_silent_http_source_closes_its_last_window_after_the_idle_timeout() {
+    let dir = TempDir::new("http-idle");
+    let port = free_port();
+    let address: SocketAddr = ([127, 0, 0, 1], port).into();
+    let text = format!(
+        r#"
+[sources.ingest]
+type = "http"
+idle_timeout = "1s"
+
+[operators.per_metric]
+type = "window"
+inputs = ["ingest"]
+window = {{ tumbling = "1s" }}
+key = ["tenant", "metric"]
+aggregates = ["count", "sum"]
+
+[sinks.rows]
+type = "file"
+inputs = ["per_metric"]
+path = "{dir}/rows.jsonl"
+
+[gateway]
+listen = "127.0.0.1:{port}"
+data_dir = "{dir}/gateway"
+demo = true
+auth = {{ argon2_memory_kib = 256, argon2_iterations = 1 }}
+rate_limit = {{ default_plan = "enterprise" }}
+"#,
+        dir = dir.display()
+    );
+    let shutdown = Shutdown::new();
+    let running = start(&dir, &text, &shutdown);
+    wait_until("the gateway is ready", Duration::from_secs(60), || {
+        request(address, "GET", "/health/ready", &[], "").status == 200
+    });
+    let (tenant, token) = register(address, "quiet");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // Three events of the current second, then nothing: no later event will close their window.
+    let events = json!([
+        metric(None, now, "cpu", 1.0),
+        metric(None, now, "cpu", 2.0),
+        metric(None, now, "cpu", 3.0)
+    ]);
+    let answer = post(address, &token, "application/json", &events.to_string());
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    let posted = Instant::now();
+    let expected = std::collections::BTreeMap::from([((tenant, "cpu".to_owned()), 3)]);
+    wait_until("the window closed by the idle timeout", Duration::from_secs(30), || {
+        counts(&dir) == expected
+    });
+    let waited = posted.elapsed();
+    shutdown.trigger();
+    running.join().unwrap();
+    let rows = read_jsonl(&dir.join("rows.jsonl"));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["sum"].as_f64(), Some(6.0), "{rows:?}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "the window waited for the silence, not less: {waited:?}"
+    );
 }
 
 #[test]

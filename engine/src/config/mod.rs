@@ -236,6 +236,12 @@ pub enum SourceConfig {
         /// are refused the same way (default 1h).
         #[serde(default = "default_max_future")]
         max_future: DurationSpec,
+        /// With no event posted for this long, the watermark moves on with
+        /// the wall clock, as if an event stamped this long ago had arrived,
+        /// so windows close without more events (default 10s; `"0s"`: only
+        /// events move it).
+        #[serde(default = "default_idle_timeout")]
+        idle_timeout: DurationSpec,
         /// Events (and refused elements, on their way to the dead letters) held
         /// between the endpoint and the dataflow; a request that does not fit
         /// is answered 429 with `Retry-After` and takes nothing (default 100000).
