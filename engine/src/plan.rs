@@ -469,10 +469,10 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 .as_ref()
                 .expect("validation requires a gateway for websocket sinks");
             for operator in inputs {
-                let analytics = match &config.operators[operator] {
+                let analytics = match config.operators[operator].producer(&config.operators) {
                     OperatorConfig::Anomaly(_) => Some(AnalyticsKind::Anomaly),
                     OperatorConfig::Forecast(_) => Some(AnalyticsKind::Forecast),
-                    OperatorConfig::Window(_) => None,
+                    OperatorConfig::Window(_) | OperatorConfig::Filter(_) => None,
                 };
                 // The gateway is process 0's: in a cluster its rows go to worker 0 first.
                 let rows_here = |rows: &Stream<'scope, EventTime, Vec<Row>>,
@@ -503,6 +503,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 let key_fields: Vec<String> = schema.keys().map(|column| column.name.clone()).collect();
                 let source = LiveSource::new(&live.pipeline, operator);
                 if let Some(window_ms) = config.operators[operator]
+                    .producer(&config.operators)
                     .as_window()
                     .and_then(|window| window.window.fixed_length_ms())
                 {

@@ -430,6 +430,11 @@ fn anomaly_and_forecast() {
             .filter(|row| row["warming_up"] == true)
             .all(|row| row["score"] == 0.0 && row["is_anomaly"] == false)
     );
+    // The filter passes on exactly the anomalous rows, unchanged.
+    let anomalous: Vec<&Value> = anomalies.iter().filter(|row| row["is_anomaly"] == true).collect();
+    let alerts = run.rows("alerts.jsonl");
+    assert_eq!(alerts.iter().collect::<Vec<_>>(), anomalous);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
     let refused = run.rows("refused.jsonl");
     let components: Vec<&str> = refused.iter().map(|r| r["component"].as_str().unwrap()).collect();
     assert_eq!(components, ["cpu_forecast", "window_anomalies"], "{refused:#?}");

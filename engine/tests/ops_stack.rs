@@ -332,6 +332,7 @@ fn scrape_running_compose_pipeline(brokers: &str, clickhouse: &str, dir: &TempDi
     let topic = format!("{tenant}.events.normalized");
     create_topic(brokers, &topic, 2);
     create_topic(brokers, "streaming-metrics", 1);
+    create_topic(brokers, "streaming-alerts", 1);
     let secret = "ops-stack-test-secret-of-at-least-32-characters";
     let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let redis = std::env::var("PULSE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());

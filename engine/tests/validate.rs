@@ -1006,3 +1006,54 @@ max_rows_per_file = 0
         );
     }
 }
+
+#[test]
+fn a_filter_names_a_column_of_its_input_with_a_value_of_its_type() {
+    let filter = |condition: &str| {
+        broken(
+            "[sinks.out]\ntype = \"file\"\ninputs = [\"cpu_10s\"]\n",
+            &format!(
+                "[operators.busy]\ntype = \"filter\"\ninputs = [\"cpu_10s\"]\nwhere = {{ {condition} }}\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"busy\"]\n"
+            ),
+        )
+    };
+    let accepted = filter("metric = [\"cpu\", \"mem\"], count = 3");
+    Pipeline::parse(Path::new(FILE), &accepted, &common::env_of(&[])).unwrap_or_else(|e| panic!("{e}"));
+
+    let text = filter("metrc = \"cpu\"");
+    assert_reported(
+        &refused(&text),
+        &text,
+        Expected {
+            line: 16,
+            column: 19,
+            message: "its input has no column `metrc`",
+            help: "name a column of the input",
+        },
+    );
+    let text = filter("avg = \"high\"");
+    assert_reported(
+        &refused(&text),
+        &text,
+        Expected {
+            line: 16,
+            column: 17,
+            message: "`avg` is a float column, and a string never equals one",
+            help: "a value of its type",
+        },
+    );
+    let text = broken(
+        "[sinks.out]\ntype = \"file\"\ninputs = [\"cpu_10s\"]\n",
+        "[operators.busy]\ntype = \"filter\"\ninputs = [\"events\"]\nwhere = { metric = \"cpu\" }\n\n[sinks.out]\ntype = \"file\"\ninputs = [\"busy\"]\n",
+    );
+    assert_reported(
+        &refused(&text),
+        &text,
+        Expected {
+            line: 15,
+            column: 11,
+            message: "`events` produces events, but a filter reads an operator's rows",
+            help: "read an operator",
+        },
+    );
+}

@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use crate::operators::Operator;
 use crate::operators::anomaly::AnomalyOperator;
+use crate::operators::filter::FilterOperator;
 use crate::operators::forecast::ForecastOperator;
 use crate::operators::window::WindowOperator;
 
@@ -281,6 +282,8 @@ pub enum OperatorConfig {
     Anomaly(Box<AnomalyOperator>),
     /// Per-key forecasts with prediction intervals, on a schedule.
     Forecast(ForecastOperator),
+    /// The rows of another operator that meet conditions on their columns.
+    Filter(FilterOperator),
 }
 
 /// A sink: where results go.
@@ -447,6 +450,7 @@ impl OperatorConfig {
             OperatorConfig::Window(window) => window,
             OperatorConfig::Anomaly(anomaly) => anomaly.as_ref(),
             OperatorConfig::Forecast(forecast) => forecast,
+            OperatorConfig::Filter(filter) => filter,
         }
     }
 
@@ -455,12 +459,29 @@ impl OperatorConfig {
         self.operator().inputs()
     }
 
+    /// What made its rows: itself, or for a filter the operator it reads
+    /// (through any filters), whose rows it passes on unchanged.
+    pub fn producer<'a>(&'a self, operators: &'a BTreeMap<String, OperatorConfig>) -> &'a OperatorConfig {
+        let mut producer = self;
+        // Bounded, so that a cycle (which validation reports) cannot loop.
+        for _ in 0..=operators.len() {
+            let OperatorConfig::Filter(filter) = producer else {
+                break;
+            };
+            match filter.inputs.first().and_then(|input| operators.get(input)) {
+                Some(input) => producer = input,
+                None => break,
+            }
+        }
+        producer
+    }
+
     /// The window operator, for what depends on when windows close (the
     /// delivery bookkeeping that Kafka commits wait for).
     pub fn as_window(&self) -> Option<&WindowOperator> {
         match self {
             OperatorConfig::Window(window) => Some(window),
-            OperatorConfig::Anomaly(_) | OperatorConfig::Forecast(_) => None,
+            OperatorConfig::Anomaly(_) | OperatorConfig::Forecast(_) | OperatorConfig::Filter(_) => None,
         }
     }
 }

@@ -221,7 +221,10 @@ fn check_live_sink(
     for (i, input) in inputs.iter().enumerate() {
         // Anomaly and forecast rows go to their own topics and views.
         let analytics = matches!(
-            config.operators.get(input),
+            config
+                .operators
+                .get(input)
+                .map(|operator| operator.producer(&config.operators)),
             Some(OperatorConfig::Anomaly(_) | OperatorConfig::Forecast(_))
         );
         let publishable = match streams.get(input) {

@@ -16,6 +16,7 @@
 //! the engine's dead-letter file.
 
 pub mod anomaly;
+pub mod filter;
 pub mod forecast;
 pub mod series;
 pub mod window;
