@@ -177,3 +177,87 @@ fn latest_rows_series_index_and_notifications_land_under_the_tenants_prefix() {
     let keys: Vec<String> = connection.keys(format!("{prefix}*")).unwrap();
     let _: () = connection.del(keys).unwrap();
 }
+
+#[test]
+fn a_row_whose_key_holds_another_type_is_a_dead_letter_and_the_rest_is_written() {
+    let Some(url) = redis_url() else { return };
+    let dir = TempDir::new("redis-refused");
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, events()).unwrap();
+    let prefix = format!("{}:", unique("pulse-test"));
+    let path = dir.join("pipeline.toml");
+    let text = pipeline(&input, &url, &prefix).replace(
+        "[sources.events]",
+        "[engine]\ndead_letter_path = \"${OUT}/dead.jsonl\"\n\n[sources.events]",
+    );
+    std::fs::write(&path, text).unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    // Another program's string where acme/us's series would go.
+    let taken = format!("{prefix}acme:series:cpu_5s:metric=cpu,labels.region=us");
+    let _: () = connection.set(&taken, "not a sorted set").unwrap();
+    let mut listener = client.get_connection().unwrap();
+    let mut pubsub = listener.as_pubsub();
+    pubsub.psubscribe(format!("{prefix}*:rows")).unwrap();
+    pubsub.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+
+    run_pipeline(&load_pipeline(&path, &[("OUT", &dir.display())]), 2);
+    let rows = read_jsonl(&dir.join("rows.jsonl"));
+    let refused: Vec<&Value> = rows
+        .iter()
+        .filter(|row| row["tenant"] == "acme" && row["labels.region"] == "us")
+        .collect();
+    assert!(!refused.is_empty());
+
+    // Every acme/us row is a dead letter with Redis's reason; nothing of them was written.
+    let letters: Vec<Value> = read_jsonl(&dir.join("dead.jsonl"))
+        .into_iter()
+        .filter(|letter| letter["position"]["type"] == "sink")
+        .collect();
+    assert_eq!(letters.len(), refused.len(), "{letters:#?}");
+    for letter in &letters {
+        assert_eq!(letter["component"], "latest");
+        let reason = letter["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("redis refused the row: ") && reason.contains("WRONGTYPE") && reason.contains(&taken),
+            "{reason}"
+        );
+        let raw: Value = serde_json::from_str(letter["raw"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (raw["tenant"].as_str(), raw["labels.region"].as_str()),
+            (Some("acme"), Some("us"))
+        );
+    }
+    let kind: String = redis::cmd("TYPE").arg(&taken).query(&mut connection).unwrap();
+    assert_eq!(kind, "string", "the other program's key is untouched");
+    let latest_us: BTreeMap<String, String> = connection
+        .hgetall(format!("{prefix}acme:latest:cpu_5s:metric=cpu,labels.region=us"))
+        .unwrap();
+    assert!(latest_us.is_empty(), "a refused row is not half written: {latest_us:?}");
+
+    // The other series are written and announced, as without the conflict.
+    for (tenant, region) in [("acme", "eu"), ("globex", "eu")] {
+        let count: usize = connection
+            .zcard(format!(
+                "{prefix}{tenant}:series:cpu_5s:metric=cpu,labels.region={region}"
+            ))
+            .unwrap();
+        assert_eq!(count, 3, "{tenant}/{region}");
+    }
+    let mut notified = 0;
+    while let Ok(message) = pubsub.get_message() {
+        let payload: Value = serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
+        assert_ne!(
+            (
+                payload["row"]["tenant"].as_str(),
+                payload["row"]["labels.region"].as_str()
+            ),
+            (Some("acme"), Some("us")),
+            "a refused row is not announced"
+        );
+        notified += 1;
+    }
+    assert_eq!(notified, rows.len() - refused.len());
+    let keys: Vec<String> = connection.keys(format!("{prefix}*")).unwrap();
+    let _: () = connection.del(keys).unwrap();
+}

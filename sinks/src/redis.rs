@@ -18,12 +18,19 @@
 //! and `S`, `%` and `:` are written `%25` and `%3A`, so no tenant's keys can
 //! run into another's. Every key expires `ttl` after its last write.
 //!
-//! One script call per row does the hash, the sorted set, the trim, the index
-//! and the expiry atomically; a batch is one pipeline (with the `PUBLISH`es).
+//! One script call per row does the hash, the sorted set, the trim, the index,
+//! the expiry and the `PUBLISH` atomically (a row not stored is not
+//! announced); a batch is one pipeline.
 //! Replays are idempotent: the hash only moves forward in time (an older
 //! row does not replace a newer one), and a row's JSON is the same member of
 //! the sorted set however often it is written. Notifications are at least
 //! once: a retried batch publishes again.
+//!
+//! A row the server refuses for itself (a key of its series already holds
+//! another type: `WRONGTYPE`, or another error of its script) becomes a dead
+//! letter with Redis's reason, and the rest of the batch is written; errors of
+//! the server's state (out of memory, loading, busy, permissions, a lost
+//! connection) retry the whole batch.
 
 use std::time::Duration;
 
@@ -37,13 +44,23 @@ use crate::runtime::{BatchWriter, SinkRecord, WriteError, Written};
 /// How long Redis may take to connect or to answer a pipeline.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The per-row script: latest hash (only forward in time), series, trim, index, expiry.
+/// The per-row script: nothing when a key holds another type (the row is
+/// refused whole, not half written), else the latest hash (only forward in time), series, trim,
+/// index, expiry, and the notification (channel `ARGV[6]`, none when empty)
+/// once all of that is written.
 const WRITE_ROW: &str = r"
+local kinds = {'hash', 'zset', 'set'}
+for i = 1, 3 do
+  local kind = redis.call('TYPE', KEYS[i]).ok
+  if kind ~= 'none' and kind ~= kinds[i] then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. kind .. ', not a ' .. kinds[i])
+  end
+end
 local ts = tonumber(ARGV[1])
 local current = tonumber(redis.call('HGET', KEYS[1], '_ts') or '-1')
 if ts >= current then
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], '_ts', ARGV[1], unpack(ARGV, 6))
+  redis.call('HSET', KEYS[1], '_ts', ARGV[1], unpack(ARGV, 8))
 end
 redis.call('ZADD', KEYS[2], ts, ARGV[4])
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[3]) + 1))
@@ -53,6 +70,9 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
   redis.call('PEXPIRE', KEYS[3], ttl)
+end
+if ARGV[6] ~= '' then
+  redis.call('PUBLISH', ARGV[6], ARGV[7])
 end
 return 0
 ";
@@ -164,8 +184,13 @@ impl BatchWriter for RedisWriter {
         let operator = key_part(&self.operator);
         let ttl_ms = self.settings.ttl.map_or(0, |ttl| ttl.as_millis() as u64);
         let mut pipe = redis::pipe();
+        // Each row's script answers for itself: one row the server refuses
+        // (its key holds another type) must not hold the batch up.
+        pipe.ignore_errors();
         pipe.load_script(&self.script).ignore();
         let mut written = Written::default();
+        // The batch index of each script call, in pipeline order.
+        let mut invoked = Vec::with_capacity(batch.len());
         for (index, record) in batch.iter().enumerate() {
             let SinkRecord::Row(row) = record else {
                 written
@@ -190,31 +215,59 @@ impl BatchWriter for RedisWriter {
                 .arg(self.settings.series_length)
                 .arg(&row.json)
                 .arg(&row.series);
-            for (name, value) in &row.fields {
-                invocation.arg(name).arg(value);
-            }
-            pipe.invoke_script(&invocation).ignore();
             if self.settings.publish {
                 let message = serde_json::json!({
                     "operator": self.operator,
                     "series": row.series,
                     "row": serde_json::from_str::<serde_json::Value>(&row.json).unwrap_or_default(),
                 });
-                pipe.publish(format!("{prefix}{tenant}:rows"), message.to_string())
-                    .ignore();
+                invocation
+                    .arg(format!("{prefix}{tenant}:rows"))
+                    .arg(message.to_string());
+            } else {
+                invocation.arg("").arg("");
             }
+            for (name, value) in &row.fields {
+                invocation.arg(name).arg(value);
+            }
+            pipe.invoke_script(&invocation);
+            invoked.push(index);
         }
         let mut connection = self
             .connection()
             .await
             .map_err(|error| WriteError::retry(format!("redis: {error}")))?;
-        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
-            // The next attempt connects anew.
-            self.connection = None;
-            return Err(WriteError::retry(format!("redis: {error}")));
+        let answers: Vec<redis::RedisResult<redis::Value>> = match pipe.query_async(&mut connection).await {
+            Ok(answers) => answers,
+            Err(error) => {
+                // The next attempt connects anew.
+                self.connection = None;
+                return Err(WriteError::retry(format!("redis: {error}")));
+            }
+        };
+        for (index, answer) in invoked.into_iter().zip(answers) {
+            let Err(error) = answer else { continue };
+            if !refuses_the_row(&error) {
+                // The server cannot write now (out of memory, loading, busy):
+                // the whole batch again later; the rows written are written
+                // the same again.
+                return Err(WriteError::retry(format!("redis: {error}")));
+            }
+            written
+                .rejected
+                .push((index, format!("redis refused the row: {error}")));
         }
         Ok(written)
     }
+}
+
+/// Whether a script call's error is about the row itself (a key of its
+/// series holds another type, a value Redis will not take), so that writing
+/// it again cannot succeed: it becomes a dead letter. Anything else (out of
+/// memory, loading, busy, no permission, a lost connection) is the server's
+/// state, and the batch is retried.
+fn refuses_the_row(error: &redis::RedisError) -> bool {
+    matches!(error.code(), Some("WRONGTYPE" | "ERR"))
 }
 
 #[cfg(test)]
