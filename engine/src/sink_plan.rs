@@ -221,7 +221,11 @@ impl SinkPlans {
                     Delivery::Ordered,
                 ),
                 SinkConfig::Kafka {
-                    brokers, key_fields, ..
+                    brokers,
+                    key_fields,
+                    retry,
+                    breaker,
+                    ..
                 } => {
                     let mut writers = Vec::new();
                     let topics = sink.kafka_topics();
@@ -247,7 +251,11 @@ impl SinkPlans {
                                 &inputs,
                                 health.reporter(&part),
                                 producer,
-                                SinkOptions::new(Delivery::Ordered),
+                                SinkOptions {
+                                    retry: retry.policy(),
+                                    breaker: breaker.policy(),
+                                    ..SinkOptions::new(Delivery::Ordered)
+                                },
                             ),
                             inputs,
                         });

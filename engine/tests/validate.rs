@@ -1057,3 +1057,64 @@ fn a_filter_names_a_column_of_its_input_with_a_value_of_its_type() {
         },
     );
 }
+
+#[test]
+fn retry_and_breaker_settings_of_a_sink_are_checked_at_their_keys() {
+    let sink = |settings: &str| {
+        broken(
+            "[sinks.out]\ntype = \"file\"\ninputs = [\"cpu_10s\"]\npath = \"out.jsonl\"\n",
+            &format!(
+                "[sinks.out]\ntype = \"clickhouse\"\ninputs = [\"cpu_10s\"]\nurl = \"http://127.0.0.1:8123\"\n{settings}\n"
+            ),
+        )
+    };
+    let accepted =
+        sink("retry = { initial = \"50ms\", max = \"2s\" }\nbreaker = { failures = 3, probe_after = \"1s\" }");
+    let pipeline = Pipeline::parse(Path::new(FILE), &accepted, &common::env_of(&[])).unwrap_or_else(|e| panic!("{e}"));
+    let SinkConfig::Clickhouse(clickhouse) = &pipeline.config.sinks["out"] else {
+        panic!("a clickhouse sink")
+    };
+    let options = clickhouse.batching.options();
+    assert_eq!(
+        (options.retry.initial.as_millis(), options.retry.max.as_millis()),
+        (50, 2_000)
+    );
+    assert_eq!(
+        (options.breaker.failures_to_open, options.breaker.open_for.as_millis()),
+        (3, 1_000)
+    );
+
+    let text = sink("retry = { initial = \"1s\", max = \"100ms\" }");
+    assert_reported(
+        &refused(&text),
+        &text,
+        Expected {
+            line: 17,
+            column: 33,
+            message: "`retry.max` is shorter than `retry.initial`",
+            help: "make `max` at least `initial`",
+        },
+    );
+    let text = sink("breaker = { failures = 0 }");
+    assert_reported(
+        &refused(&text),
+        &text,
+        Expected {
+            line: 17,
+            column: 24,
+            message: "`breaker.failures = 0` is out of range",
+            help: "give 1 to 1000",
+        },
+    );
+    let text = sink("breaker = { failure = 3 }");
+    assert_reported(
+        &refused(&text),
+        &text,
+        Expected {
+            line: 17,
+            column: 13,
+            message: "unknown field `failure`",
+            help: "failures",
+        },
+    );
+}

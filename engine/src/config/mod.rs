@@ -12,6 +12,7 @@
 pub mod components;
 pub mod diagnostic;
 pub mod interpolate;
+pub mod sink_pacing;
 pub mod sinks;
 pub mod spans;
 pub mod validate;
@@ -335,6 +336,12 @@ pub enum SinkConfig {
         /// Fields whose values make the message key (default: the window and every string field).
         #[serde(default)]
         key_fields: Option<Vec<String>>,
+        /// Backoff between retries of a batch the broker did not take.
+        #[serde(default)]
+        retry: sink_pacing::RetrySettings,
+        /// When the circuit breaker opens, and when it probes.
+        #[serde(default)]
+        breaker: sink_pacing::BreakerSettings,
     },
     /// ClickHouse tables: events and operator rows as history, idempotent on replay.
     Clickhouse(sinks::ClickHouseSinkConfig),

@@ -1,7 +1,7 @@
 //! The settings of the sinks that write to servers (`clickhouse`, `redis`,
 //! `graph`) or to files (`parquet`):
 //! their keys, defaults and checks. Every such sink also takes the runtime's
-//! batching keys ([`Batching`]).
+//! batching keys ([`Batching`]), with its retry and breaker settings.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +10,7 @@ use pulse_sinks::clickhouse::Table;
 use serde::Deserialize;
 
 use super::PipelineConfig;
+use super::sink_pacing::{BreakerSettings, RetrySettings};
 use super::validate::{Problem, problem};
 
 /// `type = "clickhouse"`: history in ClickHouse tables.
@@ -264,6 +265,12 @@ pub struct Batching {
     /// pause (default 64).
     #[serde(default = "default_buffer_batches")]
     pub buffer_batches: usize,
+    /// Backoff between retries of a failed write.
+    #[serde(default)]
+    pub retry: RetrySettings,
+    /// When the circuit breaker opens, and when it probes.
+    #[serde(default)]
+    pub breaker: BreakerSettings,
 }
 
 impl Default for Batching {
@@ -272,6 +279,8 @@ impl Default for Batching {
             batch_size: default_batch_size(),
             batch_timeout: default_batch_timeout(),
             buffer_batches: default_buffer_batches(),
+            retry: RetrySettings::default(),
+            breaker: BreakerSettings::default(),
         }
     }
 }
@@ -283,11 +292,15 @@ impl Batching {
             buffer_batches: self.buffer_batches,
             max_batch_records: self.batch_size,
             max_batch_delay: self.batch_timeout.to_std(),
+            retry: self.retry.policy(),
+            breaker: self.breaker.policy(),
             ..pulse_sinks::SinkOptions::new(pulse_sinks::Delivery::Parallel)
         }
     }
 
     fn check(&self, name: &str, problems: &mut Vec<Problem>) {
+        self.retry.check(name, problems);
+        self.breaker.check(name, problems);
         for (key, value) in [("batch_size", self.batch_size), ("buffer_batches", self.buffer_batches)] {
             if value == 0 {
                 problems.push(problem(

@@ -279,11 +279,18 @@ fn check_http_sources(config: &PipelineConfig, problems: &mut Vec<Problem>) {
 /// Every input of a Kafka sink goes to a topic, and `topics` names inputs only.
 fn check_kafka_sink(name: &str, sink: &SinkConfig, problems: &mut Vec<Problem>) {
     let SinkConfig::Kafka {
-        inputs, topic, topics, ..
+        inputs,
+        topic,
+        topics,
+        retry,
+        breaker,
+        ..
     } = sink
     else {
         return;
     };
+    retry.check(name, problems);
+    breaker.check(name, problems);
     if topic.is_none() {
         for input in inputs.iter().filter(|input| !topics.contains_key(*input)) {
             problems.push(problem(
