@@ -28,7 +28,7 @@ pub use event::{
     CompactString, Event, EventBody, EventKind, K8sEvent, LogRecord, Metric, Projection, ResourceRef, TopologyChange,
     TopologyOp,
 };
-pub use health::{HealthBoard, HealthReporter};
+pub use health::{ComponentHealth, HealthBoard, HealthReporter};
 pub use row::{Column, ColumnType, Row, RowSchema};
 pub use session_progress::{SessionProgress, SessionReporter};
 pub use shutdown::Shutdown;

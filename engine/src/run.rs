@@ -290,6 +290,7 @@ pub fn run_in_cluster(
     let ended = Shutdown::new();
     let readiness = gateway.as_ref().map(GatewayServer::readiness);
     if let Some(readiness) = &readiness {
+        readiness.show_components(resources.health().clone());
         readiness.set_pipeline_ready(true);
     }
     watch_health(

@@ -1,5 +1,6 @@
 //! A sink whose server stays down: the run stays up and says so
-//! (`/health/ready` 503, the breaker open on `/metrics`), its buffer fills and
+//! (`/health/ready` 503 naming the sink and its open breaker, which its
+//! `breaker` settings open after two failures; the breaker open on `/metrics`), its buffer fills and
 //! the Kafka source stops reading instead of memory growing, the other sinks
 //! keep what they got, and no offset is committed past what the failing sink
 //! has not written — a later run of the same group writes every window. A
@@ -47,6 +48,8 @@ database = "{database}"
 batch_size = 10
 batch_timeout = "50ms"
 buffer_batches = 1
+retry = {{ initial = "20ms", max = "100ms" }}
+breaker = {{ failures = 2, probe_after = "1s" }}
 
 {gateway}
 "#
@@ -138,7 +141,42 @@ fn a_sink_whose_server_stays_down_holds_the_source_and_the_commits_back() {
     wait_until("the breaker opens", Duration::from_secs(30), || {
         metric(&page(), "pulse_sink_breaker_state", "component=\"history\"") == Some(2.0)
     });
-    // The sink's buffer is full and the source has stopped reading.
+    // `/health/ready` names the sink, why it fails and its breaker; the others are well.
+    let (status, ready) = http(gateway, "GET", "/health/ready", None, None);
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["open_breakers"], serde_json::json!(["history"]), "{ready}");
+    let components = ready["components"].as_array().unwrap();
+    let named = |name: &str| {
+        components
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let history = named("history");
+    assert_eq!(
+        (history["healthy"].as_bool(), history["breaker"].as_str()),
+        (Some(false), Some("open")),
+        "{ready}"
+    );
+    assert!(
+        history["problem"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("circuit breaker open after "),
+        "{ready}"
+    );
+
+    let rows = named("rows");
+    assert_eq!(
+        (rows["healthy"].as_bool(), rows["breaker"].as_str()),
+        (Some(true), Some("closed")),
+        "{ready}"
+    );
+    // The sink's buffer fills, and the source stops reading.
+    wait_until("the sink's buffer fills", Duration::from_secs(30), || {
+        metric(&page(), "pulse_sink_buffer_fill_ratio", "component=\"history\"") == Some(1.0)
+    });
     let read = |page: &str| metric(page, "pulse_component_sent_events_total", "component=\"events\"").unwrap_or(0.0);
     let before = page();
     std::thread::sleep(Duration::from_secs(2));
@@ -305,6 +343,38 @@ demo = true
     wait_until("the breaker opens", Duration::from_secs(30), || {
         metric(&page(), "pulse_sink_breaker_state", "component=\"history\"") == Some(2.0)
     });
+    // `/health/ready` names the sink, why it fails and its breaker; the others are well.
+    let (status, ready) = http(gateway, "GET", "/health/ready", None, None);
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["open_breakers"], serde_json::json!(["history"]), "{ready}");
+    let components = ready["components"].as_array().unwrap();
+    let named = |name: &str| {
+        components
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let history = named("history");
+    assert_eq!(
+        (history["healthy"].as_bool(), history["breaker"].as_str()),
+        (Some(false), Some("open")),
+        "{ready}"
+    );
+    assert!(
+        history["problem"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("circuit breaker open after "),
+        "{ready}"
+    );
+
+    let rows = named("rows");
+    assert_eq!(
+        (rows["healthy"].as_bool(), rows["breaker"].as_str()),
+        (Some(true), Some("closed")),
+        "{ready}"
+    );
     wait_until("the Kafka source reads everything", Duration::from_secs(30), || {
         metric(&page(), "pulse_component_sent_events_total", "component=\"events\"") == Some(5_000.0)
     });

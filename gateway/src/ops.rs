@@ -105,6 +105,20 @@ pub struct ReadinessChecks {
     pub shutting_down: bool,
 }
 
+/// One source or sink of the pipeline in `/health/ready`.
+#[derive(utoipa::ToSchema)]
+pub struct ComponentStatus {
+    /// Its name (a sink with several inputs or topics: `SINK:INPUT`).
+    pub name: String,
+    /// Whether it works now.
+    pub healthy: bool,
+    /// Why not, while it fails (e.g. `circuit breaker open after 5 failed writes: …`).
+    pub problem: Option<String>,
+    /// A sink's circuit breaker; null for components without one.
+    #[schema(pattern = "^(closed|half_open|open)$")]
+    pub breaker: Option<String>,
+}
+
 /// The answer of `/health/ready`.
 #[derive(utoipa::ToSchema)]
 pub struct ReadinessReport {
@@ -113,6 +127,11 @@ pub struct ReadinessReport {
     pub status: String,
     /// Each check.
     pub checks: ReadinessChecks,
+    /// The pipeline's sources and sinks that report their health, in name order
+    /// (empty without a pipeline).
+    pub components: Vec<ComponentStatus>,
+    /// The sinks whose circuit breaker is open now.
+    pub open_breakers: Vec<String>,
 }
 
 /// Liveness without dependencies.
@@ -129,7 +148,9 @@ pub async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "alive" }))
 }
 
-/// Readiness: the store answers, the pipeline is up, and the process is not shutting down.
+/// Readiness: the store answers, the pipeline is up, and the process is not
+/// shutting down; with each source's and sink's health (a sink's breaker too)
+/// and the sinks whose breaker is open.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, description = "ready", body = ReadinessReport),
               (status = 503, description = "not ready; `checks` says why", body = ReadinessReport)))]
@@ -146,9 +167,28 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let components = state.readiness.components();
+    let open_breakers: Vec<&str> = components
+        .iter()
+        .filter(|(_, health)| health.breaker == Some("open"))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let listed: Vec<serde_json::Value> = components
+        .iter()
+        .map(|(name, health)| {
+            json!({
+                "name": name,
+                "healthy": health.problem.is_none(),
+                "problem": health.problem,
+                "breaker": health.breaker,
+            })
+        })
+        .collect();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "checks": { "store": store, "pipeline": pipeline, "shutting_down": shutting_down },
+        "components": listed,
+        "open_breakers": open_breakers,
     });
     (status, Json(body)).into_response()
 }

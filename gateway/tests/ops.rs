@@ -39,10 +39,33 @@ async fn health_liveness_and_readiness() {
         ready.body["checks"],
         json!({ "store": true, "pipeline": false, "shutting_down": false })
     );
+    assert_eq!(
+        (ready.body["components"].clone(), ready.body["open_breakers"].clone()),
+        (json!([]), json!([])),
+        "no pipeline, no components"
+    );
     app.gateway.readiness().set_pipeline_ready(true);
     let ready = app.call(Method::GET, "/health/ready", None, None).await;
     assert_eq!(ready.status, StatusCode::OK, "{ready:?}");
     assert_eq!(ready.body["status"], "ready");
+
+    // A pipeline's components, a sink's breaker among them, as the engine reports them.
+    let board = pulse_core::HealthBoard::new();
+    let (source, sink) = (board.reporter("events"), board.reporter("history"));
+    app.gateway.readiness().show_components(board.clone());
+    sink.breaker("open");
+    sink.unhealthy("circuit breaker open after 5 failed writes: connection refused");
+    source.healthy();
+    let ready = app.call(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.body["open_breakers"], json!(["history"]), "{ready:?}");
+    assert_eq!(
+        ready.body["components"],
+        json!([
+            {"name": "events", "healthy": true, "problem": null, "breaker": null},
+            {"name": "history", "healthy": false, "breaker": "open",
+             "problem": "circuit breaker open after 5 failed writes: connection refused"},
+        ])
+    );
     app.gateway.readiness().set_shutting_down();
     let ready = app.call(Method::GET, "/health/ready", None, None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);

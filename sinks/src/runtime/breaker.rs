@@ -75,6 +75,15 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    /// The state's name in `/health/ready`: `closed`, `half_open` or `open`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::Open { .. } => "open",
+        }
+    }
+
     /// The state as the `pulse_sink_breaker_state` gauge: 0 closed, 1 half-open, 2 open.
     pub fn gauge(self) -> f64 {
         match self {

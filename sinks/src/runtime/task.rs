@@ -127,6 +127,7 @@ pub(crate) async fn run<W: BatchWriter>(
         waiting: Vec::new(),
         written: Vec::new(),
     };
+    sink.show_breaker(BreakerState::Closed);
     sink.open(&mut writer).await;
     let delivery = sink.options.delivery;
     let mut closed = false;
@@ -302,7 +303,13 @@ impl Attempts {
             tokio::time::sleep(wait).await;
             self.breaker.wait_before_attempt(Instant::now());
         }
-        self.metrics.breaker(self.breaker.state());
+        self.show_breaker(self.breaker.state());
+    }
+
+    /// The breaker's state on `/metrics` and in the sink's health (`/health/ready`).
+    fn show_breaker(&self, state: BreakerState) {
+        self.metrics.breaker(state);
+        self.context.health.breaker(state.name());
     }
 
     fn recovered(&mut self) {
@@ -310,7 +317,7 @@ impl Attempts {
             tracing::info!(sink = %self.context.name, "writes succeed again");
         }
         self.breaker.succeeded();
-        self.metrics.breaker(BreakerState::Closed);
+        self.show_breaker(BreakerState::Closed);
         self.context.health.healthy();
     }
 
@@ -320,7 +327,7 @@ impl Attempts {
         self.metrics.retries.increment(1);
         let wait = self.breaker.failed(Instant::now(), rand::random::<f64>());
         let state = self.breaker.state();
-        self.metrics.breaker(state);
+        self.show_breaker(state);
         let failures = self.breaker.failures();
         let problem = match state {
             BreakerState::Open { .. } => format!("circuit breaker open after {failures} failed writes: {reason}"),
