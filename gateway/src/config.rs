@@ -55,6 +55,10 @@ pub struct GatewayConfig {
     pub demo_account: Option<DemoAccountConfig>,
     /// The graph `POST /api/v1/query/cypher` reads (none by default).
     pub graph: GraphQueryConfig,
+    /// Where `POST /api/v1/analytics/query` reads windows older than the
+    /// retention: a ClickHouse database a `clickhouse` sink writes (none by
+    /// default; a pipeline with such a sink fills it in).
+    pub history: Option<crate::live::history::HistoryConfig>,
 }
 
 /// `[gateway.graph]`: the graph server the Cypher endpoint queries, the one
@@ -160,6 +164,7 @@ impl Default for GatewayConfig {
             retention: RetentionConfig::default(),
             demo_account: None,
             graph: GraphQueryConfig::default(),
+            history: None,
         }
     }
 }
@@ -202,6 +207,9 @@ impl GatewayConfig {
         }
         self.live.validate().map_err(GatewayError::Config)?;
         self.retention.validate().map_err(GatewayError::Config)?;
+        if let Some(history) = &self.history {
+            history.validate().map_err(GatewayError::Config)?;
+        }
         if let StoreConfig::Redis { url, .. } = &self.store
             && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
         {

@@ -118,6 +118,7 @@ impl Gateway {
             metrics: ops::prometheus_handle(),
             live: std::sync::OnceLock::new(),
             ingest: std::sync::OnceLock::new(),
+            history: config.history.as_ref().map(live::history::HistoryReader::new),
             store,
             config,
         };

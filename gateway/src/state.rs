@@ -34,6 +34,8 @@ pub struct Shared {
     pub live: OnceLock<LiveServices>,
     /// The queue of the pipeline's `http` source, once the engine attaches it.
     pub ingest: OnceLock<IngestQueue>,
+    /// Window history in ClickHouse, when configured.
+    pub history: Option<crate::live::history::HistoryReader>,
 }
 
 /// The router state: one `Arc`, cheap to clone per request.

@@ -52,7 +52,27 @@ struct OperatorView {
     evicted_total: u64,
 }
 
+/// The source a history row of `operator` is attributed to (see
+/// [`WindowViews::query_with_history`]).
+fn history_source(views: &[LiveSource], operator: &str) -> LiveSource {
+    let pipeline = views
+        .iter()
+        .find(|source| source.operator == operator)
+        .or_else(|| {
+            views
+                .first()
+                .filter(|first| views.iter().all(|s| s.pipeline == first.pipeline))
+        })
+        .map_or("history", |source| source.pipeline.as_str());
+    LiveSource::new(pipeline, operator)
+}
+
 impl OperatorView {
+    /// The earliest window start among the rows retained.
+    fn oldest_start(&self) -> Option<u64> {
+        self.rows.iter().map(|(_, row)| row.window_start).min()
+    }
+
     fn evict(&mut self, now: Instant, max_rows: usize, max_age: Duration) {
         while let Some((at, _)) = self.rows.front() {
             if self.rows.len() > max_rows || now.saturating_duration_since(*at) > max_age {
@@ -162,6 +182,52 @@ impl WindowViews {
 
     /// Answers `query` from the windows of `tenant` retained at `now`.
     pub fn query_at(&self, tenant: &str, query: &SeriesQuery, now: Instant) -> Result<SeriesResult, QueryError> {
+        self.query_with_history_at(tenant, query, &[], now)
+    }
+
+    /// Whether the windows retained now answer every query from `start_ms`
+    /// on: some operator has rows, and each one that has rows holds them
+    /// from `start_ms` or earlier (nothing of the range was evicted or came
+    /// before the run). Otherwise history (a database) has to fill in.
+    pub fn covers_since(&self, start_ms: u64) -> bool {
+        let now = Instant::now();
+        let operators = self.inner.operators.read().unwrap_or_else(|p| p.into_inner());
+        let mut any = false;
+        for view in operators.values() {
+            let mut view = lock(view);
+            view.evict(now, self.inner.max_rows, self.inner.max_age);
+            match view.oldest_start() {
+                Some(oldest) if oldest <= start_ms => any = true,
+                Some(_) => return false,
+                None => {}
+            }
+        }
+        any
+    }
+
+    /// Answers `query` from the windows of `tenant` retained now and, for
+    /// each operator, from `history` (window rows read back from a database,
+    /// with the name of the operator that made them) before the oldest window
+    /// it retains, so a range older than the retention is answered whole and
+    /// no window counts twice. A history row of an operator without retained
+    /// rows belongs to the pipeline of a view of that name (else the only
+    /// pipeline's, else `history`).
+    pub fn query_with_history(
+        &self,
+        tenant: &str,
+        query: &SeriesQuery,
+        history: &[(String, LiveRow)],
+    ) -> Result<SeriesResult, QueryError> {
+        self.query_with_history_at(tenant, query, history, Instant::now())
+    }
+
+    fn query_with_history_at(
+        &self,
+        tenant: &str,
+        query: &SeriesQuery,
+        history: &[(String, LiveRow)],
+        now: Instant,
+    ) -> Result<SeriesResult, QueryError> {
         query.validate()?;
         let views: Vec<(LiveSource, Arc<Mutex<OperatorView>>)> = {
             let operators = self.inner.operators.read().unwrap_or_else(|p| p.into_inner());
@@ -169,11 +235,16 @@ impl WindowViews {
         };
         let mut selected = Vec::new();
         let mut declared = Vec::new();
+        let mut oldest: BTreeMap<LiveSource, u64> = BTreeMap::new();
+        let pipelines: Vec<LiveSource> = views.iter().map(|(source, _)| source.clone()).collect();
         for (source, view) in views {
             let mut view = lock(&view);
             view.evict(now, self.inner.max_rows, self.inner.max_age);
             if let Some(shape) = &view.shape {
                 declared.push((source.clone(), shape.clone()));
+            }
+            if let Some(start) = view.oldest_start() {
+                oldest.insert(source.clone(), start);
             }
             selected.extend(
                 view.rows
@@ -181,6 +252,13 @@ impl WindowViews {
                     .filter(|(_, row)| row.tenant() == Some(tenant) && query.selects(&source, row))
                     .map(|(_, row)| (source.clone(), row.clone())),
             );
+        }
+        for (operator, row) in history {
+            let source = history_source(&pipelines, operator);
+            let before_retained = oldest.get(&source).is_none_or(|start| row.window_start < *start);
+            if before_retained && row.tenant() == Some(tenant) && query.selects(&source, row) {
+                selected.push((source, Arc::new(row.clone())));
+            }
         }
         query::compute(query, &declared, &selected)
     }

@@ -562,6 +562,8 @@ impl Pipeline {
                 problems,
             });
         }
+        let mut config = config;
+        sinks::fill_in_history(&mut config);
         Ok(Pipeline {
             path: path.to_owned(),
             config,

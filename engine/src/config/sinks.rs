@@ -494,6 +494,35 @@ fn default_buffer_batches() -> usize {
     64
 }
 
+/// Points the gateway's query API at the window history of the pipeline's
+/// first `clickhouse` sink that writes window rows to `window_aggregates`,
+/// unless `[gateway] history` names one itself.
+pub(super) fn fill_in_history(config: &mut PipelineConfig) {
+    if config.gateway.as_ref().is_none_or(|gateway| gateway.history.is_some()) {
+        return;
+    }
+    let history = config.sinks.values().find_map(|sink| {
+        let super::SinkConfig::Clickhouse(clickhouse) = sink else {
+            return None;
+        };
+        let writes_windows = clickhouse.inputs.iter().any(|input| {
+            config
+                .operators
+                .get(input)
+                .is_some_and(|operator| operator.as_window().is_some())
+                && clickhouse.table_of(config, input) == Some(pulse_sinks::clickhouse::Table::WindowAggregates)
+        });
+        writes_windows.then(|| pulse_gateway::live::history::HistoryConfig {
+            user: clickhouse.user.clone(),
+            password: clickhouse.password.clone(),
+            ..pulse_gateway::live::history::HistoryConfig::new(&clickhouse.url, &clickhouse.database)
+        })
+    });
+    if let Some(gateway) = config.gateway.as_mut() {
+        gateway.history = history;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,9 +14,15 @@
 //! the finest-grained operator that can answer does
 //! ([`pulse_live::query::choose_operator`]), and the response names it. Bad
 //! values answer 422 naming the field.
+//!
+//! With window history configured ([`super::history`]), a range that starts
+//! before what memory retains is answered from ClickHouse's
+//! `window_aggregates` up to each operator's oldest retained window and from
+//! memory after it: the same response, one point per window either way.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use pulse_live::{Aggregation, SeriesQuery, SeriesResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
@@ -27,6 +33,7 @@ use utoipa::openapi::{KnownFormat, RefOr};
 use crate::auth::{Principal, Scope};
 use crate::error::AppError;
 use crate::extract::JsonBody;
+use crate::live::history::HistoryError;
 use crate::live::services;
 use crate::state::AppState;
 use crate::timestamp::parse_instant;
@@ -281,7 +288,9 @@ pub struct Stats {
     pub views: Vec<pulse_live::ViewStats>,
 }
 
-/// Series of the caller's tenant from the retained windows (read scope).
+/// Series of the caller's tenant from the retained windows (read scope),
+/// and from the window history in ClickHouse (when configured) for a range
+/// older than the retention.
 ///
 /// Without `operator` the finest-grained window operator that carries the
 /// metric, the aggregate and the `group_by` fields answers (shortest windows,
@@ -293,7 +302,8 @@ pub struct Stats {
     responses((status = 200, body = QueryResultSchema),
               (status = 422, description = "a bad field, `end_time` not after `start_time`, an aggregate or \
                 group field the windows lack, or several operators no rule can choose between (listed)"),
-              (status = 503, description = "no pipeline with window views runs in this process")))]
+              (status = 503, description = "no pipeline with window views runs in this process, or \
+                the window history (ClickHouse) a range older than the retention needs cannot be read")))]
 pub async fn query(
     State(state): State<AppState>,
     principal: Principal,
@@ -303,10 +313,27 @@ pub async fn query(
     let live = services(&state)?;
     let now_ms = u64::try_from(crate::store::now_millis()).unwrap_or_default();
     let query = request.parse(now_ms)?;
+    query.validate().map_err(|e| AppError::invalid(e.to_string()))?;
     let views = live.views.clone();
     let tenant = principal.tenant;
+    // Older than what memory holds: the windows stored in ClickHouse fill in.
+    let history =
+        match &state.history {
+            Some(reader) if !views.covers_since(query.start_ms) => reader
+                .windows(tenant.as_str(), &query)
+                .await
+                .map_err(|error| match error {
+                    HistoryError::TooManyRows(_) => AppError::invalid(error.to_string()),
+                    HistoryError::Unavailable(_) => AppError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "history_unavailable",
+                        error.to_string(),
+                    ),
+                })?,
+            _ => Vec::new(),
+        };
     // A scan of up to max_rows_per_operator rows per operator: off the async workers.
-    let result = tokio::task::spawn_blocking(move || views.query(&tenant, &query))
+    let result = tokio::task::spawn_blocking(move || views.query_with_history(&tenant, &query, &history))
         .await
         .map_err(AppError::internal)?;
     result.map(Json).map_err(|e| AppError::invalid(e.to_string()))

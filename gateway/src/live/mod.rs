@@ -1,5 +1,6 @@
 //! Live results over HTTP: `GET /ws` (WebSocket subscriptions to closed
-//! windows), `POST /api/v1/analytics/query` (series from retained windows) and
+//! windows), `POST /api/v1/analytics/query` (series from retained windows, and
+//! from ClickHouse for older ranges: [`history`]) and
 //! `GET /api/v1/stats` (pipeline and component counters).
 //!
 //! The engine owns the [`LiveHub`] and [`WindowViews`] (it attaches them to the
@@ -9,6 +10,7 @@
 
 pub mod analytics;
 pub mod detections;
+pub mod history;
 pub mod ws;
 
 use std::sync::Arc;

@@ -295,3 +295,61 @@ fn retention_is_bounded_by_count_and_age() {
         (1, 6, 5)
     );
 }
+
+#[test]
+fn history_fills_in_before_the_oldest_retained_window_and_never_twice() {
+    let from_history = |tenant: &str, start: u64| {
+        (
+            "cpu_10s".to_owned(),
+            (*window(tenant, "cpu", "eu", start, &[7.0])).clone(),
+        )
+    };
+    let mut q = query("count");
+    q.group_by = vec!["labels.region".into()];
+
+    // Memory retains a's windows from 0 on: history rows at 0 and 10 s are
+    // there already (memory wins), the one at -… is not possible here, so
+    // the answer is memory's alone.
+    let views = sample();
+    assert!(views.covers_since(0));
+    let history = vec![from_history("a", 0), from_history("a", 10_000), from_history("b", 0)];
+    let plain = views.query("a", &q).unwrap();
+    assert_eq!(
+        views.query_with_history("a", &q, &history).unwrap(),
+        plain,
+        "memory wins"
+    );
+
+    // Nothing retained yet: history answers, for the caller's tenant only.
+    let empty = WindowViews::new(&RetentionConfig::default());
+    assert!(!empty.covers_since(0));
+    let answer = empty.query_with_history("a", &q, &history).unwrap();
+    let points: Vec<(u64, u64)> = answer.series[0]
+        .points
+        .iter()
+        .map(|p| (p.timestamp, p.value.as_u64().unwrap()))
+        .collect();
+    assert_eq!(points, [(0, 1), (10_000, 1)], "{answer:?}");
+    assert_eq!(
+        (answer.pipeline.as_deref(), answer.operator.as_deref()),
+        (Some("history"), Some("cpu_10s"))
+    );
+
+    // Memory holds a window at 20 s only: history fills in before it.
+    let recent = WindowViews::new(&RetentionConfig::default());
+    recent.record(&cpu(), &[window("a", "cpu", "eu", 20_000, &[1.0, 2.0])]);
+    assert!(!recent.covers_since(0) && recent.covers_since(20_000));
+    let history = vec![
+        from_history("a", 0),
+        from_history("a", 10_000),
+        from_history("a", 20_000),
+    ];
+    let answer = recent.query_with_history("a", &q, &history).unwrap();
+    let points: Vec<(u64, u64, u64)> = answer.series[0]
+        .points
+        .iter()
+        .map(|p| (p.timestamp, p.value.as_u64().unwrap(), p.windows))
+        .collect();
+    assert_eq!(points, [(0, 1, 1), (10_000, 1, 1), (20_000, 2, 1)], "{answer:?}");
+    assert_eq!(answer.pipeline.as_deref(), Some("demo"), "the view's pipeline");
+}
