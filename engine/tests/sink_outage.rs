@@ -173,15 +173,18 @@ fn a_sink_whose_server_stays_down_holds_the_source_and_the_commits_back() {
         (Some(true), Some("closed")),
         "{ready}"
     );
-    // The sink's buffer fills, and the source stops reading.
-    wait_until("the sink's buffer fills", Duration::from_secs(30), || {
-        metric(&page(), "pulse_sink_buffer_fill_ratio", "component=\"history\"") == Some(1.0)
-    });
+    // The sink's buffer fills, and the source stops reading. (The breaker opens
+    // after two failures, before the source may have read anything: wait for
+    // the source to have read and then to stand still, with the buffer full.)
     let read = |page: &str| metric(page, "pulse_component_sent_events_total", "component=\"events\"").unwrap_or(0.0);
-    let before = page();
-    std::thread::sleep(Duration::from_secs(2));
-    let after = page();
-    assert_eq!(read(&before), read(&after), "the source paused");
+    let mut after = String::new();
+    wait_until("the source reads, then pauses", Duration::from_secs(60), || {
+        let before = page();
+        std::thread::sleep(Duration::from_secs(2));
+        after = page();
+        let full = metric(&after, "pulse_sink_buffer_fill_ratio", "component=\"history\"") == Some(1.0);
+        read(&before) > 0.0 && read(&before) == read(&after) && full
+    });
     eprintln!("the source paused after {} of {EVENTS} events", read(&after));
     assert!(
         read(&after) < EVENTS as f64 / 2.0,
