@@ -306,17 +306,18 @@ impl SinkPlans {
                     per_input(writers.collect(), parquet.batching.options())
                 }
                 // One ordered writer for all inputs: topology changes of every
-                // source reach the graph in event-time order.
+                // source reach the graph in event-time order, from process 0 in a cluster.
                 SinkConfig::Graph(graph) => {
                     let writer =
                         GraphWriter::new(graph.settings()).map_err(|error| failed(std::io::Error::other(error)))?;
                     vec![SinkWriter {
                         inputs: graph.inputs.clone(),
+                        gathered: gathered(&graph.inputs),
                         handle: start(
                             name,
                             &graph.inputs,
                             health.reporter(name),
-                            Writer::Graph(writer),
+                            here(Writer::Graph(writer)),
                             graph.options(),
                         ),
                     }]
