@@ -29,6 +29,8 @@ source "$here/scripts/schemathesis.sh"
 source "$here/scripts/ops-tools.sh"
 # shellcheck source=scripts/pyarrow.sh
 source "$here/scripts/pyarrow.sh"
+# shellcheck source=scripts/onnxruntime.sh
+source "$here/scripts/onnxruntime.sh"
 
 step "toolchain"
 cargo --version
@@ -44,6 +46,7 @@ ensure_chromium
 ensure_schemathesis
 ensure_ops_tools
 ensure_pyarrow
+ensure_onnxruntime
 
 step "starting servers (they come up while the code builds)"
 start_kafka
