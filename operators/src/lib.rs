@@ -4,12 +4,14 @@
 //! - [`anomaly`]: streaming anomaly detection per series ([`anomaly::AnomalyExt`]).
 //! - [`aggregate`]: the aggregate functions windows compute, and their state.
 //! - [`forecast`]: online per-key forecasting with prediction intervals ([`forecast::ForecastExt`]).
+//! - [`onnx`]: ONNX model inference on rows, with a model registry ([`onnx::OnnxExt`]).
 //! - [`series`]: the points per key the analytics operators take, held until event time is complete.
 //! - [`sketch`]: the mergeable quantile sketch behind `p50`/`p95`/`p99`.
 
 pub mod aggregate;
 pub mod anomaly;
 pub mod forecast;
+pub mod onnx;
 pub mod series;
 pub mod sketch;
 pub mod window;
