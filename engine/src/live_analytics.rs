@@ -1,6 +1,7 @@
-//! Rows of `anomaly` and `forecast` operators read by a `websocket` sink: published
-//! to the gateway's WebSocket subscribers (topics `anomalies` and `forecasts`) and
-//! kept in its [`AnalyticsViews`] for the anomaly and forecast APIs.
+//! Rows of `anomaly`, `forecast` and `onnx` operators read by a `websocket` sink:
+//! published to the gateway's WebSocket subscribers (topics `anomalies`,
+//! `forecasts` and `predictions`) and, but for predictions, kept in its
+//! [`AnalyticsViews`] for the anomaly and forecast APIs.
 //!
 //! Of an anomaly operator's rows only the anomalies (`is_anomaly`) are
 //! published: every scored point would flood subscribers (one row per input
@@ -53,6 +54,7 @@ pub fn publish_analytics<'scope>(
     let topic = match kind {
         AnalyticsKind::Anomaly => Topic::Anomalies,
         AnalyticsKind::Forecast => Topic::Forecasts,
+        AnalyticsKind::Prediction => Topic::Predictions,
     };
     let mut batch: Vec<Arc<AnalyticsRecord>> = Vec::new();
     records.sink(

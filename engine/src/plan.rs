@@ -472,6 +472,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 let analytics = match config.operators[operator].producer(&config.operators) {
                     OperatorConfig::Anomaly(_) => Some(AnalyticsKind::Anomaly),
                     OperatorConfig::Forecast(_) => Some(AnalyticsKind::Forecast),
+                    OperatorConfig::Onnx(_) => Some(AnalyticsKind::Prediction),
                     OperatorConfig::Window(_) | OperatorConfig::Filter(_) => None,
                 };
                 // The gateway is process 0's: in a cluster its rows go to worker 0 first.

@@ -655,8 +655,8 @@ fn a_websocket_sink_needs_a_gateway_and_window_rows() {
         Expected {
             line: 15,
             column: 22,
-            message: "`events` is not a window, anomaly or forecast operator",
-            help: "name a window, anomaly or forecast operator",
+            message: "`events` is not a window, anomaly, forecast or onnx operator",
+            help: "name a window, anomaly, forecast or onnx operator",
         },
     );
 }

@@ -24,6 +24,8 @@ pub enum AnalyticsKind {
     Anomaly,
     /// One step of a forecast of the `forecast` operator.
     Forecast,
+    /// A scored row of the `onnx` operator (published, not kept in a view).
+    Prediction,
 }
 
 /// One row of an anomaly or forecast operator: its key and its other fields.
@@ -75,6 +77,7 @@ impl AnalyticsRecord {
         let kind = match self.kind {
             AnalyticsKind::Anomaly => "anomaly",
             AnalyticsKind::Forecast => "forecast",
+            AnalyticsKind::Prediction => "prediction",
         };
         message.insert("type".into(), kind.into());
         message.insert("pipeline".into(), source.pipeline.clone().into());
@@ -199,6 +202,7 @@ impl AnalyticsViews {
                     }
                     kept.push_back((source.clone(), Arc::clone(record)));
                 }
+                AnalyticsKind::Prediction => continue,
                 AnalyticsKind::Forecast => {
                     let Some(issued_at) = record.u64_field("issued_at") else {
                         continue;

@@ -26,6 +26,8 @@ pub enum Topic {
     Anomalies,
     /// Forecasts of forecast operators, one message per step ahead.
     Forecasts,
+    /// Scored rows of onnx operators.
+    Predictions,
 }
 
 impl Topic {
@@ -36,6 +38,7 @@ impl Topic {
             Topic::Stats => "stats",
             Topic::Anomalies => "anomalies",
             Topic::Forecasts => "forecasts",
+            Topic::Predictions => "predictions",
         }
     }
 }
@@ -151,7 +154,7 @@ enum RawMessage {
 pub fn parse_client_message(text: &str, tenant: &str) -> Result<ClientCommand, ProtocolError> {
     let raw: RawMessage = serde_json::from_str(text).map_err(|e| {
         ProtocolError::Malformed(format!(
-            "{e}; expected {{\"type\":\"subscribe\"|\"unsubscribe\",\"topic\":\"windows\"|\"stats\"|\"anomalies\"|\"forecasts\",\"filter\":{{..}}}} or {{\"type\":\"ping\"}}"
+            "{e}; expected {{\"type\":\"subscribe\"|\"unsubscribe\",\"topic\":\"windows\"|\"stats\"|\"anomalies\"|\"forecasts\"|\"predictions\",\"filter\":{{..}}}} or {{\"type\":\"ping\"}}"
         ))
     })?;
     let subscription = |topic: String, filter: Option<Map<String, Value>>| {
@@ -160,6 +163,7 @@ pub fn parse_client_message(text: &str, tenant: &str) -> Result<ClientCommand, P
             "stats" => Topic::Stats,
             "anomalies" => Topic::Anomalies,
             "forecasts" => Topic::Forecasts,
+            "predictions" => Topic::Predictions,
             _ => return Err(ProtocolError::UnknownTopic(topic)),
         };
         let filter = parse_filter(filter.unwrap_or_default(), tenant)?;

@@ -30,6 +30,7 @@ use crate::operators::Operator;
 use crate::operators::anomaly::AnomalyOperator;
 use crate::operators::filter::FilterOperator;
 use crate::operators::forecast::ForecastOperator;
+use crate::operators::onnx::OnnxOperator;
 use crate::operators::window::WindowOperator;
 
 pub use diagnostic::{ConfigError, Diagnostic};
@@ -285,6 +286,8 @@ pub enum OperatorConfig {
     Forecast(ForecastOperator),
     /// The rows of another operator that meet conditions on their columns.
     Filter(FilterOperator),
+    /// Rows scored by an ONNX model of the model registry.
+    Onnx(OnnxOperator),
 }
 
 /// A sink: where results go.
@@ -458,6 +461,7 @@ impl OperatorConfig {
             OperatorConfig::Anomaly(anomaly) => anomaly.as_ref(),
             OperatorConfig::Forecast(forecast) => forecast,
             OperatorConfig::Filter(filter) => filter,
+            OperatorConfig::Onnx(onnx) => onnx,
         }
     }
 
@@ -488,7 +492,10 @@ impl OperatorConfig {
     pub fn as_window(&self) -> Option<&WindowOperator> {
         match self {
             OperatorConfig::Window(window) => Some(window),
-            OperatorConfig::Anomaly(_) | OperatorConfig::Forecast(_) | OperatorConfig::Filter(_) => None,
+            OperatorConfig::Anomaly(_)
+            | OperatorConfig::Forecast(_)
+            | OperatorConfig::Filter(_)
+            | OperatorConfig::Onnx(_) => None,
         }
     }
 }

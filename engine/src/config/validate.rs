@@ -219,13 +219,13 @@ fn check_live_sink(
             .all(|bound| schema.column(bound).is_some_and(|(_, c)| c.ty == ColumnType::Time))
     };
     for (i, input) in inputs.iter().enumerate() {
-        // Anomaly and forecast rows go to their own topics and views.
+        // Anomaly, forecast and onnx rows go to their own topics (and views).
         let analytics = matches!(
             config
                 .operators
                 .get(input)
                 .map(|operator| operator.producer(&config.operators)),
-            Some(OperatorConfig::Anomaly(_) | OperatorConfig::Forecast(_))
+            Some(OperatorConfig::Anomaly(_) | OperatorConfig::Forecast(_) | OperatorConfig::Onnx(_))
         );
         let publishable = match streams.get(input) {
             Some(StreamType::Rows(_)) if analytics => true,
@@ -237,9 +237,9 @@ fn check_live_sink(
             problems.push(problem(
                 &["sinks", name, "inputs", &i.to_string()],
                 format!(
-                    "`{input}` is not a window, anomaly or forecast operator; a websocket sink publishes their rows"
+                    "`{input}` is not a window, anomaly, forecast or onnx operator; a websocket sink publishes their rows"
                 ),
-                "name a window, anomaly or forecast operator".to_owned(),
+                "name a window, anomaly, forecast or onnx operator".to_owned(),
             ));
         }
     }
