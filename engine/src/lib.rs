@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod eval;
 pub mod live_analytics;
+pub mod ml_service;
 pub mod operators;
 pub mod plan;
 pub mod projection;

@@ -92,6 +92,11 @@ impl GatewayServer {
         self.gateway.attach_ingest(queue)
     }
 
+    /// Hands the `/api/v1/ml/*` routes the model registry.
+    pub fn attach_models(&self, models: std::sync::Arc<dyn pulse_gateway::ModelService>) -> Result<(), GatewayError> {
+        self.gateway.attach_models(models)
+    }
+
     /// The address it listens on.
     pub fn address(&self) -> SocketAddr {
         self.address

@@ -38,6 +38,7 @@ pub mod ingest;
 pub mod kv;
 pub mod live;
 pub mod middleware;
+pub mod ml;
 pub mod openapi;
 pub mod ops;
 pub mod rate_limit;
@@ -63,6 +64,7 @@ pub use auth::{Scope, TenantId};
 pub use config::{DemoAccountConfig, GatewayConfig, GraphQueryConfig, StoreConfig};
 pub use error::{AppError, GatewayError};
 pub use live::{LiveServices, StatsSource};
+pub use ml::{MlError, ModelService};
 pub use readiness::Readiness;
 
 use auth::jwt::JwtKeys;
@@ -119,6 +121,7 @@ impl Gateway {
             live: std::sync::OnceLock::new(),
             ingest: std::sync::OnceLock::new(),
             history: config.history.as_ref().map(live::history::HistoryReader::new),
+            models: std::sync::OnceLock::new(),
             store,
             config,
         };
@@ -157,6 +160,15 @@ impl Gateway {
             .ingest
             .set(queue)
             .map_err(|_| GatewayError::Config("an ingest queue is attached already".into()))
+    }
+
+    /// Hands the gateway the engine's model registry, which the `/api/v1/ml/*`
+    /// routes serve (they answer 503 until then). Fails if one was attached already.
+    pub fn attach_models(&self, models: std::sync::Arc<dyn ModelService>) -> Result<(), GatewayError> {
+        self.state
+            .models
+            .set(models)
+            .map_err(|_| GatewayError::Config("a model registry is attached already".into()))
     }
 
     /// The configuration the gateway was opened with.
@@ -202,6 +214,10 @@ impl Gateway {
             .route("/analytics/forecast", post(live::detections::forecast))
             .route("/stats", get(live::analytics::stats))
             .route("/query/cypher", post(graph_query::cypher))
+            .route("/ml/models", get(ml::list_models))
+            .route("/ml/models/{id}", get(ml::get_model))
+            .route("/ml/models/{id}/activate", post(ml::activate))
+            .route("/ml/predict/{model_id}", post(ml::predict))
             .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
             .merge(sign_in)
             .route("/openapi.json", get(openapi::openapi_json));

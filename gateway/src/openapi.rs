@@ -15,7 +15,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::{audit, auth, dashboard, graph_query, ingest, kv, live, ops};
+use crate::{audit, auth, dashboard, graph_query, ingest, kv, live, ml, ops};
 
 /// The gateway's API description.
 #[derive(OpenApi)]
@@ -32,6 +32,7 @@ use crate::{audit, auth, dashboard, graph_query, ingest, kv, live, ops};
         audit::audit_log, ingest::post_events,
         live::analytics::query, live::analytics::stats, live::ws::connect,
         live::detections::anomalies, live::detections::forecast, graph_query::cypher,
+        ml::list_models, ml::get_model, ml::activate, ml::predict,
         ops::health, ops::live, ops::ready, ops::metrics, ops::docs, openapi_json,
         dashboard::index, dashboard::script, dashboard::chart_script, dashboard::stylesheet,
         dashboard::icon_svg, dashboard::icon_ico,

@@ -36,6 +36,8 @@ pub struct Shared {
     pub ingest: OnceLock<IngestQueue>,
     /// Window history in ClickHouse, when configured.
     pub history: Option<crate::live::history::HistoryReader>,
+    /// The model registry behind `/api/v1/ml/*`, once the engine attaches it.
+    pub models: OnceLock<Arc<dyn crate::ml::ModelService>>,
 }
 
 /// The router state: one `Arc`, cheap to clone per request.

@@ -52,6 +52,7 @@ pub fn read<'i>(text: &str, document: DeTable<'i>) -> Components {
             operators: BTreeMap::new(),
             sinks: BTreeMap::new(),
             gateway: None,
+            ml: None,
         },
         diagnostics: Vec::new(),
         unparsed: Unparsed::default(),
@@ -64,6 +65,7 @@ pub fn read<'i>(text: &str, document: DeTable<'i>) -> Components {
                     read.config.engine = engine;
                 }
             }
+            "ml" => read.config.ml = read_one(text, value, diagnostics),
             "gateway" => {
                 read.config.gateway = read_one(text, value, diagnostics);
                 if read.config.gateway.is_none() {
@@ -106,7 +108,7 @@ pub fn read<'i>(text: &str, document: DeTable<'i>) -> Components {
             other => diagnostics.push(Diagnostic::new(
                 Some(key.span()),
                 format!(
-                    "unknown field `{other}`, expected one of `engine`, `sources`, `operators`, `sinks`, `gateway`"
+                    "unknown field `{other}`, expected one of `engine`, `sources`, `operators`, `sinks`, `gateway`, `ml`"
                 ),
                 Some(format!("remove `{other}`, or correct it to one of the keys listed")),
             )),

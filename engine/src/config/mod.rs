@@ -54,6 +54,9 @@ pub struct PipelineConfig {
     /// The HTTP gateway served while the pipeline runs (none without this table).
     #[serde(default)]
     pub gateway: Option<GatewayConfig>,
+    /// The model registry the gateway's model API serves (none without this table).
+    #[serde(default)]
+    pub ml: Option<crate::ml_service::MlConfig>,
 }
 
 /// The `[engine]` table.

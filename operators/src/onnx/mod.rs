@@ -8,11 +8,13 @@
 //! - [`features`]: a row's features as the model's input.
 //! - [`scorer`]: batches, A/B variants by key hash, ensembles, hot reload.
 //! - [`stream`]: the dataflow operator.
+//! - [`stats`]: live statistics per model version, for the model API.
 
 pub mod features;
 pub mod registry;
 pub mod runtime;
 pub mod scorer;
+pub mod stats;
 pub mod stream;
 
 use std::path::PathBuf;

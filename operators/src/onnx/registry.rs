@@ -125,6 +125,13 @@ impl ModelRegistry {
         Ok(global)
     }
 
+    /// Whether model `id` of `tenant` is the tenant's own (not a global one).
+    pub fn is_tenant_model(&self, tenant: &str, id: &str) -> bool {
+        check_name("tenant", tenant).is_ok()
+            && check_name("model id", id).is_ok()
+            && self.root.join("tenants").join(tenant).join(id).is_dir()
+    }
+
     /// The ids of the models `tenant` may use (global ones and its own), sorted.
     pub fn models(&self, tenant: Option<&str>) -> Vec<String> {
         let mut ids = subdirectories(&self.root);

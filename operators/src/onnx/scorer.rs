@@ -317,6 +317,7 @@ fn refuse_all(rows: Vec<Row>, error: &OnnxError, out: &mut Vec<Outcome>) {
 
 /// Per-version counters (bounded labels: a model has few versions in use).
 fn record(component: &str, model: &str, version: &str, rows: usize, failed: bool, latency_us: u64) {
+    super::stats::record_batch(model, version, rows, failed, latency_us);
     let labels = [
         ("component", component.to_owned()),
         ("model", model.to_owned()),
