@@ -1,7 +1,8 @@
 //! The model API (`/api/v1/ml/*`) of a running pipeline, over real HTTP on
 //! 127.0.0.1: listing and describing models per tenant, predictions equal to
 //! onnxruntime-Python's, the 413/422 rules, activation (admin, the tenant's
-//! own models only) and live statistics fed by the pipeline's onnx operator.
+//! own models only), live statistics fed by the pipeline's onnx operator, and
+//! its per-variant counters on `/metrics` (an A/B split of `linear` 1 and 2).
 //!
 //! Needs ONNX Runtime (`ORT_DYLIB_PATH`): skipped loudly without it, a
 //! failure under `CI=true`.
@@ -120,6 +121,7 @@ type = "onnx"
 inputs = ["per_host"]
 model = "linear"
 models_dir = "{models}"
+variants = [{{ version = "1", weight = 0.5 }}, {{ version = "2", weight = 0.5 }}]
 
 [sinks.rows]
 type = "file"
@@ -306,5 +308,17 @@ models_dir = "{models}"
         stats["p50_us"].as_u64().is_some() && stats["p99_us"].as_u64() >= stats["p50_us"].as_u64(),
         "{stats}"
     );
+    // Both variants scored windows, each counted under its version.
+    wait_until("both variants show on /metrics", Duration::from_secs(60), || {
+        let (_, metrics) = http(address, "GET", "/metrics", None, None);
+        let text = metrics.as_str().unwrap_or_default().to_owned();
+        ["1", "2"].iter().all(|version| {
+            text.lines().any(|line| {
+                line.starts_with("pulse_onnx_predictions_total{")
+                    && line.contains("component=\"predict\"")
+                    && line.contains(&format!("model=\"linear\",version=\"{version}\""))
+            })
+        })
+    });
     assert_eq!(terminate(child.take()), Some(0));
 }
