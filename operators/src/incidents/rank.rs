@@ -1,0 +1,374 @@
+//! `POTENTIAL_CAUSE`: ranking an incident's candidate causes.
+//!
+//! A [`Candidate`] is a signal on a resource near one of the incident's
+//! members, with how it was reached: the fewest topology steps, and the most
+//! `CALLS` steps taken towards dependencies (minus those taken towards
+//! callers) on any walk of at most three steps. Two rankers order them:
+//!
+//! - [`Ranker::Baseline`], the users' starting formula
+//!   `0.4·temporal + 0.3·distance + 0.3·domain` (temporal = 1 − Δt/900 s,
+//!   distance = 1/(hops+1), domain = relatedness of the two resource kinds);
+//! - [`Ranker::Causal`] (the default), which multiplies how cause-like the
+//!   signal is (a configuration or placement change, a resource limit hit,
+//!   a metric onset, versus a crash loop, a failed probe or an error line
+//!   that only report a fault), where it sits in the call graph (symptoms
+//!   travel from a callee to its callers, so the cause is downstream of the
+//!   errors), and when it happened (before the first error, allowing for
+//!   clock skew), and adds corroboration by metric onsets on the same resource.
+//!
+//! Both keep the best signal per resource, best first, at most ten.
+
+use std::collections::BTreeMap;
+
+use pulse_core::{EventTime, ResourceRef};
+use serde::{Deserialize, Serialize};
+
+use super::signal::{Severity, Signal, SignalSource};
+
+/// Which formula orders the causes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ranker {
+    /// Cause-likeness × call-graph position × timing, with metric corroboration.
+    #[default]
+    Causal,
+    /// `0.4·temporal + 0.3·distance + 0.3·domain`.
+    Baseline,
+}
+
+/// A signal near an incident, and how it was reached.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The resource the signal is about.
+    pub resource: ResourceRef,
+    /// The signal.
+    pub signal: Signal,
+    /// Fewest topology steps from a member of the incident (0: a member itself).
+    pub hops: u8,
+    /// Most `CALLS` steps towards dependencies minus steps towards callers on a walk from a member.
+    pub depth: i8,
+}
+
+/// One ranked cause, as the output shows it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RankedCause {
+    /// The resource.
+    pub resource: ResourceRef,
+    /// Event time of its signal.
+    pub event_ts: EventTime,
+    /// The signal's reason.
+    pub reason: String,
+    /// Confidence in thousandths, 0..=1000.
+    pub confidence_milli: u16,
+    /// Why it ranks where it does.
+    pub explanation: String,
+}
+
+impl RankedCause {
+    /// The confidence in [0, 1].
+    pub fn confidence(&self) -> f64 {
+        f64::from(self.confidence_milli) / 1000.0
+    }
+}
+
+/// What the rankers know of the incident.
+#[derive(Clone, Copy, Debug)]
+pub struct IncidentContext<'a> {
+    /// Event time of the opening error.
+    pub opened_at: EventTime,
+    /// The resource of the opening error.
+    pub symptom: &'a ResourceRef,
+    /// The look-back, ms.
+    pub lookback_ms: u64,
+    /// Clock skew allowed between sources, ms.
+    pub skew_ms: u64,
+}
+
+/// The most causes an incident lists.
+pub const TOP_CAUSES: usize = 10;
+
+/// Orders `candidates` (best first, one per resource, at most [`TOP_CAUSES`]).
+pub fn rank(ranker: Ranker, context: &IncidentContext<'_>, candidates: &[&Candidate]) -> Vec<RankedCause> {
+    let mut best: BTreeMap<&ResourceRef, (f64, RankedCause)> = BTreeMap::new();
+    for candidate in candidates {
+        let (score, explanation) = match ranker {
+            Ranker::Baseline => baseline(context, candidate),
+            Ranker::Causal => causal(context, candidate, candidates),
+        };
+        let score = score.clamp(0.0, 1.0);
+        let cause = RankedCause {
+            resource: candidate.resource.clone(),
+            event_ts: candidate.signal.ts,
+            reason: candidate.signal.reason.clone(),
+            confidence_milli: (score * 1000.0).round() as u16,
+            explanation,
+        };
+        let slot = best.entry(&candidate.resource).or_insert((f64::MIN, cause.clone()));
+        // Ties go to the earlier signal, then to the order of the data.
+        if score > slot.0 || (score == slot.0 && cause.event_ts < slot.1.event_ts) {
+            *slot = (score, cause);
+        }
+    }
+    let mut ranked: Vec<(f64, RankedCause)> = best.into_values().collect();
+    ranked.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(a.1.event_ts.cmp(&b.1.event_ts))
+            .then(a.1.resource.cmp(&b.1.resource))
+    });
+    ranked.truncate(TOP_CAUSES);
+    ranked.into_iter().map(|(_, cause)| cause).collect()
+}
+
+/// How related two resource kinds are, in [0, 1] (the baseline's domain term).
+pub fn domain_relatedness(a: &str, b: &str) -> f64 {
+    if a == b {
+        return 1.0;
+    }
+    let pair = if a <= b { (a, b) } else { (b, a) };
+    match pair {
+        ("Node", "Pod") | ("Pod", "ReplicaSet") | ("Deployment", "Pod") => 0.8,
+        ("Pod", "Service") | ("PersistentVolumeClaim", "Pod") | ("Deployment", "ReplicaSet") => 0.7,
+        ("ConfigMap", "Pod") | ("Pod", "Secret") | ("Deployment", "Service") => 0.6,
+        _ => 0.3,
+    }
+}
+
+fn baseline(context: &IncidentContext<'_>, candidate: &Candidate) -> (f64, String) {
+    let dt = context.opened_at.abs_diff(candidate.signal.ts) as f64 / 1000.0;
+    let temporal = (1.0 - dt / 900.0).max(0.0);
+    let distance = 1.0 / (f64::from(candidate.hops) + 1.0);
+    let domain = domain_relatedness(&context.symptom.kind, &candidate.resource.kind);
+    let score = 0.4 * temporal + 0.3 * distance + 0.3 * domain;
+    let explanation = format!(
+        "baseline: temporal {temporal:.2} (Δt {dt:.0}s), distance {distance:.2} ({} hops), domain {domain:.2}",
+        candidate.hops
+    );
+    (score, explanation)
+}
+
+/// What a signal says about being a cause, with the words of the explanation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Role {
+    /// A resource limit or a failed dependency of the pod itself (memory, volume, image, CPU).
+    ResourceFault,
+    /// A change to infrastructure or configuration (a node's condition, a rollout, a config).
+    Change,
+    /// A metric series' onset.
+    MetricOnset,
+    /// A report of a fault elsewhere: a crash loop, a failed probe, an error line.
+    Symptom,
+    /// Nothing known either way.
+    Unknown,
+}
+
+/// Well-known Kubernetes event reasons (kubelet, controllers, Prometheus
+/// alerts), lower-cased, and the role they play.
+const KNOWN_REASONS: [(&str, Role); 27] = [
+    ("oomkilled", Role::ResourceFault),
+    ("oomkilling", Role::ResourceFault),
+    ("failedmount", Role::ResourceFault),
+    ("failedattachvolume", Role::ResourceFault),
+    ("errimagepull", Role::ResourceFault),
+    ("imagepullbackoff", Role::ResourceFault),
+    ("failedscheduling", Role::ResourceFault),
+    ("cputhrottlinghigh", Role::ResourceFault),
+    ("kubecputhrottling", Role::ResourceFault),
+    ("evictionthresholdmet", Role::Change),
+    ("nodehasdiskpressure", Role::Change),
+    ("nodehasmemorypressure", Role::Change),
+    ("nodehaspidpressure", Role::Change),
+    ("nodenotready", Role::Change),
+    ("networkunavailable", Role::Change),
+    ("scalingreplicaset", Role::Change),
+    ("rollingupdate", Role::Change),
+    ("deploymentrollout", Role::Change),
+    ("updated", Role::Change),
+    ("configchanged", Role::Change),
+    ("backoff", Role::Symptom),
+    ("crashloopbackoff", Role::Symptom),
+    ("unhealthy", Role::Symptom),
+    ("probefailed", Role::Symptom),
+    ("evicted", Role::Symptom),
+    ("killing", Role::Symptom),
+    ("failed", Role::Symptom),
+];
+
+/// Kinds whose events are changes to what workloads depend on.
+const INFRASTRUCTURE_KINDS: [&str; 8] = [
+    "Node",
+    "PersistentVolumeClaim",
+    "PersistentVolume",
+    "ConfigMap",
+    "Secret",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+];
+
+fn role(candidate: &Candidate) -> Role {
+    let signal = &candidate.signal;
+    if signal.source == SignalSource::Metric {
+        return Role::MetricOnset;
+    }
+    let reason: String = signal
+        .reason
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if signal.source == SignalSource::K8sEvent
+        && let Some((_, role)) = KNOWN_REASONS.iter().find(|(known, _)| *known == reason)
+    {
+        return *role;
+    }
+    if signal.source == SignalSource::K8sEvent && INFRASTRUCTURE_KINDS.contains(&candidate.resource.kind.as_str()) {
+        return Role::Change;
+    }
+    if signal.source == SignalSource::Log || signal.severity >= Severity::Error {
+        return Role::Symptom;
+    }
+    Role::Unknown
+}
+
+fn causal(context: &IncidentContext<'_>, candidate: &Candidate, all: &[&Candidate]) -> (f64, String) {
+    let role = role(candidate);
+    let prior = match role {
+        Role::ResourceFault => 1.0,
+        Role::Change => 0.85,
+        Role::MetricOnset => 0.7,
+        Role::Unknown => 0.45,
+        Role::Symptom => 0.3,
+    };
+    let (position, where_) = match candidate.depth {
+        d if d > 0 => (1.0, "downstream of the errors"),
+        0 => (0.75, "among the errors"),
+        _ => (0.3, "upstream of the errors (a caller)"),
+    };
+    let ts = candidate.signal.ts;
+    let opened = context.opened_at;
+    let (timing, when) = if ts <= opened + context.skew_ms {
+        let before = opened.saturating_sub(ts) as f64;
+        let window = context.lookback_ms.max(1) as f64;
+        (1.0 - 0.4 * (before / window).min(1.0), "before the first error")
+    } else {
+        let after = (ts - opened - context.skew_ms) as f64;
+        ((1.0 - after / 120_000.0).max(0.15), "after the first error")
+    };
+    let proximity = 1.0 / (f64::from(candidate.hops) + 1.0);
+    let corroborated = role != Role::MetricOnset
+        && all.iter().any(|other| {
+            other.resource == candidate.resource
+                && other.signal.source == SignalSource::Metric
+                && other.signal.ts + 10 * 60_000 >= ts
+                && other.signal.ts <= ts + 120_000
+        });
+    let evidence = if corroborated { 0.12 } else { 0.0 };
+    let score = prior * position * timing * (0.8 + 0.2 * proximity) + evidence;
+    let explanation = format!(
+        "{} {} {}, {} ({} hops){}",
+        match role {
+            Role::ResourceFault => "a resource fault",
+            Role::Change => "an infrastructure or configuration change",
+            Role::MetricOnset => "a metric onset",
+            Role::Symptom => "a symptom-like signal",
+            Role::Unknown => "a signal",
+        },
+        candidate.signal.severity.as_str(),
+        when,
+        where_,
+        candidate.hops,
+        if corroborated {
+            ", corroborated by a metric onset on the same resource"
+        } else {
+            ""
+        }
+    );
+    (score, explanation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(kind: &str, name: &str) -> ResourceRef {
+        ResourceRef {
+            kind: kind.into(),
+            namespace: "prod".into(),
+            name: name.into(),
+        }
+    }
+
+    fn candidate(
+        resource: ResourceRef,
+        ts: EventTime,
+        source: SignalSource,
+        reason: &str,
+        severity: Severity,
+        hops: u8,
+        depth: i8,
+    ) -> Candidate {
+        Candidate {
+            resource,
+            signal: Signal {
+                ts,
+                source,
+                reason: reason.into(),
+                severity,
+                message: String::new(),
+            },
+            hops,
+            depth,
+        }
+    }
+
+    #[test]
+    fn the_oom_kill_downstream_beats_the_callers_errors() {
+        let symptom = r("Pod", "web-1");
+        let context = IncidentContext {
+            opened_at: 100_000,
+            symptom: &symptom,
+            lookback_ms: 900_000,
+            skew_ms: 5_000,
+        };
+        let web = candidate(
+            symptom.clone(),
+            100_000,
+            SignalSource::Log,
+            "upstream timeout",
+            Severity::Error,
+            0,
+            0,
+        );
+        let oom = candidate(
+            r("Pod", "db-1"),
+            101_500,
+            SignalSource::K8sEvent,
+            "OOMKilled",
+            Severity::Warning,
+            3,
+            1,
+        );
+        let memory = candidate(
+            r("Pod", "db-1"),
+            60_000,
+            SignalSource::Metric,
+            "memory_usage_ratio",
+            Severity::Warning,
+            3,
+            1,
+        );
+        let candidates = [&web, &oom, &memory];
+        let causal = rank(Ranker::Causal, &context, &candidates);
+        assert_eq!(causal[0].resource, r("Pod", "db-1"));
+        assert_eq!(causal[0].reason, "OOMKilled");
+        assert!(
+            causal[0].explanation.contains("corroborated"),
+            "{}",
+            causal[0].explanation
+        );
+        assert_eq!(causal.len(), 2, "one cause per resource");
+        let baseline = rank(Ranker::Baseline, &context, &candidates);
+        assert_eq!(baseline[0].resource, symptom, "the baseline prefers the symptom itself");
+        assert!(baseline.iter().all(|c| c.confidence() <= 1.0));
+    }
+}
