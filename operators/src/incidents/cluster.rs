@@ -3,7 +3,7 @@
 //! Errors are taken in event-time order. An error joins the open incident it
 //! is related to — one of the incident's members shares a workload with it
 //! (a Service or Deployment, see [`TenantGraph::anchors`]), their services
-//! are at most two `CALLS` steps apart, or they run on the same node within
+//! are one `CALLS` step apart, or they run on the same node within
 //! a minute — and opens a new incident otherwise. So one fault that spreads
 //! up a call chain stays one incident, and unrelated errors at the same time
 //! stay apart. An incident closes after a quiet period without errors, or
@@ -31,8 +31,8 @@ pub struct ClusterSettings {
 impl Default for ClusterSettings {
     fn default() -> Self {
         Self {
-            quiet_ms: 5 * 60_000,
-            max_duration_ms: 60 * 60_000,
+            quiet_ms: 2 * 60_000,
+            max_duration_ms: 30 * 60_000,
             same_node_ms: 60_000,
         }
     }
@@ -159,7 +159,7 @@ impl IncidentTracker {
         let grow = |incident: &mut OpenIncident| {
             incident.last_error = incident.last_error.max(ts);
             for service in &services {
-                incident.services_near.extend(graph.call_neighbours(service, 2));
+                incident.services_near.extend(graph.call_neighbours(service, 1));
             }
             incident.anchors.extend(anchors.iter().cloned());
             for node in &nodes {
@@ -247,6 +247,10 @@ mod tests {
         let opened = tracker.observe(&graph, &r("Pod", "db-1"), &error(1_000));
         assert!(matches!(opened, Grouping::Opened(_)));
         assert!(matches!(
+            tracker.observe(&graph, &r("Pod", "api-1"), &error(1_500)),
+            Grouping::Joined { .. }
+        ));
+        assert!(matches!(
             tracker.observe(&graph, &r("Pod", "web-1"), &error(2_000)),
             Grouping::Joined { .. }
         ));
@@ -260,6 +264,6 @@ mod tests {
         ));
         assert_eq!(tracker.open_count(), 2);
         assert!(tracker.close_until(3_000 + 60_000).is_empty());
-        assert_eq!(tracker.close_until(3_000 + 5 * 60_000 + 1).len(), 2);
+        assert_eq!(tracker.close_until(3_000 + 2 * 60_000 + 1).len(), 2);
     }
 }

@@ -23,6 +23,9 @@ pub mod settled;
 pub mod signal;
 pub mod topology;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -230,11 +230,23 @@ fn role(candidate: &Candidate) -> Role {
     Role::Unknown
 }
 
+/// Whether a metric measures what requests experience (errors, latency:
+/// the RED signals, which report a fault) rather than a resource's
+/// utilisation or saturation (the USE signals, which can cause one).
+fn reports_outcome(metric: &str) -> bool {
+    let metric = metric.to_ascii_lowercase();
+    ["error", "latency", "duration", "5xx", "failure"]
+        .iter()
+        .any(|word| metric.contains(word))
+}
+
 fn causal(context: &IncidentContext<'_>, candidate: &Candidate, all: &[&Candidate]) -> (f64, String) {
     let role = role(candidate);
     let prior = match role {
         Role::ResourceFault => 1.0,
         Role::Change => 0.85,
+        Role::MetricOnset if reports_outcome(&candidate.signal.reason) => 0.4,
+        Role::MetricOnset if INFRASTRUCTURE_KINDS.contains(&candidate.resource.kind.as_str()) => 0.8,
         Role::MetricOnset => 0.7,
         Role::Unknown => 0.45,
         Role::Symptom => 0.3,

@@ -8,7 +8,7 @@
 //! the updates in time order and emits an incident's report once the
 //! frontier passes its close time plus `settle_ms`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use differential_dataflow::VecCollection;
 use pulse_core::EventTime;
@@ -37,6 +37,8 @@ impl<'scope> SettledExt<'scope> for VecCollection<'scope, EventTime, IncidentRep
                     let mut pending: BTreeMap<EventTime, Vec<(IncidentReport, isize)>> = BTreeMap::new();
                     // Per (tenant, id): the reports present and their counts.
                     let mut current: HashMap<(String, String), BTreeMap<IncidentReport, isize>> = HashMap::new();
+                    // Incidents already reported: their later updates (expiry) are ignored.
+                    let mut reported: HashSet<(String, String)> = HashSet::new();
                     move |(input, frontier), output| {
                         input.for_each(|_capability, batch| {
                             for (report, time, diff) in batch.drain(..) {
@@ -49,27 +51,34 @@ impl<'scope> SettledExt<'scope> for VecCollection<'scope, EventTime, IncidentRep
                         };
                         let mut done = Vec::new();
                         let times: Vec<EventTime> = pending.range(..now).map(|(&time, _)| time).collect();
-                        let mut emit_due = |current: &mut HashMap<_, BTreeMap<IncidentReport, isize>>,
-                                            before: EventTime| {
-                            current.retain(|_, reports: &mut BTreeMap<IncidentReport, isize>| {
-                                let due = reports.keys().find(|report| {
-                                    report
-                                        .closed_at
-                                        .is_some_and(|closed| closed.saturating_add(settle_ms) < before)
-                                });
-                                match due {
-                                    Some(report) => {
-                                        done.push(report.clone());
-                                        false
+                        let mut emit_due =
+                            |current: &mut HashMap<(String, String), BTreeMap<IncidentReport, isize>>,
+                             reported: &mut HashSet<(String, String)>,
+                             before: EventTime| {
+                                current.retain(|key, reports: &mut BTreeMap<IncidentReport, isize>| {
+                                    let due = reports.iter().find(|(report, count)| {
+                                        **count > 0
+                                            && report
+                                                .closed_at
+                                                .is_some_and(|closed| closed.saturating_add(settle_ms) < before)
+                                    });
+                                    match due {
+                                        Some((report, _)) => {
+                                            done.push(report.clone());
+                                            reported.insert(key.clone());
+                                            false
+                                        }
+                                        None => true,
                                     }
-                                    None => true,
-                                }
-                            });
-                        };
+                                });
+                            };
                         for time in times {
-                            emit_due(&mut current, time);
+                            emit_due(&mut current, &mut reported, time);
                             for (report, diff) in pending.remove(&time).unwrap_or_default() {
                                 let key = (report.tenant.clone(), report.incident_id.clone());
+                                if reported.contains(&key) {
+                                    continue;
+                                }
                                 let reports = current.entry(key).or_default();
                                 let count = reports.entry(report.clone()).or_insert(0);
                                 *count += diff;
@@ -78,7 +87,7 @@ impl<'scope> SettledExt<'scope> for VecCollection<'scope, EventTime, IncidentRep
                                 }
                             }
                         }
-                        emit_due(&mut current, now);
+                        emit_due(&mut current, &mut reported, now);
                         if now == EventTime::MAX {
                             // The input ended: what is left (closed or not) is final.
                             for reports in current.drain().map(|(_, reports)| reports) {
