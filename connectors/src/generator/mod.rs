@@ -1,5 +1,7 @@
 //! The synthetic generator source: profiles of synthetic events.
 //!
+//! Profiles: [`sensors`] (host metrics) and [`k8s`] (labelled Kubernetes incident scenarios).
+//!
 //! A profile is a deterministic model of many series (see [`sensors`]). The
 //! series are dealt round-robin over the workers (series `s` goes to worker
 //! `s mod peers`) and every series draws from its own random stream, so what a
@@ -7,6 +9,8 @@
 //! by exactly `1 / rate` per event from `start`; a live source paces itself
 //! to the wall clock, `pulse generate` does not.
 
+pub mod k8s;
+pub mod k8s_faults;
 pub mod sensors;
 
 use std::time::{Duration, Instant};
