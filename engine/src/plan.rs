@@ -473,7 +473,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                     OperatorConfig::Anomaly(_) => Some(AnalyticsKind::Anomaly),
                     OperatorConfig::Forecast(_) => Some(AnalyticsKind::Forecast),
                     OperatorConfig::Onnx(_) => Some(AnalyticsKind::Prediction),
-                    OperatorConfig::Window(_) | OperatorConfig::Filter(_) => None,
+                    OperatorConfig::Window(_) | OperatorConfig::Filter(_) | OperatorConfig::Incidents(_) => None,
                 };
                 // The gateway is process 0's: in a cluster its rows go to worker 0 first.
                 let rows_here = |rows: &Stream<'scope, EventTime, Vec<Row>>,

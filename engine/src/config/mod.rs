@@ -30,6 +30,7 @@ use crate::operators::Operator;
 use crate::operators::anomaly::AnomalyOperator;
 use crate::operators::filter::FilterOperator;
 use crate::operators::forecast::ForecastOperator;
+use crate::operators::incidents::IncidentsOperator;
 use crate::operators::onnx::OnnxOperator;
 use crate::operators::window::WindowOperator;
 
@@ -291,6 +292,8 @@ pub enum OperatorConfig {
     Filter(FilterOperator),
     /// Rows scored by an ONNX model of the model registry.
     Onnx(OnnxOperator),
+    /// Incidents and their ranked root causes (differential dataflow).
+    Incidents(IncidentsOperator),
 }
 
 /// A sink: where results go.
@@ -465,6 +468,7 @@ impl OperatorConfig {
             OperatorConfig::Forecast(forecast) => forecast,
             OperatorConfig::Filter(filter) => filter,
             OperatorConfig::Onnx(onnx) => onnx,
+            OperatorConfig::Incidents(incidents) => incidents,
         }
     }
 
@@ -498,7 +502,8 @@ impl OperatorConfig {
             OperatorConfig::Anomaly(_)
             | OperatorConfig::Forecast(_)
             | OperatorConfig::Filter(_)
-            | OperatorConfig::Onnx(_) => None,
+            | OperatorConfig::Onnx(_)
+            | OperatorConfig::Incidents(_) => None,
         }
     }
 }

@@ -4,12 +4,14 @@
 //! - [`nab`]: streams a NAB corpus through the anomaly detector (`pulse eval nab`).
 //! - [`csv`]: NAB's CSV files, with errors that name the file and the line.
 //! - [`forecast`]: `pulse eval forecast`, a rolling-origin backtest of the forecaster.
+//! - [`rca`]: `pulse eval rca` and `pulse eval rca-scenario`, root-cause analysis on labelled scenarios.
 //! - [`series_csv`]: reading `timestamp,value` CSV files for the backtest.
 
 pub mod csv;
 pub mod forecast;
 pub mod nab;
 pub mod nab_score;
+pub mod rca;
 pub mod series_csv;
 
 use std::path::PathBuf;
@@ -61,6 +63,11 @@ pub enum EvalCommand {
     /// last 40 % of each file) and print MASE, sMAPE and interval coverage beside
     /// seasonal naive.
     Forecast(forecast::ForecastArgs),
+    /// Replay an events file through the incident operator, write the final incidents
+    /// and, with an answer key, print accuracy@1/3/5, mean rank and incident precision.
+    Rca(rca::RcaArgs),
+    /// Write a labelled Kubernetes scenario (the `k8s` generator profile) and its answer key.
+    RcaScenario(rca::ScenarioArgs),
 }
 
 impl EvalCommand {
@@ -85,6 +92,8 @@ impl EvalCommand {
             EvalCommand::Forecast(args) => forecast::run(&args, &mut std::io::stdout().lock())
                 .map(drop)
                 .map_err(|error| format!("{error:#}")),
+            EvalCommand::Rca(args) => rca::run(&args),
+            EvalCommand::RcaScenario(args) => rca::write_scenario(&args),
         };
         match outcome {
             Ok(()) => ExitCode::SUCCESS,
