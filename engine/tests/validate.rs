@@ -563,11 +563,14 @@ fn every_shipped_pipeline_validates() {
     );
     let models = common::workspace_dir().join("operators/tests/fixtures/onnx/models");
     let models = models.display().to_string();
+    let cluster_events = dir.join("data/cluster-events.jsonl").display().to_string();
     let vars = [
         ("BENCH_INPUT", input.as_str()),
         ("BENCH_OUTPUT", output.as_str()),
         ("BENCH_TOPIC", "bench.events"),
         ("PULSE_MODELS_DIR", models.as_str()),
+        // sinks-example.toml reads it relative to the repository's root.
+        ("PULSE_CLUSTER_EVENTS", cluster_events.as_str()),
     ];
     let mut checked = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("pipelines/ exists") {
