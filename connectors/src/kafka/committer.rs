@@ -4,10 +4,12 @@
 //! must not run on the consumer thread: while it waits, nothing is fetched.
 //! The worker hands commit requests to a [`Committer`]; its thread commits the
 //! newest point of each partition, keeps what failed for the next round, and
-//! commits what is left when the worker drops it.
+//! commits what is left when the worker drops it — before the drop returns, so
+//! that a bounded run's final commit (made after its workers end) is the last.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::KafkaConnectorError;
@@ -21,9 +23,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Commit points waiting to be committed, by partition.
 type Points = BTreeMap<TopicPartition, ResumePoint>;
 
-/// The sending side: dropping it commits what is pending and ends the thread.
+/// The sending side: dropping it commits what is pending, ends the thread
+/// and waits for it.
 pub(crate) struct Committer {
-    requests: Sender<Points>,
+    requests: Option<Sender<Points>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Committer {
@@ -32,16 +36,32 @@ impl Committer {
         let group = GroupOffsets::connect(settings)?;
         let (requests, received) = channel();
         let component = settings.component.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("pulse-commit-{component}-{worker}"))
             .spawn(move || commit_until_closed(&group, &component, &received))?;
-        Ok(Self { requests })
+        Ok(Self {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
     }
 
     /// Asks for `points` to be committed (newer points of a partition replace older ones).
     pub(crate) fn request(&self, points: Points) {
         // The thread only ends when this side is dropped.
-        let _ = self.requests.send(points);
+        if let Some(requests) = &self.requests {
+            let _ = requests.send(points);
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        // Closing the channel lets the thread commit what is pending and end;
+        // a late commit of an older point must not land after the final one.
+        drop(self.requests.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
