@@ -159,7 +159,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         tokio::time::timeout(STORE_CHECK_TIMEOUT, state.store.ping()).await,
         Ok(Ok(()))
     );
-    let pipeline = state.readiness.is_pipeline_ready();
+    let components = state.readiness.components();
+    // The flag is the run's watcher's, refreshed every 200 ms; the components
+    // are read now, so a problem they show also makes this answer not ready.
+    let pipeline = state.readiness.is_pipeline_ready() && components.iter().all(|(_, health)| health.problem.is_none());
     let shutting_down = state.readiness.is_shutting_down();
     let ready = store && pipeline && !shutting_down;
     let status = if ready {
@@ -167,7 +170,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let components = state.readiness.components();
     let open_breakers: Vec<&str> = components
         .iter()
         .filter(|(_, health)| health.breaker == Some("open"))
