@@ -196,7 +196,12 @@ async fn run(url: &str, graph: &str, query: String, timeout_ms: u64) -> Result<r
             "the graph server does not answer",
         )
     };
-    let client = redis::Client::open(url).map_err(|error| unavailable(&error))?;
+    // TCP_NODELAY: a query of several segments is not held back by Nagle's algorithm.
+    let info = redis::IntoConnectionInfo::into_connection_info(url)
+        .map(|info| info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)));
+    let client = info
+        .and_then(redis::Client::open)
+        .map_err(|error| unavailable(&error))?;
     let limit = Duration::from_millis(timeout_ms) + Duration::from_secs(1);
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(limit))

@@ -37,7 +37,8 @@ use std::time::Duration;
 use pulse_core::row::Value;
 use pulse_core::{ColumnType, Row};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Script};
+use redis::io::tcp::TcpSettings;
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Script};
 
 use crate::runtime::{BatchWriter, SinkRecord, WriteError, Written};
 
@@ -92,6 +93,16 @@ pub struct RedisSettings {
     pub publish: bool,
 }
 
+/// A client of the server at `url` whose connections send each command at
+/// once (`TCP_NODELAY`): with Nagle's algorithm a command of several segments
+/// waits for the server's delayed ACK, ~40 ms a statement.
+pub(crate) fn client_without_delay(url: &str) -> Result<Client, redis::RedisError> {
+    let info = url
+        .into_connection_info()?
+        .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+    Client::open(info)
+}
+
 /// Writes one operator's rows.
 pub struct RedisWriter {
     client: Client,
@@ -106,7 +117,7 @@ impl RedisWriter {
     /// (connecting is lazy).
     pub fn new(settings: RedisSettings, operator: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            client: Client::open(settings.url.as_str())?,
+            client: client_without_delay(settings.url.as_str())?,
             connection: None,
             settings,
             operator: operator.to_owned(),

@@ -19,6 +19,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
 
 use super::model::Statement;
+use crate::redis::client_without_delay;
 use crate::runtime::WriteError;
 
 /// How long connecting, or one statement, may take.
@@ -48,7 +49,7 @@ impl FalkorDbBackend {
     /// tenant `T`'s graph to the key `graph_prefix` + `T`.
     pub fn new(redis_url: &str, graph_prefix: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            client: Client::open(redis_url)?,
+            client: client_without_delay(redis_url)?,
             connection: None,
             graph_prefix: graph_prefix.to_owned(),
             indexed: HashSet::new(),
