@@ -63,6 +63,42 @@ fn metric(page: &str, name: &str, label: &str) -> Option<f64> {
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
 }
 
+/// `/health/ready` is 503, names the `history` sink, why it fails and its open
+/// breaker, and reports the `rows` sink well.
+fn assert_only_history_is_down(gateway: SocketAddr) {
+    let (status, ready) = http(gateway, "GET", "/health/ready", None, None);
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["open_breakers"], serde_json::json!(["history"]), "{ready}");
+    let components = ready["components"].as_array().unwrap();
+    let named = |name: &str| {
+        components
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let history = named("history");
+    assert_eq!(
+        (history["healthy"].as_bool(), history["breaker"].as_str()),
+        (Some(false), Some("open")),
+        "{ready}"
+    );
+    assert!(
+        history["problem"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("circuit breaker open after "),
+        "{ready}"
+    );
+
+    let rows = named("rows");
+    assert_eq!(
+        (rows["healthy"].as_bool(), rows["breaker"].as_str()),
+        (Some(true), Some("closed")),
+        "{ready}"
+    );
+}
+
 /// `window_aggregates` (`FINAL`) as (window_start, tenant, metric, count), sorted.
 fn stored_windows(url: &str, database: &str) -> Vec<Value> {
     let text = query(
@@ -141,38 +177,7 @@ fn a_sink_whose_server_stays_down_holds_the_source_and_the_commits_back() {
     wait_until("the breaker opens", Duration::from_secs(30), || {
         metric(&page(), "pulse_sink_breaker_state", "component=\"history\"") == Some(2.0)
     });
-    // `/health/ready` names the sink, why it fails and its breaker; the others are well.
-    let (status, ready) = http(gateway, "GET", "/health/ready", None, None);
-    assert_eq!(status, 503, "{ready}");
-    assert_eq!(ready["open_breakers"], serde_json::json!(["history"]), "{ready}");
-    let components = ready["components"].as_array().unwrap();
-    let named = |name: &str| {
-        components
-            .iter()
-            .find(|c| c["name"] == name)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let history = named("history");
-    assert_eq!(
-        (history["healthy"].as_bool(), history["breaker"].as_str()),
-        (Some(false), Some("open")),
-        "{ready}"
-    );
-    assert!(
-        history["problem"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("circuit breaker open after "),
-        "{ready}"
-    );
-
-    let rows = named("rows");
-    assert_eq!(
-        (rows["healthy"].as_bool(), rows["breaker"].as_str()),
-        (Some(true), Some("closed")),
-        "{ready}"
-    );
+    assert_only_history_is_down(gateway);
     // The sink's buffer fills, and the source stops reading. (The breaker opens
     // after two failures, before the source may have read anything: wait for
     // the source to have read and then to stand still, with the buffer full.)
@@ -346,38 +351,7 @@ demo = true
     wait_until("the breaker opens", Duration::from_secs(30), || {
         metric(&page(), "pulse_sink_breaker_state", "component=\"history\"") == Some(2.0)
     });
-    // `/health/ready` names the sink, why it fails and its breaker; the others are well.
-    let (status, ready) = http(gateway, "GET", "/health/ready", None, None);
-    assert_eq!(status, 503, "{ready}");
-    assert_eq!(ready["open_breakers"], serde_json::json!(["history"]), "{ready}");
-    let components = ready["components"].as_array().unwrap();
-    let named = |name: &str| {
-        components
-            .iter()
-            .find(|c| c["name"] == name)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let history = named("history");
-    assert_eq!(
-        (history["healthy"].as_bool(), history["breaker"].as_str()),
-        (Some(false), Some("open")),
-        "{ready}"
-    );
-    assert!(
-        history["problem"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("circuit breaker open after "),
-        "{ready}"
-    );
-
-    let rows = named("rows");
-    assert_eq!(
-        (rows["healthy"].as_bool(), rows["breaker"].as_str()),
-        (Some(true), Some("closed")),
-        "{ready}"
-    );
+    assert_only_history_is_down(gateway);
     wait_until("the Kafka source reads everything", Duration::from_secs(30), || {
         metric(&page(), "pulse_component_sent_events_total", "component=\"events\"") == Some(5_000.0)
     });
