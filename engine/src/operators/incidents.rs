@@ -18,10 +18,9 @@ use pulse_operators::incidents::rank::Ranker;
 use pulse_operators::incidents::settled::SettledExt;
 use pulse_operators::incidents::{IncidentCounters, IncidentReport, IncidentsConfig, IncidentsExt};
 use serde::Deserialize;
-use timely::dataflow::operators::Concatenate;
 use timely::dataflow::operators::vec::Map;
 
-use super::{BuildContext, InputShape, InputStream, Operator, OperatorStreams};
+use super::{BuildContext, InputShape, Operator, OperatorStreams};
 use crate::config::EngineConfig;
 use crate::config::validate::{Problem, StreamType, problem};
 
@@ -182,21 +181,12 @@ impl Operator for IncidentsOperator {
         }
     }
 
-    fn build<'scope>(&self, context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope> {
-        let events: Vec<_> = context
-            .inputs
-            .into_iter()
-            .map(|input| match input {
-                InputStream::Events(events) => events,
-                InputStream::Rows(_) => unreachable!("validation lets incidents read events only"),
-            })
-            .collect();
+    fn build<'scope>(&self, mut context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope> {
+        let events = context.take_events("incidents");
         let config = self.config();
         let counters = Arc::new(IncidentCounters::default());
         let schema: Arc<RowSchema> = context.output;
-        let rows = context
-            .scope
-            .concatenate(events)
+        let rows = events
             .incidents(context.name, &config, &counters)
             .settled(context.name, config.settle_ms)
             .map(move |report| report_row(&report, &schema));

@@ -25,6 +25,7 @@ pub mod window;
 
 use pulse_core::{DeadLetter, Event, EventTime, Projection, Row, RowSchema, SessionProgress, Shutdown};
 use std::sync::Arc;
+use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, Stream};
 
 use crate::config::EngineConfig;
@@ -70,6 +71,34 @@ pub struct BuildContext<'a, 'scope> {
     /// Where session windows report how far they have settled, when the
     /// pipeline has any.
     pub session_progress: Option<SessionProgress>,
+}
+
+impl<'scope> BuildContext<'_, 'scope> {
+    /// Its inputs merged into one stream of events, for an operator (`what`)
+    /// whose validation lets it read sources only.
+    pub fn take_events(&mut self, what: &str) -> Stream<'scope, EventTime, Vec<Event>> {
+        let events: Vec<_> = std::mem::take(&mut self.inputs)
+            .into_iter()
+            .map(|input| match input {
+                InputStream::Events(events) => events,
+                InputStream::Rows(_) => unreachable!("validation lets {what} read events only"),
+            })
+            .collect();
+        self.scope.concatenate(events)
+    }
+
+    /// Its inputs merged into one stream of rows, for an operator (`what`)
+    /// whose validation lets it read other operators only.
+    pub fn take_rows(&mut self, what: &str) -> Stream<'scope, EventTime, Vec<Row>> {
+        let rows: Vec<_> = std::mem::take(&mut self.inputs)
+            .into_iter()
+            .map(|input| match input {
+                InputStream::Rows(rows) => rows,
+                InputStream::Events(_) => unreachable!("validation lets {what} read rows only"),
+            })
+            .collect();
+        self.scope.concatenate(rows)
+    }
 }
 
 /// What the planner and the validator ask of every operator config.

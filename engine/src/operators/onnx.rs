@@ -23,10 +23,9 @@ use pulse_operators::onnx::{
     OnnxStreamConfig, OutputKind, Variant, runtime,
 };
 use serde::Deserialize;
-use timely::dataflow::operators::Concatenate;
 use timely::dataflow::operators::vec::Map;
 
-use super::{BuildContext, InputShape, InputStream, Operator, OperatorStreams};
+use super::{BuildContext, InputShape, Operator, OperatorStreams};
 use crate::config::EngineConfig;
 use crate::config::validate::{Problem, StreamType, problem};
 
@@ -421,16 +420,8 @@ impl Operator for OnnxOperator {
         true
     }
 
-    fn build<'scope>(&self, context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope> {
-        let rows: Vec<_> = context
-            .inputs
-            .into_iter()
-            .map(|input| match input {
-                InputStream::Rows(rows) => rows,
-                InputStream::Events(_) => unreachable!("validation lets onnx operators read rows only"),
-            })
-            .collect();
-        let rows = context.scope.concatenate(rows);
+    fn build<'scope>(&self, mut context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope> {
+        let rows = context.take_rows("onnx operators");
         let schema: Arc<RowSchema> = context.output;
         let registry = ModelRegistry::new(&self.models_dir);
         let features = self.resolve_features(&registry).unwrap_or_default();

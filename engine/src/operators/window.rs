@@ -11,10 +11,9 @@ use pulse_core::{EventKind, Projection, RowSchema};
 use pulse_operators::Aggregate;
 use pulse_operators::window::{KeyField, WindowConfig, WindowExt, WindowSchema, WindowSpec};
 use serde::Deserialize;
-use timely::dataflow::operators::Concatenate;
 use timely::dataflow::operators::vec::Map;
 
-use super::{BuildContext, InputShape, InputStream, Operator, OperatorStreams};
+use super::{BuildContext, InputShape, Operator, OperatorStreams};
 use crate::config::EngineConfig;
 use crate::config::validate::{Problem, StreamType, problem};
 
@@ -145,15 +144,8 @@ impl Operator for WindowOperator {
         }
     }
 
-    fn build<'scope>(&self, context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope> {
-        let events: Vec<_> = context
-            .inputs
-            .into_iter()
-            .map(|input| match input {
-                InputStream::Events(events) => events,
-                InputStream::Rows(_) => unreachable!("validation lets windows read events only"),
-            })
-            .collect();
+    fn build<'scope>(&self, mut context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope> {
+        let events = context.take_events("windows");
         let config = WindowConfig {
             spec: self.window,
             key: self.key.clone(),
@@ -163,9 +155,7 @@ impl Operator for WindowOperator {
             session_progress: context.session_progress,
         };
         let schema: Arc<RowSchema> = context.output;
-        let rows = context
-            .scope
-            .concatenate(events)
+        let rows = events
             .window(context.name, &config, context.shutdown)
             .map(move |row| row.to_row(&schema));
         OperatorStreams {
