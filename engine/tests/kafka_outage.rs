@@ -99,7 +99,9 @@ demo = true
     // Readiness reads the health board itself; the gauge is set from it every
     // 200 ms, so it may follow a moment later.
     wait_until("the source to be down in the metrics", Duration::from_secs(5), || {
-        get(gateway, "/metrics").1.contains("pulse_component_up{component=\"events\"} 0")
+        get(gateway, "/metrics")
+            .1
+            .contains("pulse_component_up{component=\"events\"} 0")
     });
     assert!(run.try_wait().unwrap().is_none(), "the run goes on without its broker");
 
