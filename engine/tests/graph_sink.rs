@@ -12,33 +12,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use common::graph::{falkordb_column, neo4j_address, neo4j_connect, neo4j_lines, reachable};
 use common::kafka::unique;
 use common::{TempDir, load_pipeline, run_pipeline};
-use pulse_core::cypher::{CypherValue, parameter_prefix, tenant_graph};
+use pulse_core::cypher::tenant_graph;
 
 /// Strings that a query built by pasting text would choke on.
 const HOSTILE: &str = "it's a \\ back'slash\\' */ MATCH (n) DETACH DELETE n /* }\nnew line \"quoted\" $rows";
-
-/// `host:port` of a server, or `None` (loudly) when nothing listens there;
-/// a failure under `CI=true`.
-fn reachable(what: &str, address: &str) -> bool {
-    let open = address
-        .parse::<SocketAddr>()
-        .is_ok_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok());
-    if !open {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no {what} at {address}: CI requires one (scripts/test.sh starts it)"
-        );
-        let warning = format!("\n*** SKIPPED: no {what} at {address}; run ./scripts/test.sh to start one ***\n");
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), warning.as_bytes());
-    }
-    open
-}
 
 fn resource(kind: &str, namespace: &str, name: &str) -> String {
     format!(r#"{{"kind":"{kind}","namespace":"{namespace}","name":"{name}"}}"#)
@@ -241,49 +224,23 @@ fn check_runs(
     [acme, globex]
 }
 
-/// Sorted result strings of `queries` for `tenant` on Neo4j.
-fn neo4j_read(runtime: &tokio::runtime::Runtime, graph: &neo4rs::Graph, tenant: &str) -> Vec<String> {
-    runtime.block_on(async {
-        let mut found = Vec::new();
-        for cypher in [EDGES, EPISODES, NODES] {
-            let cypher = format!("{cypher} AS line");
-            let mut rows = graph
-                .execute(neo4rs::query(&cypher).param("tenant", tenant))
-                .await
-                .unwrap();
-            while let Some(row) = rows.next().await.unwrap() {
-                found.push(row.get::<String>("line").unwrap());
-            }
-        }
-        found.sort();
-        found
-    })
-}
-
 #[test]
 fn neo4j_holds_the_tenants_graphs_in_step_with_topology_and_replays_to_the_same_graph() {
-    let address = std::env::var("PULSE_NEO4J_URI").unwrap_or_else(|_| "127.0.0.1:7687".to_owned());
+    let (address, password) = neo4j_address();
     if !reachable("Neo4j", &address) {
         return;
     }
-    let password = std::env::var("PULSE_NEO4J_PASSWORD").unwrap_or_else(|_| "pulse-test-password".to_owned());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let config = neo4rs::ConfigBuilder::default()
-        .uri(address.as_str())
-        .user("neo4j")
-        .password(password.as_str())
-        .build()
-        .unwrap();
-    let graph = runtime.block_on(neo4rs::Graph::connect(config)).unwrap();
+    let graph = neo4j_connect(&runtime, &address, &password);
     let tenants = check_runs(
         "neo4j",
         &format!("bolt://{address}"),
         &password,
         "pulse:",
-        &|tenant: &str| neo4j_read(&runtime, &graph, tenant),
+        &|tenant: &str| neo4j_lines(&runtime, &graph, &[EDGES, EPISODES, NODES], tenant),
     );
     // Each run's tenants are its own; clear what the test wrote.
     runtime
@@ -291,29 +248,6 @@ fn neo4j_holds_the_tenants_graphs_in_step_with_topology_and_replays_to_the_same_
             neo4rs::query("MATCH (n) WHERE n.tenant IN $tenants DETACH DELETE n").param("tenants", tenants.to_vec()),
         ))
         .unwrap();
-}
-
-/// FalkorDB's answer to a read query: the first column of every row.
-fn falkordb_column(connection: &mut redis::Connection, graph: &str, cypher: &str, tenant: &str) -> Vec<String> {
-    let params = BTreeMap::from([("tenant".to_owned(), CypherValue::from(tenant))]);
-    let query = parameter_prefix(&params).unwrap() + cypher;
-    let reply: redis::Value = redis::cmd("GRAPH.RO_QUERY")
-        .arg(graph)
-        .arg(query)
-        .query(connection)
-        .unwrap();
-    let redis::Value::Array(parts) = reply else {
-        panic!("GRAPH.RO_QUERY answered {reply:?}")
-    };
-    let redis::Value::Array(rows) = &parts[1] else {
-        panic!("no rows in {parts:?}")
-    };
-    rows.iter()
-        .map(|row| match row {
-            redis::Value::Array(cells) => redis::from_redis_value_ref::<String>(&cells[0]).unwrap(),
-            other => panic!("a row is {other:?}"),
-        })
-        .collect()
 }
 
 #[test]

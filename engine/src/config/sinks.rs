@@ -9,9 +9,9 @@ use pulse_core::DurationSpec;
 use pulse_sinks::clickhouse::Table;
 use serde::Deserialize;
 
-use super::PipelineConfig;
 use super::sink_pacing::{BreakerSettings, RetrySettings};
 use super::validate::{Problem, problem};
+use super::{OperatorConfig, PipelineConfig};
 
 /// `type = "clickhouse"`: history in ClickHouse tables.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -241,11 +241,15 @@ impl GraphSinkConfig {
             ));
         }
         for (i, input) in self.inputs.iter().enumerate() {
-            if input.ends_with(".dead_letter") || config.operators.contains_key(input) {
+            let operator = config.operators.get(input);
+            let incidents = matches!(operator, Some(OperatorConfig::Incidents(_)));
+            if input.ends_with(".dead_letter") || (operator.is_some() && !incidents) {
                 problems.push(problem(
                     &["sinks", name, "inputs", &i.to_string()],
-                    format!("a graph sink writes events (topology, k8s events, logs), and `{input}` is not a source's events"),
-                    "read a source, e.g. inputs = [\"events\"]; operator rows (incidents) are not mapped into the graph yet".to_owned(),
+                    format!(
+                        "a graph sink writes events (topology, k8s events, logs) and incidents, and `{input}` is neither a source's events nor an incidents operator"
+                    ),
+                    "read a source or an incidents operator, e.g. inputs = [\"events\", \"incidents\"]".to_owned(),
                 ));
             }
         }

@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod clickhouse;
+pub mod graph;
 pub mod kafka;
 pub mod process;
 

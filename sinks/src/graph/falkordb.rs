@@ -30,9 +30,10 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// expected). Never on `namespace`: FalkorDB's index leaves empty strings
 /// out, and a `MERGE` looking up a cluster-scoped resource (namespace `""`)
 /// through it would not find the node and make a second one.
-const INDEXES: [&str; 2] = [
+const INDEXES: [&str; 3] = [
     "CREATE INDEX FOR (n:Resource) ON (n.name)",
     "CREATE INDEX FOR (n:Episodic) ON (n.id)",
+    "CREATE INDEX FOR (n:Incident) ON (n.incident_id)",
 ];
 
 /// A FalkorDB connection, opened on first use.

@@ -11,15 +11,18 @@
 //! | `(:Resource)-[:RUNS_ON\|OWNS\|SELECTS\|CALLS\|MOUNTS\|USES…]->(:Resource)` | `topology` events: `upsert` merges the edge, `delete` removes it | `tenant, updated_ms` (the time of the last upsert) |
 //! | `(:Episodic)` | `k8s_event` and `log` events | `tenant, id` (identity: a hash of the event), `ts, event_kind, source, reason, severity, level, message` |
 //! | `(:Episodic)-[:ABOUT]->(:Resource)` | the same | `tenant` |
+//! | `(:Incident)` | rows of an `incidents` operator | `tenant, incident_id` (the identity), `opened_at`, `closed_at`, `symptom_*`, `top_cause`, `top_confidence`, … |
+//! | `(:Incident)-[:SAME_INCIDENT]->(:Resource)` | the same: the resource whose error opened the incident | `tenant, role: "symptom"` |
+//! | `(:Incident)-[:POTENTIAL_CAUSE]->(:Resource)` | the same: one per ranked cause | `tenant, rank, confidence, explanation, reason, event_ts` |
 //!
 //! The relation of a topology event becomes the relationship type (an
 //! upper-case identifier; `ABOUT`, `SAME_INCIDENT` and `POTENTIAL_CAUSE`
 //! are the sink's own). Metric events are left out (time series belong in
 //! ClickHouse/Redis); dead letters and records that cannot be written (an
 //! empty resource name, a bad relation, a NUL, a string over
-//! `max_string_bytes`) become dead letters with the reason. Incident rows
-//! map in at one documented place, [`model`]'s `row_change`, once the
-//! incidents operator exists; until then operator rows are dead-lettered.
+//! `max_string_bytes`, a malformed incident row) become dead letters with
+//! the reason. Incident rows are mapped by [`incident`]: a later report of
+//! an incident replaces its edges (a re-ranking leaves the new ranking only).
 //!
 //! Writes are `MERGE` in `UNWIND $rows` statements of at most
 //! `statement_rows` rows ([`model`]); the sink is ordered (batches in event
@@ -34,6 +37,7 @@
 //!   per tenant, parameters in the `CYPHER` prefix.
 
 pub mod falkordb;
+pub mod incident;
 pub mod model;
 pub mod neo4j;
 

@@ -16,6 +16,7 @@ use pulse_core::cypher::CypherValue;
 use pulse_core::{Event, EventBody, ResourceRef, Row, TopologyOp};
 use sha2::{Digest, Sha256};
 
+use super::incident::{self, IncidentChange};
 use crate::runtime::SinkRecord;
 
 /// Relationship types the sink itself owns; topology events cannot use them.
@@ -57,6 +58,8 @@ enum Change<'a> {
         about: &'a ResourceRef,
         row: BTreeMap<String, CypherValue>,
     },
+    /// An incident row: its node, symptom and ranked causes.
+    Incident(IncidentChange),
 }
 
 /// The edge of a topology change, for keeping only its last change.
@@ -77,6 +80,7 @@ pub fn plan(batch: &[SinkRecord], statement_rows: usize, max_string_bytes: usize
     changes.sort_by_key(|(ts, index, _, _)| (*ts, *index));
     let mut edges: BTreeMap<&str, BTreeMap<EdgeKey<'_>, (TopologyOp, u64)>> = BTreeMap::new();
     let mut episodes: BTreeMap<&str, Vec<CypherValue>> = BTreeMap::new();
+    let mut incidents: BTreeMap<&str, BTreeMap<String, IncidentChange>> = BTreeMap::new();
     for (ts, _, tenant, change) in changes {
         match change {
             Change::Edge { from, to, relation, op } => {
@@ -85,6 +89,13 @@ pub fn plan(batch: &[SinkRecord], statement_rows: usize, max_string_bytes: usize
             Change::Episode { about, mut row } => {
                 resource_fields(&mut row, "", about);
                 episodes.entry(tenant).or_default().push(CypherValue::Map(row));
+            }
+            // The last report of an incident wins (a re-ranking replaces it).
+            Change::Incident(change) => {
+                incidents
+                    .entry(tenant)
+                    .or_default()
+                    .insert(change.incident_id.clone(), change);
             }
         }
     }
@@ -115,10 +126,21 @@ pub fn plan(batch: &[SinkRecord], statement_rows: usize, max_string_bytes: usize
         let statements = out.tenants.entry(tenant.to_owned()).or_default();
         push_chunks(statements, tenant, MERGE_EPISODES, rows, chunk);
     }
+    for (tenant, changes) in incidents {
+        let statements = out.tenants.entry(tenant.to_owned()).or_default();
+        incident::statements(statements, tenant, changes.into_values().collect(), chunk);
+    }
     out
 }
 
-fn push_chunks(statements: &mut Vec<Statement>, tenant: &str, cypher: &str, rows: Vec<CypherValue>, chunk: usize) {
+/// Appends `cypher` over `rows`, at most `chunk` rows per statement.
+pub(super) fn push_chunks(
+    statements: &mut Vec<Statement>,
+    tenant: &str,
+    cypher: &str,
+    rows: Vec<CypherValue>,
+    chunk: usize,
+) {
     for rows in rows.chunks(chunk) {
         statements.push(Statement {
             cypher: cypher.to_owned(),
@@ -130,7 +152,8 @@ fn push_chunks(statements: &mut Vec<Statement>, tenant: &str, cypher: &str, rows
     }
 }
 
-fn resource_fields(row: &mut BTreeMap<String, CypherValue>, prefix: &str, resource: &ResourceRef) {
+/// `kind`, `namespace` and `name` of `resource` into `row`, names prefixed.
+pub(super) fn resource_fields(row: &mut BTreeMap<String, CypherValue>, prefix: &str, resource: &ResourceRef) {
     row.insert(format!("{prefix}kind"), CypherValue::from(resource.kind.as_str()));
     row.insert(
         format!("{prefix}namespace"),
@@ -144,7 +167,7 @@ fn resource_fields(row: &mut BTreeMap<String, CypherValue>, prefix: &str, resour
 fn classify(record: &SinkRecord, max_string_bytes: usize) -> Result<Option<(u64, &str, Change<'_>)>, String> {
     match record {
         SinkRecord::Event(event) => event_change(event, max_string_bytes),
-        SinkRecord::Row(row) => row_change(row),
+        SinkRecord::Row(row) => row_change(row, max_string_bytes),
         SinkRecord::DeadLetter(_) => Err("a graph sink does not store dead letters".to_owned()),
     }
 }
@@ -207,20 +230,21 @@ fn event_change(event: &Event, max_string_bytes: usize) -> Result<Option<(u64, &
     Ok(Some((event.ts, &event.tenant, change)))
 }
 
-/// **Where the incidents operator's rows map in.** Rows are an operator's
-/// output; the graph holds none yet. When the incidents operator lands, its
-/// rows (told apart by their schema: an `incident_id` column) become
-/// `(:Incident {tenant, id, …})` nodes, `SAME_INCIDENT` edges between
-/// incidents and `POTENTIAL_CAUSE {confidence, explanation}` edges from a
-/// candidate `Resource` to its `Incident`, as one more `UNWIND $rows … MERGE`
-/// statement per row kind, confined by `$tenant` like the others. Until then
-/// a row is refused with this reason, so nothing is lost silently.
-fn row_change(row: &Row) -> Result<Option<(u64, &str, Change<'_>)>, String> {
-    let columns: Vec<&str> = row.schema().columns().iter().map(|c| c.name.as_str()).collect();
-    Err(format!(
-        "a graph sink writes topology, k8s events and logs; operator rows (columns {}) are not mapped into the graph yet",
-        columns.join(", ")
-    ))
+/// Operator rows: the incidents operator's (told apart by their columns,
+/// see [`incident`]) become incidents; other rows have no place in the graph
+/// and are refused with the reason.
+fn row_change(row: &Row, max_string_bytes: usize) -> Result<Option<(u64, &str, Change<'_>)>, String> {
+    if !incident::is_incident_row(row) {
+        let columns: Vec<&str> = row.schema().columns().iter().map(|c| c.name.as_str()).collect();
+        return Err(format!(
+            "a graph sink writes topology, k8s events, logs and incidents; rows of columns {} are none of these",
+            columns.join(", ")
+        ));
+    }
+    let tenant = row.get("tenant").and_then(|value| value.as_str()).unwrap_or_default();
+    check_text("tenant", tenant, max_string_bytes)?;
+    let (ts, change) = incident::incident_change(row, max_string_bytes)?;
+    Ok(Some((ts, tenant, Change::Incident(change))))
 }
 
 fn episode_row<const N: usize>(event: &Event, fields: [(&str, Option<String>); N]) -> BTreeMap<String, CypherValue> {
@@ -244,7 +268,8 @@ pub fn episode_id(event: &Event) -> String {
     digest[..16].iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn check_text(field: &str, text: &str, max_bytes: usize) -> Result<(), String> {
+/// Refuses text with a NUL or longer than `max_bytes`.
+pub(super) fn check_text(field: &str, text: &str, max_bytes: usize) -> Result<(), String> {
     if text.contains('\0') {
         return Err(format!("`{field}` holds a NUL character"));
     }
@@ -257,7 +282,8 @@ fn check_text(field: &str, text: &str, max_bytes: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn check_resource(field: &str, resource: &ResourceRef, max_bytes: usize) -> Result<(), String> {
+/// Refuses a resource without kind or name, or with text [`check_text`] refuses.
+pub(super) fn check_resource(field: &str, resource: &ResourceRef, max_bytes: usize) -> Result<(), String> {
     if resource.kind.is_empty() || resource.name.is_empty() {
         return Err(format!("`{field}` names no resource (its kind or name is empty)"));
     }

@@ -21,9 +21,10 @@ use crate::runtime::WriteError;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The indexes that keep `MERGE` from scanning every node.
-const INDEXES: [&str; 2] = [
+const INDEXES: [&str; 3] = [
     "CREATE INDEX pulse_resource IF NOT EXISTS FOR (n:Resource) ON (n.tenant, n.kind, n.namespace, n.name)",
     "CREATE INDEX pulse_episodic IF NOT EXISTS FOR (n:Episodic) ON (n.tenant, n.id)",
+    "CREATE INDEX pulse_incident IF NOT EXISTS FOR (n:Incident) ON (n.tenant, n.incident_id)",
 ];
 
 /// Where a Neo4j backend writes.
