@@ -245,3 +245,132 @@ fn a_server_killed_mid_run_and_restarted_ends_with_what_a_run_without_the_fault_
     );
     assert_eq!(final_events, 20_000, "every event once");
 }
+
+/// `incidents` (`FINAL`) as lines: each incident, then each of its causes by
+/// rank (through `ARRAY JOIN`, as a user would query them).
+fn incident_lines(url: &str, database: &str) -> Vec<String> {
+    let incidents = query(
+        url,
+        &format!(
+            "SELECT concat(tenant, ' ', operator, ' ', incident_id, ' opened ', toString(opened_ms), \
+             ' closed ', ifNull(toString(closed_ms), '-'), ' ', symptom_kind, '/', symptom_namespace, '/', \
+             symptom_name, ' ', symptom_reason, ' top ', top_cause, ' ', toString(round(top_confidence * 1000)), \
+             ' causes ', toString(length(cause_name))) FROM `{database}`.incidents FINAL FORMAT TSVRaw"
+        ),
+    );
+    let causes = query(
+        url,
+        &format!(
+            "SELECT concat(incident_id, ' #', toString(rank), ' ', kind, '/', namespace, '/', name, ' ', \
+             toString(round(confidence * 1000)), ' ', reason, ' ', toString(event_ms), ' ', explanation) \
+             FROM `{database}`.incidents FINAL \
+             ARRAY JOIN cause_kind AS kind, cause_namespace AS namespace, cause_name AS name, \
+             cause_confidence AS confidence, cause_reason AS reason, cause_event_ms AS event_ms, \
+             cause_explanation AS explanation, arrayEnumerate(cause_name) AS rank FORMAT TSVRaw"
+        ),
+    );
+    let mut lines: Vec<String> = incidents.lines().chain(causes.lines()).map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+/// The same lines from the incidents file sink's rows.
+fn expected_incident_lines(rows: &[Value]) -> Vec<String> {
+    let text = |row: &Value, key: &str| row[key].as_str().unwrap_or("").to_owned();
+    let mut lines = Vec::new();
+    for row in rows {
+        let id = text(row, "incident_id");
+        let causes: Vec<Value> = serde_json::from_str(row["causes"].as_str().unwrap()).unwrap();
+        lines.push(format!(
+            "{} rca {id} opened {} closed {} {}/{}/{} {} top {} {} causes {}",
+            text(row, "tenant"),
+            row["opened_at"],
+            row["closed_at"].as_u64().map_or("-".to_owned(), |t| t.to_string()),
+            text(row, "symptom_kind"),
+            text(row, "symptom_namespace"),
+            text(row, "symptom_name"),
+            text(row, "symptom_reason"),
+            text(row, "top_cause"),
+            row["top_confidence"]
+                .as_f64()
+                .map_or("nan".to_owned(), |c| (c * 1000.0).round().to_string()),
+            causes.len(),
+        ));
+        for (rank, cause) in causes.iter().enumerate() {
+            let r = &cause["resource"];
+            lines.push(format!(
+                "{id} #{} {}/{}/{} {} {} {} {}",
+                rank + 1,
+                text(r, "kind"),
+                text(r, "namespace"),
+                text(r, "name"),
+                (cause["confidence"].as_f64().unwrap() * 1000.0).round(),
+                text(cause, "reason"),
+                cause["event_ts"],
+                text(cause, "explanation"),
+            ));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+#[test]
+fn incidents_land_one_row_each_with_their_ranked_causes_and_a_replay_changes_nothing() {
+    let Some(url) = clickhouse() else { return };
+    let dir = TempDir::new("clickhouse-incidents");
+    let input = dir.join("events.jsonl");
+    let (acme, globex) = (unique("acme"), unique("globex"));
+    std::fs::write(
+        &input,
+        common::incidents::two_tenants(&acme, &globex, 1_700_000_000_000),
+    )
+    .unwrap();
+    let database = unique("incidents").replace('-', "_");
+    let pipeline = format!(
+        r#"
+[engine]
+dead_letter_path = "${{OUT}}/dead.jsonl"
+
+[sources.events]
+type = "file"
+path = "{input}"
+
+[operators.rca]
+type = "incidents"
+inputs = ["events"]
+quiet = "1m"
+
+[sinks.rows]
+type = "file"
+inputs = ["rca"]
+path = "${{OUT}}/rows.jsonl"
+
+[sinks.history]
+type = "clickhouse"
+inputs = ["rca"]
+url = "{url}"
+database = "{database}"
+"#,
+        input = input.display()
+    );
+    run(&dir, &pipeline);
+    assert!(!dir.join("dead.jsonl").exists(), "nothing refused");
+    let rows = read_jsonl(&dir.join("rows.jsonl"));
+    assert!(rows.len() >= 2, "incidents of both tenants: {rows:?}");
+    let expected = expected_incident_lines(&rows);
+    assert!(expected.len() > rows.len(), "with causes: {expected:?}");
+    let first = incident_lines(&url, &database);
+    assert_eq!(first, expected, "incidents vs the file sink");
+
+    // Replayed: the same rows again, which FINAL collapses into one per incident.
+    run(&dir, &pipeline);
+    let total = count(&url, &format!("SELECT count() FROM `{database}`.incidents"));
+    assert!(total >= rows.len() as u64, "the replay inserted again");
+    assert_eq!(incident_lines(&url, &database), first, "FINAL after a replay");
+    assert_eq!(
+        count(&url, &format!("SELECT count() FROM `{database}`.incidents FINAL")),
+        rows.len() as u64
+    );
+    query(&url, &format!("DROP DATABASE `{database}`"));
+}

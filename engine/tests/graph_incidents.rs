@@ -15,74 +15,11 @@
 mod common;
 
 use common::graph::{falkordb_lines, neo4j_address, neo4j_connect, neo4j_lines, reachable};
+use common::incidents::two_tenants;
 use common::kafka::unique;
 use common::{TempDir, load_pipeline, read_jsonl, run_pipeline};
 use pulse_core::cypher::tenant_graph;
 use serde_json::Value;
-
-fn resource(kind: &str, namespace: &str, name: &str) -> String {
-    format!(r#"{{"kind":"{kind}","namespace":"{namespace}","name":"{name}"}}"#)
-}
-
-/// A small cluster of `tenant`: a service calling a database whose node
-/// goes bad, the database killed, then the callers failing; later an
-/// unrelated crash elsewhere. Returned in time order.
-fn events(tenant: &str, t0: u64) -> Vec<String> {
-    let web = resource("Pod", "prod", "web-1");
-    let db = resource("Pod", "prod", "db-0");
-    let edge = |ts: u64, from: &str, relation: &str, to: &str| {
-        format!(
-            r#"{{"ts":{ts},"tenant":"{tenant}","source":"state-watcher","kind":"topology","from":{from},"to":{to},"relation":"{relation}","op":"upsert"}}"#
-        )
-    };
-    let k8s = |ts: u64, about: &str, reason: &str, severity: &str| {
-        format!(
-            r#"{{"ts":{ts},"tenant":"{tenant}","source":"state-watcher","kind":"k8s_event","resource":{about},"reason":"{reason}","severity":"{severity}","message":"{reason} it's \"quoted\""}}"#
-        )
-    };
-    let log = |ts: u64, about: &str, message: &str| {
-        format!(
-            r#"{{"ts":{ts},"tenant":"{tenant}","source":"vector","kind":"log","resource":{about},"level":"error","message":"{message}"}}"#
-        )
-    };
-    vec![
-        edge(t0, &resource("Service", "prod", "web"), "SELECTS", &web),
-        edge(t0, &resource("Deployment", "prod", "web"), "OWNS", &web),
-        edge(t0 + 1, &web, "CALLS", &db),
-        edge(t0 + 2, &web, "RUNS_ON", &resource("Node", "", "node-1")),
-        edge(t0 + 3, &db, "RUNS_ON", &resource("Node", "", "node-2")),
-        edge(
-            t0 + 4,
-            &db,
-            "MOUNTS",
-            &resource("PersistentVolumeClaim", "prod", "data"),
-        ),
-        k8s(
-            t0 + 60_000,
-            &resource("Node", "", "node-2"),
-            "NodeHasDiskPressure",
-            "warning",
-        ),
-        k8s(t0 + 280_000, &db, "OOMKilled", "warning"),
-        log(t0 + 300_000, &db, "out of memory"),
-        log(t0 + 302_000, &web, "connection refused by db-0"),
-        k8s(t0 + 305_000, &web, "BackOff", "error"),
-        log(t0 + 310_000, &web, "upstream timed out"),
-        // Much later, an unrelated crash of another pod.
-        edge(
-            t0 + 900_000,
-            &resource("Deployment", "prod", "batch"),
-            "OWNS",
-            &resource("Pod", "prod", "batch-1"),
-        ),
-        k8s(
-            t0 + 1_000_000,
-            &resource("Pod", "prod", "batch-1"),
-            "CrashLoopBackOff",
-            "error",
-        ),
-    ]
-}
 
 fn pipeline(
     input: &std::path::Path,
@@ -186,12 +123,8 @@ fn check_runs(
 ) -> [String; 2] {
     let dir = TempDir::new(&format!("graph-incidents-{backend}"));
     let (acme, globex) = (unique("acme"), unique("globex"));
-    let t0 = 1_700_000_000_000u64;
-    let mut lines = events(&acme, t0);
-    lines.extend(events(&globex, t0 + 500));
-    lines.sort_by_key(|line| serde_json::from_str::<Value>(line).unwrap()["ts"].as_u64());
     let input = dir.join("events.jsonl");
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    std::fs::write(&input, two_tenants(&acme, &globex, 1_700_000_000_000)).unwrap();
 
     let mut reports = Vec::new();
     for (run, (lookback, workers)) in [("15m", 2), ("1m", 1), ("1m", 2)].into_iter().enumerate() {

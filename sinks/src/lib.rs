@@ -8,8 +8,9 @@
 //! - [`file`]: JSONL files, and [`stdout`]: JSON lines or a table — one
 //!   ordered writer each ([`LineWriter`]), output independent of the number of workers.
 //! - [`clickhouse`]: history in ClickHouse tables, idempotent on replay.
-//! - [`graph`]: resources, topology, k8s events and logs as a per-tenant
-//!   graph in Neo4j (Bolt) or FalkorDB (RESP).
+//! - [`graph`]: resources, topology, k8s events, logs and incidents as a
+//!   per-tenant graph in Neo4j (Bolt) or FalkorDB (RESP).
+//! - [`incident_row`]: the incidents operator's rows as the sinks read them.
 //! - [`kafka`]: a Kafka topic, one keyed message per record.
 //! - [`redis`]: the latest row and a bounded series per key, and notifications, in Redis.
 //! - [`dead_letter_topic`]: a Kafka source's dead letters, to `{tenant}.dlq` topics.
@@ -22,6 +23,7 @@ pub mod clickhouse;
 pub mod dead_letter_topic;
 pub mod file;
 pub mod graph;
+pub mod incident_row;
 pub mod kafka;
 pub mod live;
 pub mod parquet;

@@ -330,8 +330,15 @@ impl ClickHouseSinkConfig {
         if config.sources.contains_key(source) {
             return Some(Table::TimeSeriesEvents);
         }
-        let operator = config.operators.get(input)?;
-        operator.as_window().map(|_| Table::WindowAggregates)
+        match config.operators.get(input)? {
+            OperatorConfig::Window(_) => Some(Table::WindowAggregates),
+            OperatorConfig::Incidents(_) => Some(Table::Incidents),
+            // Anomalies, forecasts and predictions name their table (`tables`).
+            OperatorConfig::Anomaly(_)
+            | OperatorConfig::Forecast(_)
+            | OperatorConfig::Filter(_)
+            | OperatorConfig::Onnx(_) => None,
+        }
     }
 
     /// The checks of this sink that need the whole pipeline.

@@ -10,6 +10,7 @@
 pub mod browser;
 pub mod clickhouse;
 pub mod graph;
+pub mod incidents;
 pub mod kafka;
 pub mod process;
 

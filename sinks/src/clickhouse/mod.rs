@@ -2,7 +2,8 @@
 //! [`tables`], over HTTP with the `clickhouse` crate.
 //!
 //! One writer per input: its records go to one table (events to
-//! `time_series_events`, window rows to `window_aggregates`, …). On start it
+//! `time_series_events`, window rows to `window_aggregates`, incidents to
+//! `incidents`, …). On start it
 //! creates the database and its table if missing (`create_tables`), retrying
 //! while the server is down. Each batch of the runtime (bounded by size and
 //! time) is one `INSERT … FORMAT RowBinary`; a failed insert is retried whole,
@@ -16,6 +17,7 @@
 //! ClickHouse 18.16, and the rows are fixed structs matching the DDL of
 //! [`tables`] anyway.
 
+pub mod incidents;
 pub mod tables;
 
 use std::time::Duration;
@@ -24,6 +26,7 @@ use clickhouse::Client;
 use clickhouse::insert::Insert;
 
 use crate::runtime::{BatchWriter, SinkRecord, WriteError, Written};
+use incidents::IncidentRow;
 pub use tables::Table;
 use tables::{EventRow, OperatorRow, RowError};
 
@@ -147,6 +150,16 @@ impl BatchWriter for ClickHouseWriter {
             Table::TimeSeriesEvents => {
                 let (rows, written) = self.rows(batch, |record| match record {
                     SinkRecord::Event(event) => Some(EventRow::from_event(event, limit)),
+                    _ => None,
+                });
+                if !rows.is_empty() {
+                    self.insert(&rows).await.map_err(retry)?;
+                }
+                written
+            }
+            Table::Incidents => {
+                let (rows, written) = self.rows(batch, |record| match record {
+                    SinkRecord::Row(row) => Some(IncidentRow::from_row(&self.input, row, limit)),
                     _ => None,
                 });
                 if !rows.is_empty() {

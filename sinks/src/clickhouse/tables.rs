@@ -5,10 +5,12 @@
 //! current server: times as `DateTime` (seconds, for partitioning) beside an
 //! `Int64` of epoch milliseconds, keys and values as parallel arrays.
 //!
-//! Every table is a `ReplacingMergeTree` ordered by `tenant` first and ending
-//! in `row_id`, a deterministic hash of what identifies the row (for an
+//! Every table is a `ReplacingMergeTree` ordered by `tenant` first; its
+//! `row_id` is a deterministic hash of what identifies the row (for an
 //! operator row: the operator, its key values and its times; for an event:
-//! the event itself). A replay writes rows with the same ordering key, which
+//! the event itself; for an incident: the operator and incident id, which
+//! with the tenant is the `incidents` table's whole ordering key, see
+//! [`super::incidents`]). A replay writes rows with the same ordering key, which
 //! merges (and `SELECT … FINAL`) collapse: the final contents are those of
 //! one run.
 
@@ -67,6 +69,7 @@ impl Table {
                  ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(ts) \
                  ORDER BY (tenant, kind, source, ts_ms, row_id)"
             ),
+            Table::Incidents => super::incidents::ddl(database),
             _ => format!(
                 "CREATE TABLE IF NOT EXISTS `{database}`.`{name}` (\
                  tenant String, operator String, ts DateTime, ts_ms Int64, end_ms Int64, series String, \
@@ -157,13 +160,18 @@ pub enum RowError {
     /// The row has no time column.
     #[error("the row has no time column")]
     NoTime,
+    /// A row the `incidents` table cannot hold (not an incident, bad causes).
+    #[error("{0}")]
+    Incident(String),
 }
 
-fn seconds(ms: u64) -> Result<u32, RowError> {
+/// Epoch ms as `DateTime` seconds, if it holds them.
+pub(super) fn seconds(ms: u64) -> Result<u32, RowError> {
     u32::try_from(ms / 1000).map_err(|_| RowError::TimeOutOfRange(ms))
 }
 
-fn checked(column: &str, text: &str, limit: usize) -> Result<String, RowError> {
+/// `text`, unless it is longer than `limit`.
+pub(super) fn checked(column: &str, text: &str, limit: usize) -> Result<String, RowError> {
     if text.len() > limit {
         return Err(RowError::StringTooLong {
             column: column.to_owned(),
@@ -371,6 +379,7 @@ mod tests {
         for table in Table::ALL {
             let ddl = table.ddl("pulse");
             assert!(ddl.contains("ORDER BY (tenant,"), "{ddl}");
+            assert!(ddl.contains("row_id UInt64"), "{ddl}");
             assert!(ddl.contains("ReplacingMergeTree()"), "{ddl}");
             assert!(!ddl.contains("DateTime64") && !ddl.contains("LowCardinality"), "{ddl}");
         }

@@ -18,19 +18,10 @@ use std::collections::BTreeMap;
 use pulse_core::cypher::{CypherValue, is_identifier};
 use pulse_core::row::Value;
 use pulse_core::{ResourceRef, Row};
-use serde::Deserialize;
 
 use super::model::{Statement, check_resource, check_text, push_chunks, resource_fields};
-
-/// Columns an incident row must have (the rest are optional properties).
-const REQUIRED: [&str; 6] = [
-    "incident_id",
-    "opened_at",
-    "symptom_kind",
-    "symptom_namespace",
-    "symptom_name",
-    "causes",
-];
+pub use crate::incident_row::is_incident_row;
+use crate::incident_row::{parse_causes, text};
 
 /// One incident's change to the graph.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,26 +34,10 @@ pub struct IncidentChange {
     pub causes: Vec<CypherValue>,
 }
 
-/// One entry of the `causes` column (JSON).
-#[derive(Debug, Deserialize)]
-struct CauseEntry {
-    resource: ResourceRef,
-    event_ts: u64,
-    reason: String,
-    confidence: f64,
-    explanation: String,
-}
-
-/// Whether `row` is an incidents operator's row (by its columns).
-pub fn is_incident_row(row: &Row) -> bool {
-    REQUIRED.iter().all(|name| row.schema().column(name).is_some())
-}
-
 /// The change of an incident row, with its opening time (for ordering); an
 /// error (the dead letter's reason) for a row the graph cannot hold.
 pub fn incident_change(row: &Row, max_string_bytes: usize) -> Result<(u64, IncidentChange), String> {
-    let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
-    let incident_id = text("incident_id");
+    let incident_id = text(row, "incident_id");
     if incident_id.is_empty() {
         return Err("the incident row has an empty `incident_id`".to_owned());
     }
@@ -71,9 +46,9 @@ pub fn incident_change(row: &Row, max_string_bytes: usize) -> Result<(u64, Incid
         .and_then(Value::as_time)
         .ok_or("the incident row has no `opened_at` time")?;
     let symptom = ResourceRef {
-        kind: text("symptom_kind").to_owned(),
-        namespace: text("symptom_namespace").to_owned(),
-        name: text("symptom_name").to_owned(),
+        kind: text(row, "symptom_kind").to_owned(),
+        namespace: text(row, "symptom_namespace").to_owned(),
+        name: text(row, "symptom_name").to_owned(),
     };
     check_resource("symptom", &symptom, max_string_bytes)?;
     let mut node = BTreeMap::new();
@@ -97,8 +72,7 @@ pub fn incident_change(row: &Row, max_string_bytes: usize) -> Result<(u64, Incid
         };
         node.insert(name.to_owned(), property);
     }
-    let causes: Vec<CauseEntry> =
-        serde_json::from_str(text("causes")).map_err(|error| format!("`causes` is not a list of causes: {error}"))?;
+    let causes = parse_causes(text(row, "causes"))?;
     let mut cause_rows = Vec::with_capacity(causes.len());
     for (rank, cause) in causes.into_iter().enumerate() {
         check_resource("causes.resource", &cause.resource, max_string_bytes)?;
