@@ -43,7 +43,10 @@ ensure_kafka() {
 }
 
 # Neo4j 5 Community from Maven Central, opened by scripts/jvm/neo4j/Neo4jServer.java.
-neo4j_lib="$state/jvm/neo4j"
+# Tests that start a Neo4j of their own (the outage test) find the jars through
+# PULSE_NEO4J_LIB.
+export PULSE_NEO4J_LIB="$state/jvm/neo4j"
+neo4j_lib="$PULSE_NEO4J_LIB"
 ensure_neo4j() {
   ensure_jvm_tools && fetch_jars "$services_dir/jvm/neo4j/pom.xml" "$neo4j_lib"
 }
