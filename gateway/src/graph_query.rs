@@ -19,7 +19,8 @@
 //! Parameters (`params`) are written into the `CYPHER` prefix by
 //! [`pulse_core::cypher`], which escapes strings. The server stops the query
 //! after `timeout_ms` (504), and at most `max_rows` rows are returned
-//! (`truncated` says when there were more).
+//! (`truncated` says when there were more). Values are typed JSON; nodes,
+//! relationships and paths are objects ([`crate::graph_reply`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,6 +37,7 @@ use crate::auth::{Principal, Scope};
 use crate::config::GraphQueryConfig;
 use crate::error::AppError;
 use crate::extract::JsonBody;
+use crate::graph_reply::{SchemaNames, cell, needs_names, plain};
 use crate::state::AppState;
 
 /// Clauses that change the graph or leave it, refused with 403.
@@ -63,8 +65,10 @@ pub struct CypherRequest {
 pub struct CypherResult {
     /// The column names.
     pub columns: Vec<String>,
-    /// The rows, one value per column, as FalkorDB returns them (nodes and
-    /// relationships as nested `[name, value]` lists).
+    /// The rows, one value per column: typed JSON values, nodes as
+    /// `{"id", "labels", "properties"}`, relationships as
+    /// `{"id", "type", "start", "end", "properties"}`, paths as
+    /// `{"nodes", "relationships"}`.
     #[schema(value_type = Vec<Vec<Object>>)]
     pub rows: Vec<Vec<Value>>,
     /// Whether there were more rows than `max_rows`.
@@ -99,8 +103,47 @@ pub async fn cypher(
         .and_then(|params| parameter_prefix(&params))
         .map_err(|error| AppError::invalid(error.to_string()))?;
     let graph = tenant_graph(&config.graph_prefix, &principal.tenant);
-    let reply = run(&url, &graph, params + &request.query, config.timeout_ms).await?;
-    Ok(Json(result(reply, config.max_rows)))
+    let mut connection = connect(&url, config.timeout_ms).await?;
+    let reply = run(&mut connection, &graph, params + &request.query, config.timeout_ms).await?;
+    let names = match needs_names(&reply) {
+        true => schema_names(&mut connection, &graph, config.timeout_ms).await?,
+        false => SchemaNames::default(),
+    };
+    Ok(Json(result(reply, &names, config.max_rows)))
+}
+
+/// The graph's label, relationship type and property key names (the
+/// compact reply numbers them).
+async fn schema_names(
+    connection: &mut redis::aio::MultiplexedConnection,
+    graph: &str,
+    timeout_ms: u64,
+) -> Result<SchemaNames, AppError> {
+    Ok(SchemaNames {
+        labels: listing(connection, graph, "db.labels", timeout_ms).await?,
+        relationship_types: listing(connection, graph, "db.relationshipTypes", timeout_ms).await?,
+        property_keys: listing(connection, graph, "db.propertyKeys", timeout_ms).await?,
+    })
+}
+
+/// The names a schema procedure lists, in order (their numbers).
+async fn listing(
+    connection: &mut redis::aio::MultiplexedConnection,
+    graph: &str,
+    procedure: &str,
+    timeout_ms: u64,
+) -> Result<Vec<String>, AppError> {
+    let reply = run(connection, graph, format!("CALL {procedure}()"), timeout_ms).await?;
+    let rows = result(reply, &SchemaNames::default(), usize::MAX).rows;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .next()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        })
+        .collect())
 }
 
 /// The Redis URL of the configured graph, or why there is none to query.
@@ -185,17 +228,8 @@ fn words(query: &str) -> Vec<&str> {
     words
 }
 
-/// Sends the query to `graph` with `GRAPH.RO_QUERY`, bounded by `timeout_ms`
-/// on the server and a little more on the client.
-async fn run(url: &str, graph: &str, query: String, timeout_ms: u64) -> Result<redis::Value, AppError> {
-    let unavailable = |error: &dyn std::fmt::Display| {
-        tracing::warn!(%error, "the graph server does not answer");
-        AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "graph_unavailable",
-            "the graph server does not answer",
-        )
-    };
+/// A connection to the graph server, bounded by `timeout_ms` and a little more.
+async fn connect(url: &str, timeout_ms: u64) -> Result<redis::aio::MultiplexedConnection, AppError> {
     // TCP_NODELAY: a query of several segments is not held back by Nagle's algorithm.
     let info = redis::IntoConnectionInfo::into_connection_info(url)
         .map(|info| info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)));
@@ -206,16 +240,36 @@ async fn run(url: &str, graph: &str, query: String, timeout_ms: u64) -> Result<r
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(limit))
         .set_response_timeout(Some(limit));
-    let mut connection = client
+    client
         .get_multiplexed_async_connection_with_config(&config)
         .await
-        .map_err(|error| unavailable(&error))?;
+        .map_err(|error| unavailable(&error))
+}
+
+fn unavailable(error: &dyn std::fmt::Display) -> AppError {
+    tracing::warn!(%error, "the graph server does not answer");
+    AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "graph_unavailable",
+        "the graph server does not answer",
+    )
+}
+
+/// Sends the query to `graph` with `GRAPH.RO_QUERY … --compact`, bounded by
+/// `timeout_ms` on the server.
+async fn run(
+    connection: &mut redis::aio::MultiplexedConnection,
+    graph: &str,
+    query: String,
+    timeout_ms: u64,
+) -> Result<redis::Value, AppError> {
     let reply = redis::cmd("GRAPH.RO_QUERY")
         .arg(graph)
         .arg(query)
         .arg("TIMEOUT")
         .arg(timeout_ms)
-        .query_async::<redis::Value>(&mut connection)
+        .arg("--compact")
+        .query_async::<redis::Value>(connection)
         .await;
     match reply {
         Ok(reply) => Ok(reply),
@@ -246,18 +300,24 @@ fn timed_out() -> AppError {
     )
 }
 
-/// FalkorDB's reply `[header, rows, statistics]` (or only the statistics
-/// for a query that returns nothing) as columns and at most `max_rows` rows.
-fn result(reply: redis::Value, max_rows: usize) -> CypherResult {
+/// FalkorDB's compact reply `[header, rows, statistics]` (or only the
+/// statistics for a query that returns nothing) as columns and at most
+/// `max_rows` rows of typed values ([`graph_reply`](crate::graph_reply)).
+fn result(reply: redis::Value, names: &SchemaNames, max_rows: usize) -> CypherResult {
     let mut parts = match reply {
         redis::Value::Array(parts) if parts.len() == 3 => parts.into_iter(),
         _ => Vec::new().into_iter(),
     };
     let (header, rows) = (parts.next(), parts.next());
-    let columns = match header.map(json) {
-        Some(Value::Array(names)) => names
-            .into_iter()
-            .map(|name| match name {
+    // Each column is `[column type, name]`.
+    let columns = match header {
+        Some(redis::Value::Array(columns)) => columns
+            .iter()
+            .map(|column| match plain(column) {
+                Value::Array(mut pair) if pair.len() == 2 => match pair.pop() {
+                    Some(Value::String(name)) => name,
+                    other => other.map(|v| v.to_string()).unwrap_or_default(),
+                },
                 Value::String(name) => name,
                 other => other.to_string(),
             })
@@ -270,38 +330,17 @@ fn result(reply: redis::Value, max_rows: usize) -> CypherResult {
     };
     let truncated = rows.len() > max_rows;
     let rows = rows
-        .into_iter()
+        .iter()
         .take(max_rows)
-        .map(|row| match json(row) {
-            Value::Array(cells) => cells,
-            other => vec![other],
+        .map(|row| match row {
+            redis::Value::Array(cells) => cells.iter().map(|value| cell(value, names)).collect(),
+            other => vec![cell(other, names)],
         })
         .collect();
     CypherResult {
         columns,
         rows,
         truncated,
-    }
-}
-
-/// A reply value as JSON.
-fn json(value: redis::Value) -> Value {
-    match value {
-        redis::Value::Nil => Value::Null,
-        redis::Value::Int(int) => Value::from(int),
-        redis::Value::Double(float) => serde_json::Number::from_f64(float).map_or(Value::Null, Value::Number),
-        redis::Value::Boolean(b) => Value::Bool(b),
-        redis::Value::BulkString(bytes) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
-        redis::Value::SimpleString(text) => Value::String(text),
-        redis::Value::Okay => Value::String("OK".to_owned()),
-        redis::Value::Array(items) | redis::Value::Set(items) => Value::Array(items.into_iter().map(json).collect()),
-        redis::Value::Map(pairs) => Value::Array(
-            pairs
-                .into_iter()
-                .map(|(key, value)| Value::Array(vec![json(key), json(value)]))
-                .collect(),
-        ),
-        other => Value::String(format!("{other:?}")),
     }
 }
 
@@ -360,16 +399,19 @@ mod tests {
     #[test]
     fn replies_become_columns_and_at_most_max_rows_rows() {
         let bulk = |text: &str| redis::Value::BulkString(text.as_bytes().to_vec());
+        let typed = |kind: i64, value: redis::Value| redis::Value::Array(vec![redis::Value::Int(kind), value]);
         let reply = redis::Value::Array(vec![
-            redis::Value::Array(vec![bulk("name"), bulk("n")]),
+            redis::Value::Array(vec![typed(1, bulk("name")), typed(1, bulk("n"))]),
             redis::Value::Array(
                 (0..3)
-                    .map(|i| redis::Value::Array(vec![bulk(&format!("p{i}")), redis::Value::Int(i)]))
+                    .map(|i| {
+                        redis::Value::Array(vec![typed(2, bulk(&format!("p{i}"))), typed(3, redis::Value::Int(i))])
+                    })
                     .collect(),
             ),
             redis::Value::Array(vec![bulk("Query internal execution time: 0.1 milliseconds")]),
         ]);
-        let result = result(reply, 2);
+        let result = result(reply, &SchemaNames::default(), 2);
         assert_eq!(result.columns, ["name", "n"]);
         assert_eq!(
             result.rows,

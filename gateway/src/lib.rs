@@ -34,6 +34,7 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod graph_query;
+pub mod graph_reply;
 pub mod ingest;
 pub mod kv;
 pub mod live;

@@ -121,6 +121,31 @@ async fn each_tenant_reads_only_its_own_graph_and_cannot_write() {
         "nothing was written"
     );
 
+    // Nodes, relationships and paths come back as objects, values typed.
+    let _: redis::Value = redis::cmd("GRAPH.QUERY")
+        .arg(tenant_graph(&prefix, &a.tenant_id))
+        .arg("MATCH (p:Resource {name: 'a-1'}) CREATE (p)-[:RUNS_ON {tenant: 'x', weight: 0.5}]->(:Node {name: 'n-1', ready: true})")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let reply = query(
+        a.access.clone(),
+        json!({"query": "MATCH path = (p:Resource)-[e:RUNS_ON]->(n:Node) RETURN p, e, n.ready, path, {w: e.weight}"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    let row = &reply.body["rows"][0];
+    assert_eq!(row[0]["labels"], json!(["Resource"]), "{row}");
+    assert_eq!(row[0]["properties"]["name"], "a-1", "{row}");
+    assert_eq!(row[0]["properties"]["kind"], "Pod", "{row}");
+    assert_eq!(row[1]["type"], "RUNS_ON", "{row}");
+    assert_eq!(row[1]["start"], row[0]["id"], "{row}");
+    assert_eq!(row[1]["properties"]["weight"], json!(0.5), "{row}");
+    assert_eq!(row[2], json!(true), "{row}");
+    assert_eq!(row[3]["nodes"][1]["properties"]["name"], "n-1", "{row}");
+    assert_eq!(row[3]["relationships"][0]["type"], "RUNS_ON", "{row}");
+    assert_eq!(row[4], json!({"w": 0.5}), "{row}");
+
     // Parameters are values, never query text.
     let hostile = "it's \\ a' RETURN 1 // */ } \n MATCH (n) DETACH DELETE n";
     let reply = query(
