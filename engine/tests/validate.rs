@@ -983,6 +983,58 @@ url = "http://127.0.0.1:6379"
     }
 }
 
+/// A graph sink reads sources and incidents operators, nothing else; a
+/// clickhouse sink puts an incidents operator's rows in `incidents`.
+#[test]
+fn graph_and_clickhouse_sinks_take_incidents() {
+    let text = |graph_inputs: &str| {
+        format!(
+            r#"[sources.events]
+type = "file"
+path = "events.jsonl"
+
+[operators.cpu]
+type = "window"
+inputs = ["events"]
+window = {{ tumbling = "10s" }}
+
+[operators.rca]
+type = "incidents"
+inputs = ["events"]
+
+[sinks.graph]
+type = "graph"
+inputs = [{graph_inputs}]
+uri = "falkordb://127.0.0.1:6380"
+
+[sinks.history]
+type = "clickhouse"
+inputs = ["rca", "cpu"]
+"#
+        )
+    };
+    let accepted = text("\"events\", \"rca\"");
+    let pipeline = Pipeline::parse(Path::new(FILE), &accepted, &common::env_of(&[])).unwrap_or_else(|e| panic!("{e}"));
+    let SinkConfig::Clickhouse(clickhouse) = &pipeline.config.sinks["history"] else {
+        panic!("a clickhouse sink")
+    };
+    assert_eq!(
+        clickhouse.table_of(&pipeline.config, "rca"),
+        Some(pulse_sinks::clickhouse::Table::Incidents)
+    );
+    let refused_text = text("\"events\", \"cpu\"");
+    assert_reported(
+        &refused(&refused_text),
+        &refused_text,
+        Expected {
+            line: 16,
+            column: 21,
+            message: "neither a source's events nor an incidents operator",
+            help: "inputs = [\"events\", \"incidents\"]",
+        },
+    );
+}
+
 /// A parquet sink writes operator rows only, and its file limits are at least 1.
 #[test]
 fn parquet_sinks_are_checked_before_they_run() {
