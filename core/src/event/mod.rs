@@ -10,6 +10,7 @@
 //! the derived form buffers every object before it can look at `kind`, which
 //! costs more than the rest of the pipeline on the replay hot path.
 
+mod binary;
 mod flat;
 mod projection;
 
@@ -230,8 +231,14 @@ impl Event {
     }
 }
 
+/// JSON (and other self-describing formats) get the wire envelope;
+/// binary formats, such as timely's between the processes of a cluster, the
+/// fixed layout of [`binary`].
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            return binary::serialize(self, serializer);
+        }
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("ts", &self.ts)?;
         map.serialize_entry("tenant", &self.tenant)?;
@@ -337,6 +344,9 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            return binary::deserialize(deserializer);
+        }
         struct EventVisitor;
         impl<'de> Visitor<'de> for EventVisitor {
             type Value = Event;
@@ -419,7 +429,7 @@ impl<'de> Deserialize<'de> for Event {
 mod tests {
     use super::*;
 
-    const EXAMPLES: [&str; 4] = [
+    pub(super) const EXAMPLES: [&str; 4] = [
         r#"{"ts":1732345678123,"tenant":"acme","source":"host-17","kind":"metric","metric":"cpu","value":0.73,"labels":{"region":"eu"}}"#,
         r#"{"ts":1732345678200,"tenant":"acme","source":"state-watcher","kind":"k8s_event","resource":{"kind":"Pod","namespace":"prod","name":"frontend-abc"},"reason":"OOMKilled","severity":"error","message":"container killed"}"#,
         r#"{"ts":1732345678300,"tenant":"acme","source":"state-watcher","kind":"topology","from":{"kind":"Pod","namespace":"prod","name":"frontend-abc"},"to":{"kind":"Node","namespace":"","name":"node-3"},"relation":"RUNS_ON","op":"upsert"}"#,

@@ -3,10 +3,11 @@
 //! Files, stdout and Kafka topics have one ordered writer, and the gateway's
 //! live views live in process 0; in a cluster their inputs are exchanged to
 //! worker 0 first. Timely serialises what crosses processes with bincode,
-//! which cannot read back the JSON-shaped forms of events, rows and dead
-//! letters (self-describing maps, tagged enums). So they cross in a wire form
-//! of their own: a row as its values (the receiving worker knows each
-//! input's schema from the plan), an event or a dead letter as its JSON.
+//! which cannot read back the JSON-shaped forms of rows and dead letters
+//! (self-describing maps, tagged enums). So they cross in a wire form of
+//! their own: a row as its values (the receiving worker knows each input's
+//! schema from the plan), a dead letter as its JSON; an event in its own
+//! binary form (`pulse_core::Event` writes one for binary formats).
 
 use std::sync::Arc;
 
@@ -60,8 +61,8 @@ impl From<WireValue> for Value {
 enum WireRecord {
     /// A row of the input at this position of the gathered inputs.
     Row(u16, Vec<WireValue>),
-    /// An event, as JSON.
-    Event(String),
+    /// An event (in its binary form).
+    Event(Event),
     /// A dead letter, as JSON.
     DeadLetter(String),
 }
@@ -101,7 +102,7 @@ pub(crate) fn gather<'scope>(
             let input = u16::try_from(input).expect("fewer than 65536 inputs");
             stream.map(move |record| match record {
                 SinkRecord::Row(row) => WireRecord::Row(input, row.values().iter().map(WireValue::from).collect()),
-                SinkRecord::Event(event) => WireRecord::Event(event.to_json()),
+                SinkRecord::Event(event) => WireRecord::Event(event),
                 SinkRecord::DeadLetter(letter) => {
                     WireRecord::DeadLetter(serde_json::to_string(&letter).unwrap_or_default())
                 }
@@ -154,9 +155,7 @@ fn rebuild(wire: WireRecord, inputs: &GatheredInputs, name: &str) -> Option<Sink
             ))),
             _ => Err(format!("a row of input {input} does not fit its schema")),
         },
-        WireRecord::Event(json) => Event::from_json(json.as_bytes())
-            .map(SinkRecord::Event)
-            .map_err(|error| error.to_string()),
+        WireRecord::Event(event) => Ok(SinkRecord::Event(event)),
         WireRecord::DeadLetter(json) => serde_json::from_str::<DeadLetter>(&json)
             .map(SinkRecord::DeadLetter)
             .map_err(|error| error.to_string()),
