@@ -374,16 +374,23 @@ fn join(
     workers: usize,
     shutdown: &Shutdown,
 ) -> Result<Member, ClusterError> {
-    // Session windows exchange whole events, whose JSON-shaped serde form
-    // timely's bincode cannot carry between processes.
+    // A Kafka source commits input that went into session windows by what
+    // its own process's session operators report (`SessionProgress`); the
+    // sessions of its events may be open on another process, which it cannot
+    // see, so its commits could pass them.
     let sessions = config.operators.iter().find(|(_, operator)| {
         operator
             .as_window()
             .is_some_and(|window| matches!(window.window, pulse_operators::window::WindowSpec::Session { .. }))
     });
-    if let Some((name, _)) = sessions {
+    let kafka = config
+        .sources
+        .iter()
+        .find(|(_, source)| matches!(source, crate::config::SourceConfig::Kafka { .. }));
+    if let (Some((operator, _)), Some((source, _))) = (sessions, kafka) {
         return Err(ClusterError::Settings(format!(
-            "operator `{name}` is a session window, which cannot run over several processes yet; run it in one process"
+            "operator `{operator}` is a session window and source `{source}` reads Kafka: a cluster cannot yet \
+             commit Kafka offsets past sessions open in other processes; run this pipeline in one process"
         )));
     }
     let me = Identity {

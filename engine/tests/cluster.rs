@@ -9,21 +9,22 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::process::{KillOnDrop, free_port, wait_with_timeout};
+use common::cluster::{Logged, free_ports, hostfile, run_cluster, start_process};
+use common::process::free_port;
 use common::{TempDir, compare_rows, read_jsonl, sort_rows};
 use serde_json::Value;
 
 /// Events in the window workload: 20 s of event time at 1000 events/s.
 const EVENTS: u64 = 20_000;
 
-/// Tumbling and hopping windows with quantiles; dead letters to a file.
+/// Tumbling and hopping windows with quantiles, and session windows (whose
+/// events themselves cross processes); dead letters to a file.
 const WINDOW_PIPELINE: &str = r#"
 [engine]
 dead_letter_path = "${OUT}/dead-letter.jsonl"
@@ -47,6 +48,13 @@ window = { hopping = "4s", slide = "1s" }
 key = ["tenant", "labels.region", "metric"]
 aggregates = ["count", "avg", "p95"]
 
+[operators.sessions_50ms]
+type = "window"
+inputs = ["events"]
+window = { session = "50ms" }
+key = ["tenant", "source"]
+aggregates = ["count", "sum", "max"]
+
 [sinks.tumbling]
 type = "file"
 inputs = ["tumbling_5s"]
@@ -56,6 +64,11 @@ path = "${OUT}/tumbling.jsonl"
 type = "file"
 inputs = ["hopping_4s"]
 path = "${OUT}/hopping.jsonl"
+
+[sinks.sessions]
+type = "file"
+inputs = ["sessions_50ms"]
+path = "${OUT}/sessions.jsonl"
 "#;
 
 /// An endless generator into a window, for the failure tests: the cluster
@@ -85,28 +98,6 @@ inputs = ["per_second"]
 path = "${OUT}/out.jsonl"
 "#;
 
-/// `count` consecutive ports that are free right now.
-fn free_ports(count: usize) -> u16 {
-    loop {
-        let base = free_port();
-        if usize::from(base) + count > usize::from(u16::MAX) {
-            continue;
-        }
-        let free = (0..count as u16).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if free {
-            return base;
-        }
-    }
-}
-
-/// Writes a hostfile of `ports` on 127.0.0.1.
-fn hostfile(dir: &TempDir, ports: &[u16]) -> PathBuf {
-    let path = dir.join("hosts");
-    let lines: String = ports.iter().map(|port| format!("127.0.0.1:{port}\n")).collect();
-    std::fs::write(&path, lines).unwrap();
-    path
-}
-
 /// `pulse generate` input for the window workload.
 fn generate(path: &Path) {
     let output = Command::new(common::pulse_bin())
@@ -115,39 +106,6 @@ fn generate(path: &Path) {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-}
-
-/// Runs `pipeline` with `pulse cluster` (or `pulse run` for one process) and
-/// `vars` in its environment; fails the test unless it succeeds within a minute.
-fn run_cluster(pipeline: &Path, vars: &[(&str, &str)], processes: usize, workers: usize) -> Output {
-    let mut command = Command::new(common::pulse_bin());
-    match processes {
-        1 => command.arg("run").arg(pipeline),
-        _ => command
-            .arg("cluster")
-            .arg(pipeline)
-            .args(["--processes", &processes.to_string()])
-            .args(["--base-port", &free_ports(processes).to_string()]),
-    };
-    command
-        .args(["--workers", &workers.to_string()])
-        .envs(vars.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let output = command.output().unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{processes}×{workers} failed ({:?}):\n{log}",
-        output.status
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "{processes}×{workers} took {:?}",
-        started.elapsed()
-    );
-    output
 }
 
 /// The rows of each file in `names` under `dir`, sorted.
@@ -172,7 +130,7 @@ fn every_shape_of_cluster_writes_the_rows_of_one_process() {
     let pipeline = dir.join("windows.toml");
     std::fs::write(&pipeline, WINDOW_PIPELINE).unwrap();
     let input = input.display().to_string();
-    let files = ["tumbling.jsonl", "hopping.jsonl"];
+    let files = ["tumbling.jsonl", "hopping.jsonl", "sessions.jsonl"];
     let mut expected = None;
     for (processes, workers) in [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)] {
         let out = TempDir::new(&format!("cluster-{processes}x{workers}"));
@@ -210,6 +168,7 @@ fn the_golden_pipelines_write_their_expected_files_as_a_cluster() {
         "key_by_label_and_null",
         "unread_dead_letters",
         "anomaly_and_forecast",
+        "hopping_and_session",
     ] {
         let case_dir = golden.join(case);
         let out = TempDir::new(&format!("cluster-golden-{case}"));
@@ -231,75 +190,6 @@ fn the_golden_pipelines_write_their_expected_files_as_a_cluster() {
                 .unwrap_or_else(|difference| panic!("{difference}"));
         }
     }
-}
-
-/// A `pulse` child process whose log (stderr) is collected as it comes.
-struct Logged {
-    child: KillOnDrop,
-    log: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Logged {
-    fn spawn(mut command: Command) -> Logged {
-        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let log: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let tail = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                tail.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-        Logged {
-            child: KillOnDrop::new(child),
-            log,
-        }
-    }
-
-    /// What it has logged so far.
-    fn log(&self) -> String {
-        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
-    }
-
-    /// Waits until it has logged `line`.
-    fn wait_for(&self, line: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while !self.log().contains(line) {
-            assert!(
-                Instant::now() < deadline,
-                "no `{line}` within {within:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits for it to exit within `within`; its code and its whole log.
-    fn exits_within(&mut self, within: Duration) -> (Option<i32>, String) {
-        let code = wait_with_timeout(&mut self.child, within);
-        // The log reader ends with the process; give it a moment for the last lines.
-        std::thread::sleep(Duration::from_millis(100));
-        let log = self.log();
-        assert!(code.is_some(), "still running after {within:?}:\n{log}");
-        (code, log)
-    }
-}
-
-/// Starts `pulse run` as process `process` of `pipeline` with the hostfile `hosts`.
-fn start_process(pipeline: &Path, hosts: &Path, process: usize, out: &TempDir, extra: &[&str]) -> Logged {
-    let mut command = Command::new(common::pulse_bin());
-    command
-        .arg("run")
-        .arg(pipeline)
-        .args(["--process", &process.to_string(), "--hostfile"])
-        .arg(hosts)
-        .args(extra)
-        .env("OUT", out.display());
-    Logged::spawn(command)
 }
 
 /// Writes the endless pipeline with `cluster` (lines of `[engine.cluster]`) as `name`.
@@ -526,19 +416,4 @@ fn every_process_serves_its_metrics() {
         );
     }
     drop((first, second));
-}
-
-#[test]
-fn session_windows_are_refused_in_a_cluster_with_the_reason() {
-    let dir = TempDir::new("cluster-sessions");
-    let pipeline = dir.join("sessions.toml");
-    let text = ENDLESS_PIPELINE
-        .replace("${CLUSTER}", "")
-        .replace("tumbling = \"1s\"", "session = \"1s\"");
-    std::fs::write(&pipeline, text).unwrap();
-    let hosts = hostfile(&dir, &[free_port(), free_port()]);
-    let mut first = start_process(&pipeline, &hosts, 0, &dir, &[]);
-    let (code, log) = first.exits_within(Duration::from_secs(5));
-    assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("operator `per_second` is a session window"), "{log}");
 }

@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod clickhouse;
+pub mod cluster;
 pub mod graph;
 pub mod incidents;
 pub mod kafka;
