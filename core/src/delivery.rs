@@ -15,8 +15,16 @@ use crate::{EventTime, Shutdown};
 /// Kafka source, which commits by their minimum.
 #[derive(Clone, Debug)]
 pub struct Delivered {
-    frontiers: Arc<Mutex<Vec<EventTime>>>,
+    frontiers: Arc<Mutex<Vec<Slot>>>,
     shutdown: Shutdown,
+}
+
+/// One sink's delivered frontier, and whether it stands for sinks of
+/// another process of a cluster (see [`Delivered::register_remote`]).
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    frontier: EventTime,
+    remote: bool,
 }
 
 impl Delivered {
@@ -32,8 +40,19 @@ impl Delivered {
 
     /// Adds a sink, delivered up to nothing yet.
     pub fn register(&self) -> DeliveryTracker {
+        self.add(false)
+    }
+
+    /// Adds the sinks of another process of a cluster, as that process
+    /// reports them: part of [`Delivered::frontier`], not of
+    /// [`Delivered::local_frontier`] (what this process reports to the others).
+    pub fn register_remote(&self) -> DeliveryTracker {
+        self.add(true)
+    }
+
+    fn add(&self, remote: bool) -> DeliveryTracker {
         let mut frontiers = self.frontiers.lock().unwrap_or_else(|p| p.into_inner());
-        frontiers.push(0);
+        frontiers.push(Slot { frontier: 0, remote });
         DeliveryTracker {
             frontiers: Arc::clone(&self.frontiers),
             slot: frontiers.len() - 1,
@@ -43,18 +62,28 @@ impl Delivered {
     /// The time before which every sink has delivered everything
     /// ([`EventTime::MAX`] when all have finished), or `None` once stopping.
     pub fn frontier(&self) -> Option<EventTime> {
+        self.min_over(|_| true)
+    }
+
+    /// [`Delivered::frontier`] over this process's own sinks only.
+    pub fn local_frontier(&self) -> Option<EventTime> {
+        self.min_over(|slot| !slot.remote)
+    }
+
+    fn min_over(&self, counts: impl Fn(&Slot) -> bool) -> Option<EventTime> {
         if self.shutdown.is_triggered() {
             return None;
         }
         let frontiers = self.frontiers.lock().unwrap_or_else(|p| p.into_inner());
-        Some(frontiers.iter().copied().min().unwrap_or(EventTime::MAX))
+        let counted = frontiers.iter().filter(|slot| counts(slot));
+        Some(counted.map(|slot| slot.frontier).min().unwrap_or(EventTime::MAX))
     }
 }
 
 /// One sink's handle on its delivered frontier.
 #[derive(Debug)]
 pub struct DeliveryTracker {
-    frontiers: Arc<Mutex<Vec<EventTime>>>,
+    frontiers: Arc<Mutex<Vec<Slot>>>,
     slot: usize,
 }
 
@@ -63,7 +92,7 @@ impl DeliveryTracker {
     /// move forward; an older one is ignored.
     pub fn advance(&self, frontier: EventTime) {
         let mut frontiers = self.frontiers.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = &mut frontiers[self.slot];
+        let slot = &mut frontiers[self.slot].frontier;
         *slot = (*slot).max(frontier);
     }
 }
@@ -89,6 +118,16 @@ mod tests {
         assert_eq!(delivered.frontier(), Some(3_000), "frontiers never go back");
         b.advance(EventTime::MAX);
         assert_eq!(delivered.frontier(), Some(5_000));
+    }
+
+    #[test]
+    fn the_local_frontier_leaves_out_other_processes() {
+        let delivered = Delivered::new(Shutdown::new());
+        let (local, remote) = (delivered.register(), delivered.register_remote());
+        local.advance(5_000);
+        remote.advance(2_000);
+        assert_eq!(delivered.frontier(), Some(2_000));
+        assert_eq!(delivered.local_frontier(), Some(5_000));
     }
 
     #[test]

@@ -276,10 +276,10 @@ impl Resources {
     }
 
     /// One more tracker for each Kafka source (name order), standing for the
-    /// sinks process 0 writes for this one: the source commits nothing they
-    /// have not delivered. Registered before the workers start.
+    /// sinks of another process of the cluster: the source commits nothing
+    /// they have not delivered. Registered before the workers start.
     pub fn register_remote_delivery(&self) -> Vec<pulse_core::DeliveryTracker> {
-        self.delivered.values().map(Delivered::register).collect()
+        self.delivered.values().map(Delivered::register_remote).collect()
     }
 
     /// The health of the components that report one.

@@ -259,9 +259,12 @@ pub fn run_in_cluster(
     };
     let resources = Arc::new(Resources::prepare_placed(config, shutdown.clone(), live, placement)?);
     if let Some(member) = &member {
-        member.links.attach_delivery(match process {
-            0 => DeliveryLink::Send(resources.kafka_delivered()),
-            _ => DeliveryLink::Receive(resources.register_remote_delivery()),
+        let remote = (0..member.settings.processes)
+            .map(|peer| (peer != process).then(|| resources.register_remote_delivery()))
+            .collect();
+        member.links.attach_delivery(DeliveryLink {
+            local: resources.kafka_delivered(),
+            remote,
         });
     }
     if let (Some(server), Some(queue)) = (&gateway, resources.ingest_queue()) {
@@ -321,13 +324,13 @@ pub fn run_in_cluster(
         return Err(RunError::Source(failures));
     }
     if let Some(links) = &links
-        && process != 0
         && resources.kafka_sources().any(|plan| plan.final_commit.is_some())
         && !shutdown.is_triggered()
     {
-        // What this process read is written by process 0's sinks: commit only once they are done.
+        // What this process read is written by the sinks of every process
+        // (gathered on process 0, or exchanged by key): commit only once they are done.
         links
-            .wait_for_process_0(Duration::from_secs(60))
+            .wait_for_peers(process, Duration::from_secs(60))
             .map_err(|why| RunError::Source(vec![format!("offsets not committed: {why}")]))?;
     }
     commit_kafka_offsets(&resources, shutdown.is_triggered());

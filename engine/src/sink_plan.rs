@@ -2,16 +2,19 @@
 //! task started on the sink runtime ([`pulse_sinks::runtime`]); on each
 //! worker, its input streams joined and delivered to it.
 //!
-//! Files, stdout and Kafka topics write through one ordered writer (their
-//! output is the same for any number of workers, and a topic gets the
-//! windows in time order). Dead letters nothing reads go to the engine's
+//! Files, stdout and Kafka topics write through one ordered writer per
+//! process (a file's output is the same for any number of workers, and a
+//! topic gets each process's windows in time order). Dead letters nothing reads go to the engine's
 //! dead-letter file (generator and file sources) or back to Kafka (Kafka
 //! sources); records a sink's destination refuses go to the dead-letter file.
 //!
-//! In a cluster the ordered writers' inputs are routed to global worker 0
-//! ([`crate::cluster::gather`]) and only process 0 writes them; the other
-//! processes keep a stand-in of each (the same dataflow on every worker) that
-//! writes nothing. Other sinks write from every process.
+//! In a cluster the inputs of files, stdout and the graph are routed to
+//! global worker 0 ([`crate::cluster::gather`]) and only process 0 writes
+//! them; the other processes keep a stand-in of each (the same dataflow on
+//! every worker) that writes nothing. Every other sink, Kafka topics
+//! included, writes from every process what that process's workers hold
+//! (all rows of one key come from the one worker that owns the key, so they
+//! are still written in time order).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -235,17 +238,15 @@ impl SinkPlans {
                             1 => name.clone(),
                             _ => format!("{name}:{topic}"),
                         };
-                        let producer = match placement.writes_gathered {
-                            true => Writer::Kafka(
-                                KafkaSink::connect(name, brokers, topic, key_fields.clone())
-                                    .map_err(|error| failed(std::io::Error::other(error)))?,
-                            ),
-                            false => Writer::Elsewhere,
-                        };
+                        let producer = Writer::Kafka(
+                            KafkaSink::connect(name, brokers, topic, key_fields.clone())
+                                .map_err(|error| failed(std::io::Error::other(error)))?,
+                        );
                         let inputs: Vec<String> = inputs.iter().map(|input| (*input).to_owned()).collect();
                         writers.push(SinkWriter {
-                            gathered: gathered(&inputs),
-                            // Ordered: the topic gets the windows in time order.
+                            // Written from every process, not gathered.
+                            gathered: None,
+                            // Ordered: the topic gets each process's windows in time order.
                             handle: start(
                                 &part,
                                 &inputs,

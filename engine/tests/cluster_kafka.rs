@@ -1,6 +1,7 @@
 //! A Kafka pipeline as a cluster, against the broker on 127.0.0.1:9092: six
 //! partitions dealt over every worker of every process give the rows of one
-//! process and commit every partition; a cluster whose process 1 is killed
+//! process, in a file written by process 0 and in a Kafka topic written by
+//! every process, and commit every partition; a cluster whose process 1 is killed
 //! with SIGKILL mid-stream ends at once, and restarted as a whole resumes
 //! from the committed offsets with the final keyed rows of an uninterrupted run.
 
@@ -11,19 +12,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kafka::{broker, create_topic, generate, produce_file, unique};
+use common::kafka::{broker, create_topic, generate, produce_file, read_topic, unique};
 use common::process::{KillOnDrop, free_port, wait_with_timeout};
 use common::{TempDir, compare_rows, pulse_bin, read_jsonl, sort_rows};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
 const PARTITIONS: i32 = 6;
 
 /// A pipeline reading `topic` with `group` (to its end when `bounded`) into
-/// 5 s windows, appended to `{out}.jsonl` in `dir`.
-fn pipeline(dir: &TempDir, brokers: &str, topic: &str, group: &str, bounded: bool, out: &str) -> PathBuf {
+/// 5 s windows, appended to `{out}.jsonl` in `dir` (and written to
+/// `out_topic` when given).
+fn pipeline(
+    dir: &TempDir,
+    (brokers, topic, group): (&str, &str, &str),
+    bounded: bool,
+    out: &str,
+    out_topic: Option<&str>,
+) -> PathBuf {
     let until = if bounded { "until = \"end\"" } else { "" };
+    let topic_sink = out_topic.map_or_else(String::new, |out_topic| {
+        format!("\n[sinks.topic]\ntype = \"kafka\"\ninputs = [\"windows\"]\nbrokers = \"{brokers}\"\ntopic = \"{out_topic}\"\n")
+    });
     let text = format!(
         r#"
 [sources.events]
@@ -47,7 +58,7 @@ type = "file"
 inputs = ["windows"]
 path = "{dir}/{out}.jsonl"
 append = true
-"#,
+{topic_sink}"#,
         dir = dir.display()
     );
     let path = dir.join(&format!("{out}-{}.toml", unique("p")));
@@ -136,12 +147,26 @@ fn six_partitions_over_a_cluster_give_the_rows_of_one_process_and_commit_every_p
     for (processes, workers) in [(1, 1), (2, 1), (2, 2), (3, 1)] {
         let group = unique("shape");
         let out = format!("rows-{processes}x{workers}");
+        let out_topic = unique(&out);
+        create_topic(&brokers, &out_topic, 3);
         run_shape(
-            &pipeline(&dir, &brokers, &topic, &group, true, &out),
+            &pipeline(&dir, (&brokers, &topic, &group), true, &out, Some(&out_topic)),
             processes,
             workers,
         );
         let rows = sorted(&dir.join(&format!("{out}.jsonl")));
+        // The topic, written from every process, holds exactly the rows of the file.
+        let mut in_topic: Vec<Value> = read_topic(&brokers, &out_topic)
+            .iter()
+            .map(|message| serde_json::from_slice(message.payload().expect("a payload")).unwrap())
+            .collect();
+        sort_rows(&mut in_topic);
+        compare_rows(
+            &rows,
+            &in_topic,
+            &format!("{processes}×{workers}: the topic against the file"),
+        )
+        .unwrap();
         let counted: u64 = rows.iter().map(|row| row["count"].as_u64().unwrap()).sum();
         assert_eq!(
             counted, events,
@@ -199,7 +224,8 @@ fn a_cluster_killed_mid_stream_and_restarted_resumes_from_its_commits() {
     let dir = TempDir::new("cluster-kafka-kill");
     let events = 200_000;
     let topic = topic_of(&dir, &brokers, events);
-    run_shape(&pipeline(&dir, &brokers, &topic, &unique("clean"), true, "clean"), 1, 1);
+    let clean = pipeline(&dir, (&brokers, &topic, &unique("clean")), true, "clean", None);
+    run_shape(&clean, 1, 1);
     let expected = sorted(&dir.join("clean.jsonl"));
 
     let group = unique("resumed");
@@ -209,7 +235,10 @@ fn a_cluster_killed_mid_stream_and_restarted_resumes_from_its_commits() {
         format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
     )
     .unwrap();
-    let unbounded = pipeline(&dir, &brokers, &topic, &group, false, "union");
+    // The topic written from both processes must end with every keyed row too.
+    let out_topic = unique("union");
+    create_topic(&brokers, &out_topic, 3);
+    let unbounded = pipeline(&dir, (&brokers, &topic, &group), false, "union", Some(&out_topic));
     let mut first = start(&unbounded, &hosts, 0);
     let mut second = start(&unbounded, &hosts, 1);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -237,7 +266,7 @@ fn a_cluster_killed_mid_stream_and_restarted_resumes_from_its_commits() {
     );
 
     // The supervisor restarts the whole cluster (here: to the end of the topic).
-    let bounded = pipeline(&dir, &brokers, &topic, &group, true, "union");
+    let bounded = pipeline(&dir, (&brokers, &topic, &group), true, "union", Some(&out_topic));
     let mut first = start(&bounded, &hosts, 0);
     let mut second = start(&bounded, &hosts, 1);
     for child in [&mut first, &mut second] {
@@ -252,6 +281,16 @@ fn a_cluster_killed_mid_stream_and_restarted_resumes_from_its_commits() {
         &expected,
         &keyed_state(&union),
         "keyed rows after kill + restart vs an uninterrupted run",
+    )
+    .unwrap();
+    let in_topic: Vec<Value> = read_topic(&brokers, &out_topic)
+        .iter()
+        .map(|message| serde_json::from_slice(message.payload().expect("a payload")).unwrap())
+        .collect();
+    compare_rows(
+        &expected,
+        &keyed_state(&in_topic),
+        "keyed rows of the topic after kill + restart vs an uninterrupted run",
     )
     .unwrap();
     assert_eq!(

@@ -2,9 +2,9 @@
 //!
 //! Each process writes, on its control connection to every peer, a heartbeat
 //! a few times per `stall_timeout`; a stop request once it is asked to stop
-//! (so every process drains, not just the one that got the signal); from
-//! process 0, how far its sinks have delivered each Kafka source; and `DONE`
-//! once its workers have finished. A peer whose connection closes before its
+//! (so every process drains, not just the one that got the signal); how far
+//! its sinks have delivered each Kafka source; and `DONE` once its workers
+//! have finished. A peer whose connection closes before its
 //! `DONE` has crashed, and one that sends nothing for `stall_timeout` is
 //! frozen or cut off: either ends this process at once, with one log line
 //! naming the peer and a non-zero status ([`EXIT_PEER_LOST`],
@@ -40,14 +40,20 @@ fn end_process(code: i32, why: &str) -> ! {
     std::process::exit(code)
 }
 
-/// How far process 0's sinks have delivered each Kafka source, and where
-/// another process keeps what it hears of it.
-pub enum DeliveryLink {
-    /// Process 0: sends these frontiers (Kafka sources in name order).
-    Send(Vec<Delivered>),
-    /// Another process: advances these trackers (registered with its own
-    /// sources' [`Delivered`]) by what process 0 sends.
-    Receive(Vec<DeliveryTracker>),
+/// How far this process's sinks have delivered each Kafka source, and where
+/// it keeps what it hears of the peers'.
+///
+/// The records of a source read in one process reach sinks in every process
+/// (exchanged by key, or gathered on process 0), so a source commits by the
+/// minimum over the sinks of every process. Each process sends the frontier
+/// of its own sinks ([`Delivered::local_frontier`]; not what it heard, which
+/// would make two processes wait on each other's first report forever).
+pub struct DeliveryLink {
+    /// Sent to every peer: this process's frontiers (Kafka sources in name order).
+    pub local: Vec<Delivered>,
+    /// By peer (`None` for this process): trackers registered with this
+    /// process's sources' [`Delivered`], advanced by what that peer sends.
+    pub remote: Vec<Option<Vec<DeliveryTracker>>>,
 }
 
 /// The control connections of this process, watched.
@@ -126,8 +132,8 @@ impl Links {
     }
 
     /// This process's workers are done: says `DONE` to every peer (after
-    /// process 0's final delivery progress), and a peer that leaves from now
-    /// on is no alarm.
+    /// its final delivery progress), and a peer that leaves from now on is
+    /// no alarm.
     pub fn finish(&self) {
         self.shared.finished.store(true, Ordering::SeqCst);
         let mut message = self.shared.delivery_frames();
@@ -135,20 +141,30 @@ impl Links {
         self.shared.send(&message);
     }
 
-    /// Waits until process 0 has said `DONE` (its sinks have written
+    /// Waits until every peer has said `DONE` (its sinks have written
     /// everything), for at most `timeout`: before a final Kafka commit here.
-    pub fn wait_for_process_0(&self, timeout: Duration) -> Result<(), String> {
+    pub fn wait_for_peers(&self, process: usize, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         let mut peers = self.shared.peers.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            match &peers[0] {
-                PeerState::Done => return Ok(()),
-                PeerState::Lost(why) => return Err(why.clone()),
-                PeerState::Running => {}
+            let others = peers.iter().enumerate().filter(|(peer, _)| *peer != process);
+            let mut running = Vec::new();
+            for (peer, state) in others {
+                match state {
+                    PeerState::Done => {}
+                    PeerState::Lost(why) => return Err(why.clone()),
+                    PeerState::Running => running.push(peer.to_string()),
+                }
+            }
+            if running.is_empty() {
+                return Ok(());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("process 0 did not finish within {timeout:?}"));
+                return Err(format!(
+                    "process {} did not finish within {timeout:?}",
+                    running.join(", ")
+                ));
             }
             peers = self
                 .shared
@@ -173,12 +189,14 @@ impl Shared {
         }
     }
 
-    /// Process 0's delivered frontiers as `DELIVERED` frames (none elsewhere or while stopping).
+    /// This process's delivered frontiers as `DELIVERED` frames (none while stopping).
     fn delivery_frames(&self) -> Vec<u8> {
         let mut frames = Vec::new();
-        if let Some(DeliveryLink::Send(sources)) = self.delivery.get() {
-            for (index, delivered) in sources.iter().enumerate() {
-                let Some(frontier) = delivered.frontier() else { continue };
+        if let Some(link) = self.delivery.get() {
+            for (index, delivered) in link.local.iter().enumerate() {
+                let Some(frontier) = delivered.local_frontier() else {
+                    continue;
+                };
                 frames.push(DELIVERED);
                 frames.extend_from_slice(&(index as u16).to_be_bytes());
                 frames.extend_from_slice(&frontier.to_be_bytes());
@@ -196,7 +214,7 @@ impl Shared {
     }
 }
 
-/// Sends heartbeats (and process 0's delivery progress) until this process
+/// Sends heartbeats (and this process's delivery progress) until this process
 /// finishes; a stop request once `shutdown` fires.
 fn heartbeat(shared: &Shared, shutdown: &Shutdown) {
     let interval = (shared.stall_timeout / 5).clamp(Duration::from_millis(20), Duration::from_secs(1));
@@ -240,9 +258,8 @@ fn watch_peer(shared: &Shared, peer: usize, mut stream: TcpStream, shutdown: &Sh
                     let index = usize::from(u16::from_be_bytes([frame[0], frame[1]]));
                     let mut frontier = [0u8; 8];
                     frontier.copy_from_slice(&frame[2..]);
-                    if let Some(DeliveryLink::Receive(trackers)) = shared.delivery.get()
-                        && let Some(tracker) = trackers.get(index)
-                    {
+                    let trackers = shared.delivery.get().and_then(|link| link.remote.get(peer)?.as_ref());
+                    if let Some(tracker) = trackers.and_then(|trackers| trackers.get(index)) {
                         tracker.advance(u64::from_be_bytes(frontier));
                     }
                 }

@@ -12,8 +12,8 @@
 //! `connect_timeout`, named. A second connection per pair stays with pulse
 //! ([`links`]): heartbeats that end the cluster when a peer falls silent for
 //! `stall_timeout`, a stop request that drains every process when one is
-//! asked to stop, and, for Kafka sources, how far process 0's sinks have
-//! delivered, so that other processes commit nothing process 0 has not written.
+//! asked to stop, and, for Kafka sources, how far each process's sinks have
+//! delivered, so that no process commits what another has not written.
 //!
 //! Membership is fixed at start: a crashed process ends every other (one log
 //! line naming it, a non-zero status), and the supervisor restarts the whole
