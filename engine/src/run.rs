@@ -266,6 +266,7 @@ pub fn run_in_cluster(
             local: resources.kafka_delivered(),
             remote,
         });
+        member.links.attach_health(resources.health().clone());
     }
     if let (Some(server), Some(queue)) = (&gateway, resources.ingest_queue()) {
         server.attach_ingest(queue.clone())?;

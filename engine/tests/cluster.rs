@@ -417,3 +417,54 @@ fn every_process_serves_its_metrics() {
     }
     drop((first, second));
 }
+
+#[test]
+fn process_0_reports_the_health_of_every_process() {
+    let dir = TempDir::new("cluster-health");
+    let port = free_ports(2);
+    // A Redis sink at a port nothing listens on: unhealthy in each process
+    // that has rows to write, and each process has some (keys are spread).
+    let extra = format!(
+        "\n[sinks.cache]\ntype = \"redis\"\ninputs = [\"per_second\"]\nurl = \"redis://127.0.0.1:{}\"\n\
+         \n[gateway]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}/gateway\"\n",
+        free_port(),
+        dir.display()
+    );
+    let pipeline = dir.join("health.toml");
+    std::fs::write(&pipeline, ENDLESS_PIPELINE.replace("${CLUSTER}", "") + &extra).unwrap();
+    let hosts = hostfile(&dir, &[free_port(), free_port()]);
+    let start = |process: usize| {
+        let mut command = Command::new(common::pulse_bin());
+        command
+            .arg("run")
+            .arg(&pipeline)
+            .args(["--process", &process.to_string(), "--hostfile"])
+            .arg(&hosts)
+            .env("OUT", dir.display())
+            .env("PULSE_JWT_SECRET", "cluster-test-secret-of-enough-length");
+        Logged::spawn(command)
+    };
+    let (first, second) = (start(0), start(1));
+    let address = ([127, 0, 0, 1], port).into();
+    let mut ready = Value::Null;
+    common::process::wait_until("process 1's sink on process 0's board", Duration::from_secs(30), || {
+        let answer = common::process::request(address, "GET", "/health/ready", &[], "");
+        ready = answer.body.clone();
+        let components = ready["components"].as_array().cloned().unwrap_or_default();
+        answer.status == 503
+            && components
+                .iter()
+                .any(|c| c["name"] == "process1/cache" && c["healthy"] == false && c["problem"].is_string())
+    });
+    let names: Vec<&str> = ready["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for name in ["sensors", "cache", "process1/sensors", "process1/cache"] {
+        assert!(names.contains(&name), "{name} listed: {ready}");
+    }
+    assert_eq!(ready["status"], "not_ready", "{ready}");
+    drop((first, second));
+}

@@ -4,7 +4,10 @@
 //! a few times per `stall_timeout`; a stop request once it is asked to stop
 //! (so every process drains, not just the one that got the signal); how far
 //! its sinks have delivered each Kafka source; and `DONE` once its workers
-//! have finished. A peer whose connection closes before its
+//! have finished; and, from every process but 0, its components' health
+//! whenever it changes, which process 0 shows on its own board as
+//! `process{I}/{component}` (so its `/health/ready` and
+//! `pulse_component_up` report the whole cluster). A peer whose connection closes before its
 //! `DONE` has crashed, and one that sends nothing for `stall_timeout` is
 //! frozen or cut off: either ends this process at once, with one log line
 //! naming the peer and a non-zero status ([`EXIT_PEER_LOST`],
@@ -18,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use pulse_core::{Delivered, DeliveryTracker, Shutdown};
+use pulse_core::{ComponentHealth, Delivered, DeliveryTracker, HealthBoard, Shutdown};
 
 use super::{ClusterSettings, EXIT_PEER_LOST, EXIT_PEER_STALLED};
 
@@ -27,6 +30,11 @@ const STOP: u8 = b'S';
 const DONE: u8 = b'D';
 /// Followed by a source index (u16) and a delivered frontier (u64), big-endian.
 const DELIVERED: u8 = b'F';
+/// Followed by a length (u32, big-endian) and that many bytes of JSON: the
+/// sender's components as `[name, problem, breaker]` triples.
+const BOARD: u8 = b'B';
+/// The most a `BOARD` frame may carry; more is a broken peer.
+const MAX_BOARD_BYTES: u32 = 1 << 20;
 
 /// Set by whichever of the watchers and the panic hook ends the process first,
 /// so that one line says why.
@@ -63,6 +71,8 @@ pub struct Links {
 }
 
 struct Shared {
+    /// This process's index.
+    process: usize,
     addresses: Vec<String>,
     stall_timeout: Duration,
     writers: Mutex<Vec<Option<TcpStream>>>,
@@ -72,6 +82,9 @@ struct Shared {
     peers: Mutex<Vec<PeerState>>,
     changed: Condvar,
     delivery: OnceLock<DeliveryLink>,
+    /// This process's components: sent to process 0 (elsewhere), or where
+    /// the peers' components are shown (process 0).
+    health: OnceLock<HealthBoard>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -104,6 +117,7 @@ impl Links {
             }
         }
         let shared = Arc::new(Shared {
+            process: settings.process,
             addresses: settings.addresses.clone(),
             stall_timeout: settings.stall_timeout,
             writers: Mutex::new(writers),
@@ -111,6 +125,7 @@ impl Links {
             peers: Mutex::new(vec![PeerState::Running; settings.processes]),
             changed: Condvar::new(),
             delivery: OnceLock::new(),
+            health: OnceLock::new(),
         });
         for (peer, stream) in readers {
             let shared = Arc::clone(&shared);
@@ -129,6 +144,13 @@ impl Links {
     /// Attaches the Kafka delivery progress (once the sinks are open).
     pub fn attach_delivery(&self, link: DeliveryLink) {
         let _ = self.shared.delivery.set(link);
+    }
+
+    /// Attaches this process's health board (once the sources and sinks are
+    /// open): sent to process 0 from the other processes; on process 0, where
+    /// the others' components appear.
+    pub fn attach_health(&self, board: HealthBoard) {
+        let _ = self.shared.health.set(board);
     }
 
     /// This process's workers are done: says `DONE` to every peer (after
@@ -189,6 +211,60 @@ impl Shared {
         }
     }
 
+    /// Writes `message` to `peer` only.
+    fn send_to(&self, peer: usize, message: &[u8]) {
+        let mut writers = self.writers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Some(stream)) = writers.get_mut(peer) {
+            let _ = stream.write_all(message);
+        }
+    }
+
+    /// This process's components as a `BOARD` frame, unless they are as
+    /// they were when `last` was sent (or there is no board, or this is process 0).
+    fn board_frame(&self, last: &mut Option<Vec<(String, ComponentHealth)>>) -> Option<Vec<u8>> {
+        let board = self.health.get().filter(|_| self.process != 0)?;
+        let components = board.components();
+        if last.as_ref() == Some(&components) {
+            return None;
+        }
+        let triples: Vec<(&str, Option<&str>, Option<&str>)> = components
+            .iter()
+            .map(|(name, health)| (name.as_str(), health.problem.as_deref(), health.breaker))
+            .collect();
+        let json = serde_json::to_vec(&triples).ok()?;
+        let length = u32::try_from(json.len()).ok().filter(|n| *n <= MAX_BOARD_BYTES)?;
+        *last = Some(components);
+        let mut frame = vec![BOARD];
+        frame.extend_from_slice(&length.to_be_bytes());
+        frame.extend_from_slice(&json);
+        Some(frame)
+    }
+
+    /// Shows `peer`'s components (a `BOARD` frame's JSON) on this process's board.
+    fn show_board(&self, peer: usize, json: &[u8]) {
+        let Some(board) = self.health.get() else { return };
+        let triples: Vec<(String, Option<String>, Option<String>)> = match serde_json::from_slice(json) {
+            Ok(triples) => triples,
+            Err(error) => {
+                tracing::warn!(process = peer, %error, "a peer's health report could not be read; ignored");
+                return;
+            }
+        };
+        for (name, problem, breaker) in triples {
+            let reporter = board.reporter(&format!("process{peer}/{name}"));
+            match problem {
+                Some(problem) => reporter.unhealthy(problem),
+                None => reporter.healthy(),
+            }
+            let breaker = ["closed", "half_open", "open"]
+                .into_iter()
+                .find(|state| breaker.as_deref() == Some(*state));
+            if let Some(state) = breaker {
+                reporter.breaker(state);
+            }
+        }
+    }
+
     /// This process's delivered frontiers as `DELIVERED` frames (none while stopping).
     fn delivery_frames(&self) -> Vec<u8> {
         let mut frames = Vec::new();
@@ -219,7 +295,11 @@ impl Shared {
 fn heartbeat(shared: &Shared, shutdown: &Shutdown) {
     let interval = (shared.stall_timeout / 5).clamp(Duration::from_millis(20), Duration::from_secs(1));
     let mut stop_sent = false;
+    let mut board_sent = None;
     while !shared.finished.load(Ordering::SeqCst) {
+        if let Some(frame) = shared.board_frame(&mut board_sent) {
+            shared.send_to(0, &frame);
+        }
         let mut message = shared.delivery_frames();
         if shutdown.is_triggered() && !stop_sent {
             message.push(STOP);
@@ -262,6 +342,24 @@ fn watch_peer(shared: &Shared, peer: usize, mut stream: TcpStream, shutdown: &Sh
                     if let Some(tracker) = trackers.and_then(|trackers| trackers.get(index)) {
                         tracker.advance(u64::from_be_bytes(frontier));
                     }
+                }
+                BOARD => {
+                    let mut length = [0u8; 4];
+                    if let Err(error) = stream.read_exact(&mut length) {
+                        break (EXIT_PEER_LOST, format!("process {peer} ({address}) is gone: {error}"));
+                    }
+                    let length = u32::from_be_bytes(length);
+                    if length > MAX_BOARD_BYTES {
+                        break (
+                            EXIT_PEER_LOST,
+                            format!("process {peer} ({address}) sent a health report of {length} bytes"),
+                        );
+                    }
+                    let mut json = vec![0u8; length as usize];
+                    if let Err(error) = stream.read_exact(&mut json) {
+                        break (EXIT_PEER_LOST, format!("process {peer} ({address}) is gone: {error}"));
+                    }
+                    shared.show_board(peer, &json);
                 }
                 other => {
                     break (
