@@ -11,6 +11,7 @@ use pulse_sinks::LiveOutputs;
 
 use crate::cluster::handshake::{self, Identity};
 use crate::cluster::links::{DeliveryLink, Links};
+use crate::cluster::liveness::WorkerSteps;
 use crate::cluster::{self, ClusterError, ClusterOverrides, ClusterSettings};
 use crate::config::{Pipeline, PipelineConfig};
 use crate::plan::{self, LivePlan, PlanError, Resources};
@@ -179,6 +180,8 @@ struct Member {
     settings: ClusterSettings,
     data: Vec<Option<std::net::TcpStream>>,
     links: Links,
+    /// When each local worker last stepped, watched by `links`.
+    steps: WorkerSteps,
 }
 
 /// [`run`], with the cluster settings of the command line (`--processes`,
@@ -283,8 +286,18 @@ pub fn run_in_cluster(
     tracing::info!(pipeline = %pipeline.path.display(), workers, "starting");
     let started = Instant::now();
     let worker_resources = Arc::clone(&resources);
+    // In a cluster each worker runs its own step loop, so that one stuck
+    // inside an operator is noticed (`cluster::liveness`).
+    let stepping = member.as_ref().map(|member| {
+        let park = (member.settings.stall_timeout / 5).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        (member.steps.clone(), member.settings.process * workers, park)
+    });
     let build = move |worker: &mut timely::worker::Worker| {
         worker.dataflow::<pulse_core::EventTime, _, _>(|scope| plan::build(scope, &worker_resources));
+        if let Some((steps, first, park)) = &stepping {
+            let local = worker.index() - first;
+            cluster::liveness::run_worker(worker, steps, local, *park);
+        }
     };
     let (guards, links) = match member {
         Some(member) => (
@@ -412,11 +425,13 @@ fn join(
     );
     let connected = handshake::connect(settings, me)?;
     cluster::links::install_panic_hook(settings);
-    let links = Links::start(settings, connected.control, shutdown.clone())?;
+    let steps = WorkerSteps::new(workers);
+    let links = Links::start(settings, connected.control, shutdown.clone(), steps.clone())?;
     tracing::info!(process = me.process, processes = me.processes, "cluster formed");
     Ok(Member {
         settings: settings.clone(),
         data: connected.data,
         links,
+        steps,
     })
 }

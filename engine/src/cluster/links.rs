@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use pulse_core::{ComponentHealth, Delivered, DeliveryTracker, HealthBoard, Shutdown};
 
+use super::liveness::WorkerSteps;
 use super::{ClusterSettings, EXIT_PEER_LOST, EXIT_PEER_STALLED};
 
 const HEARTBEAT: u8 = b'H';
@@ -85,6 +86,8 @@ struct Shared {
     /// This process's components: sent to process 0 (elsewhere), or where
     /// the peers' components are shown (process 0).
     health: OnceLock<HealthBoard>,
+    /// When this process's workers last stepped.
+    steps: WorkerSteps,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -97,11 +100,13 @@ enum PeerState {
 impl Links {
     /// Starts heartbeats on, and watchers of, `control` (by peer index);
     /// `shutdown` is fired by a peer's stop request and sent to the peers
-    /// when it fires here.
+    /// when it fires here. The heartbeat also ends this process when one of
+    /// its workers has not stepped (`steps`) for `stall_timeout`.
     pub fn start(
         settings: &ClusterSettings,
         control: Vec<Option<TcpStream>>,
         shutdown: Shutdown,
+        steps: WorkerSteps,
     ) -> std::io::Result<Links> {
         let mut readers = Vec::new();
         let mut writers = Vec::new();
@@ -126,6 +131,7 @@ impl Links {
             changed: Condvar::new(),
             delivery: OnceLock::new(),
             health: OnceLock::new(),
+            steps,
         });
         for (peer, stream) in readers {
             let shared = Arc::clone(&shared);
@@ -297,6 +303,16 @@ fn heartbeat(shared: &Shared, shutdown: &Shutdown) {
     let mut stop_sent = false;
     let mut board_sent = None;
     while !shared.finished.load(Ordering::SeqCst) {
+        if let Some((local, silent)) = shared.steps.stalled(shared.stall_timeout) {
+            end_process(
+                EXIT_PEER_STALLED,
+                &format!(
+                    "worker {local} of this process (process {}) has not stepped for {silent:?} (stall_timeout {:?}): \
+                     it is stuck inside an operator and holds the whole cluster's progress",
+                    shared.process, shared.stall_timeout
+                ),
+            );
+        }
         if let Some(frame) = shared.board_frame(&mut board_sent) {
             shared.send_to(0, &frame);
         }

@@ -11,7 +11,8 @@
 //! turned away, and a peer that never answers fails the start within
 //! `connect_timeout`, named. A second connection per pair stays with pulse
 //! ([`links`]): heartbeats that end the cluster when a peer falls silent for
-//! `stall_timeout`, a stop request that drains every process when one is
+//! `stall_timeout` (and a process whose own worker has not stepped for as
+//! long ends itself: [`liveness`]), a stop request that drains every process when one is
 //! asked to stop, and, for Kafka sources, how far each process's sinks have
 //! delivered, so that no process commits what another has not written.
 //!
@@ -24,6 +25,7 @@ pub mod gather;
 pub mod handshake;
 pub mod launcher;
 pub mod links;
+pub mod liveness;
 pub mod metrics_endpoint;
 
 use std::path::{Path, PathBuf};
