@@ -93,6 +93,11 @@ fn assert_success(output: &Output, what: &str) {
 /// `docker-compose config` as JSON, with only the variables of `env_file` (none
 /// when `None`): what `docker compose up` would run.
 fn compose_config(compose: &Path, env_file: Option<&str>) -> Output {
+    compose_config_with(compose, env_file, &[])
+}
+
+/// [`compose_config`] with the services of `profiles` too.
+fn compose_config_with(compose: &Path, env_file: Option<&str>, profiles: &[&str]) -> Output {
     let mut command = Command::new(compose);
     command.current_dir(docker_dir()).env_clear();
     for name in ["PATH", "HOME"] {
@@ -102,6 +107,9 @@ fn compose_config(compose: &Path, env_file: Option<&str>) -> Output {
     }
     if let Some(file) = env_file {
         command.args(["--env-file", file]);
+    }
+    for profile in profiles {
+        command.args(["--profile", profile]);
     }
     run(command.args(["-f", "docker-compose.yml", "config", "--format", "json"]))
 }
@@ -182,6 +190,99 @@ fn compose_file_validates_binds_only_to_localhost_and_starts_in_order() {
         text(&without_env.stderr).contains("in docker/.env"),
         "{}",
         text(&without_env.stderr)
+    );
+}
+
+/// The `cluster` profile: the stack's pipeline as two processes of one timely
+/// cluster, each told its index, both with the same environment (the plan
+/// hash they compare) and the hostfile of `docker/cluster/hosts`, which names
+/// the two services in process order.
+#[test]
+fn compose_cluster_profile_runs_the_pipeline_as_two_processes() {
+    let Some(compose) = tool("PULSE_COMPOSE", "docker-compose") else {
+        return;
+    };
+    let default: Value = serde_json::from_slice(&compose_config(&compose, Some(".env.example")).stdout).unwrap();
+    assert!(
+        default["services"].get("pulse-cluster-0").is_none(),
+        "the cluster starts only with --profile cluster"
+    );
+    let output = compose_config_with(&compose, Some(".env.example"), &["cluster"]);
+    assert_success(&output, "docker-compose --profile cluster config");
+    let config: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let hosts = std::fs::read_to_string(docker_dir().join("cluster/hosts")).unwrap();
+    let hosts: Vec<&str> = hosts
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    assert_eq!(hosts, ["pulse-cluster-0:2101", "pulse-cluster-1:2101"]);
+    let services: Vec<&Value> = (0..2)
+        .map(|process| &config["services"][format!("pulse-cluster-{process}")])
+        .collect();
+    for (process, service) in services.iter().enumerate() {
+        assert_eq!(
+            service["command"],
+            json!([
+                "run",
+                "/etc/pulse/pipelines/compose.toml",
+                "--processes",
+                "2",
+                "--process",
+                process.to_string(),
+                "--hostfile",
+                "/etc/pulse/cluster/hosts"
+            ])
+        );
+        let mounted = |target: &str| {
+            let volume = service["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["target"] == target)
+                .unwrap_or_else(|| panic!("process {process} mounts nothing at {target}"));
+            Path::new(volume["source"].as_str().unwrap()).canonicalize().unwrap()
+        };
+        assert_eq!(
+            mounted("/etc/pulse/cluster"),
+            docker_dir().join("cluster").canonicalize().unwrap()
+        );
+        assert_eq!(
+            mounted("/etc/pulse/pipelines"),
+            workspace_dir().join("pipelines").canonicalize().unwrap()
+        );
+        for port in service["ports"].as_array().into_iter().flatten() {
+            assert_eq!(
+                port["host_ip"], "127.0.0.1",
+                "process {process} publishes {port} beyond localhost"
+            );
+        }
+        assert!(
+            service["healthcheck"]["test"].is_array(),
+            "process {process} has no healthcheck"
+        );
+        for dependency in ["kafka", "redis", "clickhouse", "neo4j"] {
+            assert_eq!(service["depends_on"][dependency]["condition"], "service_healthy");
+        }
+        assert_eq!(
+            service["depends_on"]["kafka-init"]["condition"],
+            "service_completed_successfully"
+        );
+    }
+    assert_eq!(
+        services[0]["environment"], services[1]["environment"],
+        "one environment, so one plan hash"
+    );
+    // Process 0's readiness covers the cluster; process 1 serves /health/live on port + 1.
+    assert!(
+        services[0]["healthcheck"]["test"]
+            .to_string()
+            .contains(":8080/health/ready")
+    );
+    assert!(
+        services[1]["healthcheck"]["test"]
+            .to_string()
+            .contains(":8081/health/live")
     );
 }
 
