@@ -1,6 +1,7 @@
 //! The synthetic generator source: profiles of synthetic events.
 //!
-//! Profiles: [`sensors`] (host metrics) and [`k8s`] (labelled Kubernetes incident scenarios).
+//! Profiles: [`sensors`] (host metrics) and [`k8s`] (labelled Kubernetes incident scenarios,
+//! played live by [`k8s_live`]).
 //!
 //! A profile is a deterministic model of many series (see [`sensors`]). The
 //! series are dealt round-robin over the workers (series `s` goes to worker
@@ -11,6 +12,7 @@
 
 pub mod k8s;
 pub mod k8s_faults;
+pub mod k8s_live;
 pub mod sensors;
 
 use std::time::{Duration, Instant};
