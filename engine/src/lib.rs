@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod eval;
 pub mod live_analytics;
+pub mod live_incidents;
 pub mod ml_service;
 pub mod operators;
 pub mod plan;

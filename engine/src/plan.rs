@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pulse_connectors::file::JsonlFileReader;
+use pulse_connectors::generator::k8s_live::{K8sLiveReader, K8sLiveSettings};
 use pulse_connectors::generator::{GeneratorReader, GeneratorSettings};
 use pulse_connectors::http::HttpReader;
 use pulse_connectors::kafka::{
@@ -28,11 +29,13 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, Stream};
 
 use crate::config::validate::{self, StreamType};
-use crate::config::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig};
+use crate::config::{GeneratorProfile, OperatorConfig, PipelineConfig, SinkConfig, SourceConfig};
 use crate::live_analytics::publish_analytics;
+use crate::live_incidents::{IncidentOutputs, publish_incidents};
 use crate::operators::{BuildContext, InputStream};
 use crate::projection::source_projection;
 use crate::sink_plan::{SinkPlacement, SinkPlans};
+use timely::dataflow::operators::Concatenate;
 
 /// Why a pipeline cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +136,8 @@ pub struct LivePlan {
     pub outputs: LiveOutputs,
     /// Where anomaly and forecast rows are kept for the gateway's APIs.
     pub analytics: AnalyticsViews,
+    /// Where incidents and the resources they involve are kept for the gateway's APIs.
+    pub incidents: IncidentOutputs,
 }
 
 impl Resources {
@@ -348,6 +353,25 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
         };
         let outputs = match source {
             SourceConfig::Generator {
+                profile: GeneratorProfile::K8s,
+                events,
+                start,
+                max_out_of_orderness,
+                k8s,
+                speed,
+                ..
+            } => {
+                let live = K8sLiveSettings {
+                    scenario: k8s.clone(),
+                    speed: *speed,
+                    events: *events,
+                    start: start.unwrap_or(resources.started_ms),
+                };
+                let reader = K8sLiveReader::new(live, worker, peers).named(name);
+                event_source(scope, settings(max_out_of_orderness.as_millis(), None), reader)
+            }
+            SourceConfig::Generator {
+                profile: GeneratorProfile::Sensors,
                 rate,
                 events,
                 start,
@@ -418,6 +442,8 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
     }
 
     let shapes = validate::streams(config);
+    // The live answer of incidents operators that websocket sinks read.
+    let mut incident_updates = BTreeMap::new();
     for name in operator_order(config) {
         let operator = config.operators[&name].operator();
         let inputs: Vec<InputStream<'scope>> = operator
@@ -446,7 +472,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
         let Some(StreamType::Rows(output)) = shapes.get(&name) else {
             unreachable!("a validated operator has a row schema")
         };
-        let built = operator.build(BuildContext {
+        let context = BuildContext {
             name: &name,
             scope,
             inputs,
@@ -455,7 +481,20 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             shutdown: &resources.shutdown,
             delivered_before,
             session_progress: resources.session_progress.clone(),
-        });
+        };
+        let published_live = resources.live.is_some()
+            && config
+                .sinks
+                .values()
+                .any(|sink| matches!(sink, SinkConfig::Websocket { inputs } if inputs.contains(&name)));
+        let built = match &config.operators[&name] {
+            OperatorConfig::Incidents(incidents) if published_live => {
+                let (built, updates) = incidents.build_with_updates(context);
+                incident_updates.insert(name.clone(), updates);
+                built
+            }
+            _ => operator.build(context),
+        };
         if let Some(dead_letters) = built.dead_letters {
             streams.insert(format!("{name}.dead_letter"), Built::DeadLetters(dead_letters));
         }
@@ -469,6 +508,27 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 .as_ref()
                 .expect("validation requires a gateway for websocket sinks");
             for operator in inputs {
+                if let (Some(updates), Some(StreamType::Rows(schema))) =
+                    (incident_updates.get(operator), shapes.get(operator))
+                {
+                    let events = config.operators[operator]
+                        .inputs()
+                        .iter()
+                        .filter_map(|input| match &streams[input] {
+                            Built::Events(events) => Some(events.clone()),
+                            Built::Rows(_) | Built::DeadLetters(_) => None,
+                        })
+                        .collect::<Vec<_>>();
+                    publish_incidents(
+                        Clone::clone(updates),
+                        scope.concatenate(events),
+                        LiveSource::new(&live.pipeline, operator),
+                        Arc::clone(schema),
+                        live.outputs.hub.clone(),
+                        live.incidents.clone(),
+                    );
+                    continue;
+                }
                 let analytics = match config.operators[operator].producer(&config.operators) {
                     OperatorConfig::Anomaly(_) => Some(AnalyticsKind::Anomaly),
                     OperatorConfig::Forecast(_) => Some(AnalyticsKind::Forecast),

@@ -216,12 +216,14 @@ pub fn run_in_cluster(
                 views: WindowViews::new(&config.retention),
             };
             let analytics = AnalyticsViews::new(DEFAULT_ANOMALIES_PER_TENANT);
+            let incidents = crate::live_incidents::IncidentOutputs::default();
             let services = LiveServices::new(
                 outputs.hub.clone(),
                 outputs.views.clone(),
                 pipeline_stats(&pipeline.config),
             )
-            .with_analytics(analytics.clone());
+            .with_analytics(analytics.clone())
+            .with_incidents(incidents.incidents.clone(), incidents.resources.clone());
             let pipeline = pipeline
                 .path
                 .file_stem()
@@ -247,6 +249,7 @@ pub fn run_in_cluster(
                     pipeline,
                     outputs,
                     analytics,
+                    incidents,
                 }),
             )
         }

@@ -672,8 +672,8 @@ fn a_websocket_sink_needs_a_gateway_and_window_rows() {
         Expected {
             line: 15,
             column: 22,
-            message: "`events` is not a window, anomaly, forecast or onnx operator",
-            help: "name a window, anomaly, forecast or onnx operator",
+            message: "`events` is not a window, anomaly, forecast, onnx or incidents operator",
+            help: "name a window, anomaly, forecast, onnx or incidents operator",
         },
     );
 }
@@ -1186,4 +1186,36 @@ fn retry_and_breaker_settings_of_a_sink_are_checked_at_their_keys() {
             help: "failures",
         },
     );
+}
+
+/// The `k8s` generator profile: its options are checked, each error at its key.
+#[test]
+fn a_k8s_generator_checks_its_speed_and_scenario() {
+    let source = |options: &str| {
+        format!(
+            "[sources.cluster]\ntype = \"generator\"\nprofile = \"k8s\"\n{options}\n\n\
+             [operators.incidents]\ntype = \"incidents\"\ninputs = [\"cluster\"]\n\n\
+             [sinks.out]\ntype = \"file\"\ninputs = [\"incidents\"]\npath = \"out.jsonl\"\n"
+        )
+    };
+    let good = source("speed = 60\nk8s = { tenants = 2, faults_per_tenant = 4, seed = 3 }");
+    Pipeline::parse(Path::new(FILE), &good, &common::env_of(&[])).expect("a valid k8s generator");
+    for (options, line, message) in [
+        ("speed = 0", 4, "`speed` is 0"),
+        ("speed = nan", 4, "`speed` is NaN"),
+        ("k8s = { tenants = 0 }", 4, "`tenants` is 0"),
+        ("k8s = { faults_per_tenant = 0 }", 4, "`faults_per_tenant` is 0"),
+        ("k8s = { start = 5 }", 4, "`start` is not read by a live source"),
+    ] {
+        let text = source(options);
+        let error = refused(&text);
+        let rendered = error.to_string();
+        assert!(rendered.contains(message), "{options}: {rendered}");
+        assert!(
+            rendered.contains(&format!(":{line}:")),
+            "{options} is reported at its line: {rendered}"
+        );
+    }
+    let typo = refused(&source("k8s = { tenantz = 2 }")).to_string();
+    assert!(typo.contains("tenantz"), "{typo}");
 }

@@ -32,6 +32,8 @@ use crate::{audit, auth, dashboard, graph_query, ingest, kv, live, ml, ops};
         audit::audit_log, ingest::post_events,
         live::analytics::query, live::analytics::stats, live::ws::connect,
         live::detections::anomalies, live::detections::forecast, graph_query::cypher,
+        live::rca_api::list_incidents, live::rca_api::get_incident, live::rca_api::rca,
+        live::rca_api::list_resources, live::rca_api::get_resource,
         ml::list_models, ml::get_model, ml::activate, ml::predict,
         ops::health, ops::live, ops::ready, ops::metrics, ops::docs, openapi_json,
         dashboard::index, dashboard::script, dashboard::chart_script, dashboard::stylesheet,

@@ -28,6 +28,8 @@ pub enum Topic {
     Forecasts,
     /// Scored rows of onnx operators.
     Predictions,
+    /// Incidents of incidents operators, each time one opens or changes (re-ranked causes, closing).
+    Incidents,
 }
 
 impl Topic {
@@ -39,6 +41,7 @@ impl Topic {
             Topic::Anomalies => "anomalies",
             Topic::Forecasts => "forecasts",
             Topic::Predictions => "predictions",
+            Topic::Incidents => "incidents",
         }
     }
 }
@@ -110,7 +113,7 @@ pub enum ProtocolError {
     #[error("{0}")]
     Malformed(String),
     /// An unknown topic.
-    #[error("unknown topic {0:?}; the topics are: windows, stats, anomalies, forecasts")]
+    #[error("unknown topic {0:?}; the topics are: windows, stats, anomalies, forecasts, predictions, incidents")]
     UnknownTopic(String),
     /// A filter that is not an object of scalar values, or too large.
     #[error("{0}")]
@@ -154,7 +157,7 @@ enum RawMessage {
 pub fn parse_client_message(text: &str, tenant: &str) -> Result<ClientCommand, ProtocolError> {
     let raw: RawMessage = serde_json::from_str(text).map_err(|e| {
         ProtocolError::Malformed(format!(
-            "{e}; expected {{\"type\":\"subscribe\"|\"unsubscribe\",\"topic\":\"windows\"|\"stats\"|\"anomalies\"|\"forecasts\"|\"predictions\",\"filter\":{{..}}}} or {{\"type\":\"ping\"}}"
+            "{e}; expected {{\"type\":\"subscribe\"|\"unsubscribe\",\"topic\":\"windows\"|\"stats\"|\"anomalies\"|\"forecasts\"|\"predictions\"|\"incidents\",\"filter\":{{..}}}} or {{\"type\":\"ping\"}}"
         ))
     })?;
     let subscription = |topic: String, filter: Option<Map<String, Value>>| {
@@ -164,6 +167,7 @@ pub fn parse_client_message(text: &str, tenant: &str) -> Result<ClientCommand, P
             "anomalies" => Topic::Anomalies,
             "forecasts" => Topic::Forecasts,
             "predictions" => Topic::Predictions,
+            "incidents" => Topic::Incidents,
             _ => return Err(ProtocolError::UnknownTopic(topic)),
         };
         let filter = parse_filter(filter.unwrap_or_default(), tenant)?;

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pulse_connectors::generator::SensorsConfig;
+use pulse_connectors::generator::k8s::K8sConfig;
 use pulse_core::{DurationSpec, EventKind};
 use pulse_gateway::GatewayConfig;
 use pulse_sinks::StdoutFormat;
@@ -122,7 +123,7 @@ impl Default for EngineConfig {
 pub enum SourceConfig {
     /// Synthetic events from a deterministic model.
     Generator {
-        /// The model: `sensors`.
+        /// The model: `sensors` (default) or `k8s`.
         #[serde(default)]
         profile: GeneratorProfile,
         /// Events per second over all workers; 0 = as fast as possible (default 10000).
@@ -150,6 +151,13 @@ pub enum SourceConfig {
         /// Settings of the `sensors` profile.
         #[serde(default)]
         sensors: SensorsConfig,
+        /// Settings of the `k8s` profile (tenants, faults per tenant, seed, hard cases).
+        #[serde(default)]
+        k8s: K8sConfig,
+        /// `k8s` profile: event time played per wall-clock time (default 1,
+        /// real time; 60 plays an hour a minute). The `sensors` profile paces by `rate`.
+        #[serde(default = "default_speed")]
+        speed: f64,
     },
     /// Replays a JSONL file as fast as possible, then ends.
     File {
@@ -275,6 +283,9 @@ pub enum GeneratorProfile {
     /// Hosts of several tenants reporting cpu, mem, disk, net and temp.
     #[default]
     Sensors,
+    /// Tenants' Kubernetes clusters (topology, metrics, logs, events) with
+    /// injected faults, played live (`k8s` and `speed` settings).
+    K8s,
 }
 
 /// An operator: what is computed. Each variant's settings live in a module of
@@ -408,6 +419,10 @@ fn default_resume_topic() -> String {
 
 fn default_dead_letter_topic() -> String {
     "pulse.dlq".to_owned()
+}
+
+fn default_speed() -> f64 {
+    1.0
 }
 
 fn default_group() -> String {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pulse_core::{ColumnType, EventKind, RowSchema};
 
-use super::{OperatorConfig, PipelineConfig, SinkConfig, SourceConfig, components};
+use super::{GeneratorProfile, OperatorConfig, PipelineConfig, SinkConfig, SourceConfig, components};
 use crate::operators::InputShape;
 
 /// A problem found in a parsed pipeline, at a key path such as
@@ -72,7 +72,10 @@ fn checked_streams(
     let mut streams = BTreeMap::new();
     for (name, source) in &config.sources {
         let kinds: BTreeSet<EventKind> = match source {
-            SourceConfig::Generator { .. } => [EventKind::Metric].into(),
+            SourceConfig::Generator { profile, .. } => match profile {
+                GeneratorProfile::Sensors => [EventKind::Metric].into(),
+                GeneratorProfile::K8s => EventKind::ALL.into_iter().collect(),
+            },
             SourceConfig::File { kinds, .. } | SourceConfig::Kafka { kinds, .. } | SourceConfig::Http { kinds, .. } => {
                 kinds.iter().copied().collect()
             }
@@ -196,8 +199,9 @@ pub fn validate(config: &PipelineConfig, unparsed: &components::Unparsed) -> Vec
     problems
 }
 
-/// A websocket sink publishes through the gateway, and only rows of windows:
-/// rows with `window_start` and `window_end` times.
+/// A websocket sink publishes through the gateway, and only rows of windows
+/// (rows with `window_start` and `window_end` times), of anomaly, forecast and
+/// onnx operators, and the live answer of incidents operators.
 fn check_live_sink(
     config: &PipelineConfig,
     name: &str,
@@ -227,8 +231,10 @@ fn check_live_sink(
                 .map(|operator| operator.producer(&config.operators)),
             Some(OperatorConfig::Anomaly(_) | OperatorConfig::Forecast(_) | OperatorConfig::Onnx(_))
         );
+        // Incidents go to their own topic, from the operator itself (not through a filter).
+        let incidents = matches!(config.operators.get(input), Some(OperatorConfig::Incidents(_)));
         let publishable = match streams.get(input) {
-            Some(StreamType::Rows(_)) if analytics => true,
+            Some(StreamType::Rows(_)) if analytics || incidents => true,
             Some(StreamType::Rows(schema)) => windowed(schema),
             Some(StreamType::Unknown) | None => true,
             Some(_) => false,
@@ -237,9 +243,9 @@ fn check_live_sink(
             problems.push(problem(
                 &["sinks", name, "inputs", &i.to_string()],
                 format!(
-                    "`{input}` is not a window, anomaly, forecast or onnx operator; a websocket sink publishes their rows"
+                    "`{input}` is not a window, anomaly, forecast, onnx or incidents operator; a websocket sink publishes their rows"
                 ),
-                "name a window, anomaly, forecast or onnx operator".to_owned(),
+                "name a window, anomaly, forecast, onnx or incidents operator".to_owned(),
             ));
         }
     }
@@ -358,9 +364,31 @@ fn check_names(config: &PipelineConfig, problems: &mut Vec<Problem>) {
 
 fn check_source(name: &str, source: &SourceConfig, problems: &mut Vec<Problem>) {
     match source {
-        SourceConfig::Generator { sensors, .. } => {
+        SourceConfig::Generator {
+            profile: GeneratorProfile::Sensors,
+            sensors,
+            ..
+        } => {
             if let Err(message) = sensors.validate() {
                 problems.push(problem(&["sources", name, "sensors"], message, None));
+            }
+        }
+        SourceConfig::Generator {
+            profile: GeneratorProfile::K8s,
+            k8s,
+            speed,
+            events,
+            ..
+        } => {
+            let settings = pulse_connectors::generator::k8s_live::K8sLiveSettings {
+                scenario: k8s.clone(),
+                speed: *speed,
+                events: *events,
+                start: 0,
+            };
+            if let Err(message) = settings.validate() {
+                let key = if message.starts_with("`speed`") { "speed" } else { "k8s" };
+                problems.push(problem(&["sources", name, key], message, None));
             }
         }
         SourceConfig::File { kinds, .. } => check_kinds(name, kinds, problems),

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use pulse_core::EventTime;
 use pulse_core::row::{Column, ColumnType, Row, RowSchema, SchemaError, Value};
 use pulse_core::{DurationSpec, Projection};
 use pulse_operators::incidents::cluster::ClusterSettings;
@@ -18,6 +19,7 @@ use pulse_operators::incidents::rank::Ranker;
 use pulse_operators::incidents::settled::SettledExt;
 use pulse_operators::incidents::{IncidentCounters, IncidentReport, IncidentsConfig, IncidentsExt};
 use serde::Deserialize;
+use timely::dataflow::Stream;
 use timely::dataflow::operators::vec::Map;
 
 use super::{BuildContext, InputShape, Operator, OperatorStreams};
@@ -181,18 +183,35 @@ impl Operator for IncidentsOperator {
         }
     }
 
-    fn build<'scope>(&self, mut context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope> {
+    fn build<'scope>(&self, context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope> {
+        self.build_with_updates(context).0
+    }
+}
+
+impl IncidentsOperator {
+    /// Builds the operator and also returns its live answer: each report
+    /// inserted into the incident collection, i.e. every new version of an
+    /// incident (opened, joined, re-ranked, closed), in event-time order per incident.
+    pub fn build_with_updates<'scope>(
+        &self,
+        mut context: BuildContext<'_, 'scope>,
+    ) -> (OperatorStreams<'scope>, Stream<'scope, EventTime, Vec<IncidentReport>>) {
         let events = context.take_events("incidents");
         let config = self.config();
         let counters = Arc::new(IncidentCounters::default());
         let schema: Arc<RowSchema> = context.output;
-        let rows = events
-            .incidents(context.name, &config, &counters)
+        let reports = events.incidents(context.name, &config, &counters);
+        let updates = reports
+            .inner
+            .clone()
+            .flat_map(|(report, _time, diff)| (diff > 0).then_some(report));
+        let rows = reports
             .settled(context.name, config.settle_ms)
             .map(move |report| report_row(&report, &schema));
-        OperatorStreams {
+        let streams = OperatorStreams {
             rows,
             dead_letters: None,
-        }
+        };
+        (streams, updates)
     }
 }

@@ -1,7 +1,8 @@
 //! Live results over HTTP: `GET /ws` (WebSocket subscriptions to closed
 //! windows), `POST /api/v1/analytics/query` (series from retained windows, and
 //! from ClickHouse for older ranges: [`history`]) and
-//! `GET /api/v1/stats` (pipeline and component counters).
+//! `GET /api/v1/stats` (pipeline and component counters), and the incident,
+//! RCA and resource APIs ([`rca_api`]).
 //!
 //! The engine owns the [`LiveHub`] and [`WindowViews`] (it attaches them to the
 //! dataflow's `websocket` sinks) and hands them to the gateway with
@@ -11,6 +12,9 @@
 pub mod analytics;
 pub mod detections;
 pub mod history;
+pub mod incidents;
+pub mod rca_api;
+pub mod resources;
 pub mod ws;
 
 use std::sync::Arc;
@@ -48,6 +52,10 @@ pub struct LiveServices {
     pub stats: Arc<dyn StatsSource>,
     /// Retained anomalies and latest forecasts for their APIs.
     pub analytics: AnalyticsViews,
+    /// Current incidents of `incidents` operators, for the incident and RCA APIs.
+    pub incidents: incidents::IncidentViews,
+    /// The clusters' resources those operators read, for the resource API.
+    pub resources: resources::ResourceViews,
 }
 
 impl LiveServices {
@@ -59,7 +67,16 @@ impl LiveServices {
             views,
             stats: Arc::new(stats),
             analytics: AnalyticsViews::new(DEFAULT_ANOMALIES_PER_TENANT),
+            incidents: incidents::IncidentViews::default(),
+            resources: resources::ResourceViews::default(),
         }
+    }
+
+    /// The same, answering the incident, RCA and resource APIs from these views.
+    pub fn with_incidents(mut self, incidents: incidents::IncidentViews, resources: resources::ResourceViews) -> Self {
+        self.incidents = incidents;
+        self.resources = resources;
+        self
     }
 
     /// The same, answering the anomaly and forecast APIs from `analytics`.

@@ -1,0 +1,233 @@
+//! Incidents live, through the `pulse` binary over real HTTP and WebSocket on
+//! 127.0.0.1: the `k8s` generator plays two tenants' clusters fast into an
+//! incidents operator read by a `websocket` sink; the gateway serves
+//! `/api/v1/incidents`, `/api/v1/rca` and `/api/v1/resources` and the topic
+//! `incidents`, each tenant seeing only its own.
+
+mod common;
+
+#[path = "ops_stack/ws_client.rs"]
+mod ws_client;
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::process::{KillOnDrop, free_port, http, pulse_token, terminate, wait_for_status, wait_until};
+use common::{TempDir, pulse_bin};
+use serde_json::Value;
+use ws_client::WsClient;
+
+const SECRET: &str = "an-engine-test-secret-of-more-than-32-characters";
+
+/// Two tenants (`acme`, `globex`), a few faults each, an hour of event time every 6 s.
+fn pipeline(dir: &TempDir, port: u16) -> String {
+    let text = format!(
+        r#"
+[engine]
+workers = 2
+dead_letter_path = "{dir}/dead-letter.jsonl"
+
+[sources.cluster]
+type = "generator"
+profile = "k8s"
+speed = 600
+max_out_of_orderness = "5s"
+k8s = {{ tenants = 2, faults_per_tenant = 3, seed = 11 }}
+
+[operators.incidents]
+type = "incidents"
+inputs = ["cluster"]
+quiet = "1m"
+
+[sinks.final]
+type = "file"
+inputs = ["incidents"]
+path = "{dir}/incidents.jsonl"
+
+[sinks.live]
+type = "websocket"
+inputs = ["incidents"]
+
+[gateway]
+listen = "127.0.0.1:{port}"
+data_dir = "{dir}/gateway"
+rate_limit = {{ default_plan = "enterprise" }}
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn get(address: SocketAddr, path: &str, token: &str) -> (u16, Value) {
+    http(address, "GET", path, Some(token), None)
+}
+
+#[test]
+fn incidents_appear_live_on_the_api_and_the_websocket_per_tenant() {
+    let dir = TempDir::new("incidents-live");
+    let port = free_port();
+    let address: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = KillOnDrop::new(
+        Command::new(pulse_bin())
+            .args(["run", &pipeline(&dir, port)])
+            .env("PULSE_JWT_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_status(address, "/health/ready", 200);
+    let acme = pulse_token(SECRET, "acme", "read");
+    let globex = pulse_token(SECRET, "globex", "read");
+
+    let mut socket = WsClient::connect(address, &acme);
+    socket.send(r#"{"type":"subscribe","topic":"incidents"}"#);
+
+    // Closed incidents with ranked causes come up while the scenario plays.
+    let mut closed = Value::Null;
+    wait_until(
+        "a closed incident of acme with causes",
+        Duration::from_secs(240),
+        || {
+            let (status, page) = get(address, "/api/v1/incidents?status=closed&page_size=500", &acme);
+            assert_eq!(status, 200, "{page}");
+            let found = page["incidents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["cause_count"].as_u64() > Some(0));
+            if let Some(incident) = found {
+                closed = incident.clone();
+            }
+            found.is_some()
+        },
+    );
+    assert_eq!(closed["tenant"], "acme");
+    assert_eq!(closed["status"], "closed");
+    assert!(closed["closed_at"].as_u64() >= closed["opened_at"].as_u64(), "{closed}");
+    assert!(closed["revision"].as_u64() >= Some(2), "opened, then closed: {closed}");
+    let id = closed["incident_id"].as_str().unwrap().to_owned();
+
+    let (status, incident) = get(address, &format!("/api/v1/incidents/{id}"), &acme);
+    assert_eq!(status, 200, "{incident}");
+    assert_eq!(incident["incident_id"], id.as_str());
+    assert!(
+        incident["causes"].as_array().is_some_and(|c| !c.is_empty()),
+        "{incident}"
+    );
+
+    let (status, rca) = get(address, &format!("/api/v1/rca?incident_id={id}"), &acme);
+    assert_eq!(status, 200, "{rca}");
+    let causes = rca["causes"].as_array().unwrap();
+    assert!(causes.len() <= 10, "at most ten causes: {rca}");
+    let mut last = f64::INFINITY;
+    for (rank, cause) in causes.iter().enumerate() {
+        assert_eq!(cause["rank"].as_u64(), Some(rank as u64 + 1), "{cause}");
+        let confidence = cause["confidence"].as_f64().unwrap();
+        assert!(
+            (0.0..=1.0).contains(&confidence) && confidence <= last,
+            "ranked best first: {rca}"
+        );
+        last = confidence;
+        assert!(cause["explanation"].as_str().is_some_and(|e| !e.is_empty()), "{cause}");
+        assert!(cause["resource"]["kind"].is_string(), "{cause}");
+    }
+
+    // The WebSocket topic carries every version of acme's incidents, and nothing of globex.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut versions: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    while Instant::now() < deadline && versions.values().all(|&n| n < 2) {
+        let message: Value = serde_json::from_str(&socket.receive()).unwrap();
+        if message["type"] != "incident" {
+            continue;
+        }
+        assert_eq!(message["tenant"], "acme", "{message}");
+        assert_eq!(message["operator"], "incidents", "{message}");
+        assert!(
+            message["causes"].is_array() && message["symptom"]["kind"].is_string(),
+            "{message}"
+        );
+        *versions
+            .entry(message["incident_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert!(
+        versions.values().any(|&n| n >= 2),
+        "an incident's update (e.g. its closing) reaches subscribers: {versions:?}"
+    );
+
+    // Resources: a Node by the `_` namespace, with its pods as neighbours.
+    let (status, nodes) = get(address, "/api/v1/resources?kind=Node&namespace=_", &acme);
+    assert_eq!(status, 200, "{nodes}");
+    let node = nodes["resources"][0]["name"]
+        .as_str()
+        .expect("acme has nodes")
+        .to_owned();
+    let (status, detail) = get(address, &format!("/api/v1/resources/Node/_/{node}"), &acme);
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["namespace"], "");
+    assert!(
+        detail["neighbours"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["relation"] == "RUNS_ON"),
+        "{detail}"
+    );
+    let symptom = &incident["symptom"];
+    let symptom_path = format!(
+        "/api/v1/resources/{}/{}/{}",
+        symptom["kind"].as_str().unwrap(),
+        symptom["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or("_"),
+        symptom["name"].as_str().unwrap()
+    );
+    let (status, symptom_detail) = get(address, &symptom_path, &acme);
+    assert_eq!(status, 200, "the symptom's resource is known: {symptom_detail}");
+    assert!(
+        !symptom_detail["recent_events"].as_array().unwrap().is_empty(),
+        "{symptom_detail}"
+    );
+
+    // Tenant B never sees tenant A's incidents or resources.
+    let (status, _) = get(address, &format!("/api/v1/incidents/{id}"), &globex);
+    assert_eq!(status, 404, "globex cannot read acme's incident");
+    let (status, _) = get(address, &format!("/api/v1/rca?incident_id={id}"), &globex);
+    assert_eq!(status, 404);
+    let (status, _) = get(address, &symptom_path, &globex);
+    assert_eq!(status, 404, "globex cannot read acme's pod");
+    let (_, theirs) = get(address, "/api/v1/incidents?page_size=500", &globex);
+    assert!(
+        theirs["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["tenant"] == "globex"),
+        "{theirs}"
+    );
+
+    // Hostile or absent parameters: clear 4xx, and the server keeps serving.
+    for (path, expected) in [
+        ("/api/v1/incidents?status=bogus", 400),
+        ("/api/v1/incidents?page_size=0", 422),
+        ("/api/v1/incidents?start=20&end=10", 422),
+        ("/api/v1/incidents?start=99999999999999999999", 400),
+        ("/api/v1/rca", 400),
+        ("/api/v1/rca?incident_id=%00%FF", 404),
+        ("/api/v1/resources?page=0", 422),
+        ("/api/v1/resources/Pod/prod/..%2F..%2Fetc", 404),
+        ("/api/v1/incidents/nope", 404),
+    ] {
+        let (status, body) = get(address, path, &acme);
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(body["error"]["code"].is_string(), "{path}: errors are JSON: {body}");
+    }
+    assert_eq!(get(address, "/api/v1/incidents", "not-a-token").0, 401);
+    assert_eq!(
+        terminate(child.take()),
+        Some(0),
+        "SIGTERM drains the pipeline and the gateway"
+    );
+}
