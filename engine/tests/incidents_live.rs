@@ -9,6 +9,8 @@ mod common;
 #[path = "ops_stack/ws_client.rs"]
 mod ws_client;
 
+use common::browser::Browser;
+
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -83,9 +85,6 @@ fn incidents_appear_live_on_the_api_and_the_websocket_per_tenant() {
     let acme = pulse_token(SECRET, "acme", "read");
     let globex = pulse_token(SECRET, "globex", "read");
 
-    let mut socket = WsClient::connect(address, &acme);
-    socket.send(r#"{"type":"subscribe","topic":"incidents"}"#);
-
     // Closed incidents with ranked causes come up while the scenario plays.
     let mut closed = Value::Null;
     wait_until(
@@ -136,7 +135,10 @@ fn incidents_appear_live_on_the_api_and_the_websocket_per_tenant() {
         assert!(cause["resource"]["kind"].is_string(), "{cause}");
     }
 
-    // The WebSocket topic carries every version of acme's incidents, and nothing of globex.
+    // The WebSocket topic carries every version of acme's incidents (the
+    // scenario keeps playing), and nothing of globex.
+    let mut socket = WsClient::connect(address, &acme);
+    socket.send(r#"{"type":"subscribe","topic":"incidents"}"#);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut versions: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     while Instant::now() < deadline && versions.values().all(|&n| n < 2) {
@@ -212,7 +214,6 @@ fn incidents_appear_live_on_the_api_and_the_websocket_per_tenant() {
     for (path, expected) in [
         ("/api/v1/incidents?status=bogus", 400),
         ("/api/v1/incidents?page_size=0", 422),
-        ("/api/v1/incidents?start=20&end=10", 422),
         ("/api/v1/incidents?start=99999999999999999999", 400),
         ("/api/v1/rca", 400),
         ("/api/v1/rca?incident_id=%00%FF", 404),
@@ -225,6 +226,44 @@ fn incidents_appear_live_on_the_api_and_the_websocket_per_tenant() {
         assert!(body["error"]["code"].is_string(), "{path}: errors are JSON: {body}");
     }
     assert_eq!(get(address, "/api/v1/incidents", "not-a-token").0, 401);
+    let (status, empty) = get(address, "/api/v1/incidents?start=20&end=10", &acme);
+    assert_eq!(
+        (status, &empty["total"]),
+        (200, &Value::from(0)),
+        "an empty range: {empty}"
+    );
+
+    // The dashboard's incidents panel shows them with their ranked causes.
+    if let Some(browser) = Browser::start() {
+        browser.open(&format!("http://{address}/"));
+        browser.type_into("#token", &acme);
+        browser.click("#token-form button");
+        wait_until(
+            "the incidents panel to list incidents with causes",
+            Duration::from_secs(60),
+            || {
+                let shown = browser.eval(
+                    "return [...document.querySelectorAll('#incident-list .incident')]\
+                   .map((li) => [li.dataset.id, li.querySelectorAll('.cause:not(.none)').length]);",
+                );
+                shown
+                    .as_array()
+                    .is_some_and(|items| items.iter().any(|item| item[1].as_u64() > Some(0)))
+            },
+        );
+        let first_cause = browser.eval("return document.querySelector('#incident-list .cause').textContent;");
+        assert!(
+            first_cause
+                .as_str()
+                .is_some_and(|text| text.contains('%') && text.contains('/')),
+            "a cause shows its confidence and resource: {first_cause}"
+        );
+        let screenshot = browser.screenshot();
+        let saved = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("incidents-dashboard.png");
+        std::fs::write(&saved, &screenshot).unwrap();
+        eprintln!("incidents dashboard screenshot: {}", saved.display());
+        assert!(screenshot.starts_with(b"\x89PNG"), "a PNG screenshot");
+    }
     assert_eq!(
         terminate(child.take()),
         Some(0),

@@ -230,6 +230,7 @@
     view.anomalies = [];
     view.forecasts.clear();
     $("anomaly-list").replaceChildren();
+    window.dispatchEvent(new CustomEvent("pulse:reset"));
     view.metric = null;
     view.received = 0;
     view.samples = [];
@@ -302,6 +303,10 @@
       ws.send(JSON.stringify({ type: "subscribe", topic: "anomalies", filter: {} }));
       ws.send(JSON.stringify({ type: "subscribe", topic: "forecasts", filter: {} }));
       ws.send(JSON.stringify({ type: "subscribe", topic: "stats" }));
+      ws.send(JSON.stringify({ type: "subscribe", topic: "incidents", filter: {} }));
+      // The incidents panel (incidents.js) backfills through the same session.
+      const fetchApi = (path) => api(path, { token: (sessions.get(view.tenant) || {}).access });
+      window.dispatchEvent(new CustomEvent("pulse:live", { detail: { fetch: fetchApi } }));
     };
     ws.onmessage = (event) => {
       let message;
@@ -315,6 +320,7 @@
         case "anomaly": onAnomaly(message); break;
         case "forecast": onForecast(message); break;
         case "stats": onStats(message); break;
+        case "incident": window.dispatchEvent(new CustomEvent("pulse:incident", { detail: message })); break;
         case "lagged": notice(`This page fell behind: the server dropped ${message.dropped} window messages.`); break;
         case "error": notice(`Server: ${message.message}`); break;
         default: break;

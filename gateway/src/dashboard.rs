@@ -1,5 +1,5 @@
 //! The live dashboard: static files from `gateway/dashboard/`, compiled into
-//! the binary and served at `/`, `/dashboard.js`, `/chart.js`, `/dashboard.css` and the
+//! the binary and served at `/`, `/dashboard.js`, `/incidents.js`, `/chart.js`, `/dashboard.css` and the
 //! icon at `/favicon.svg` and `/favicon.ico` (which browsers ask for unasked).
 //! The page needs nothing from the internet; it talks to `/api/v1` and `/ws`
 //! of the gateway that served it.
@@ -39,6 +39,16 @@ pub async fn script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("../dashboard/dashboard.js"),
+    )
+}
+
+/// `GET /incidents.js`: its incidents panel.
+#[utoipa::path(get, path = "/incidents.js", tag = "dashboard",
+    responses((status = 200, description = "the dashboard's incidents panel", content_type = "text/javascript")))]
+pub async fn incidents_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../dashboard/incidents.js"),
     )
 }
 

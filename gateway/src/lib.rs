@@ -237,6 +237,7 @@ impl Gateway {
             .route("/", get(dashboard::index))
             .route("/dashboard.js", get(dashboard::script))
             .route("/chart.js", get(dashboard::chart_script))
+            .route("/incidents.js", get(dashboard::incidents_script))
             .route("/dashboard.css", get(dashboard::stylesheet))
             .route("/favicon.svg", get(dashboard::icon_svg))
             .route("/favicon.ico", get(dashboard::icon_ico))

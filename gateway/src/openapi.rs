@@ -36,7 +36,7 @@ use crate::{audit, auth, dashboard, graph_query, ingest, kv, live, ml, ops};
         live::rca_api::list_resources, live::rca_api::get_resource,
         ml::list_models, ml::get_model, ml::activate, ml::predict,
         ops::health, ops::live, ops::ready, ops::metrics, ops::docs, openapi_json,
-        dashboard::index, dashboard::script, dashboard::chart_script, dashboard::stylesheet,
+        dashboard::index, dashboard::script, dashboard::incidents_script, dashboard::chart_script, dashboard::stylesheet,
         dashboard::icon_svg, dashboard::icon_ico,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
