@@ -270,3 +270,181 @@ fn incidents_appear_live_on_the_api_and_the_websocket_per_tenant() {
         "SIGTERM drains the pipeline and the gateway"
     );
 }
+
+/// Events posted to an `http` source, and the incidents of tenant `acme`.
+fn posting_pipeline(dir: &TempDir, port: u16) -> String {
+    let text = format!(
+        r#"
+[sources.posted]
+type = "http"
+max_out_of_orderness = "30s"
+idle_timeout = "0s"
+
+[operators.incidents]
+type = "incidents"
+inputs = ["posted"]
+
+[sinks.live]
+type = "websocket"
+inputs = ["incidents"]
+
+[gateway]
+listen = "127.0.0.1:{port}"
+data_dir = "{dir}/gateway"
+rate_limit = {{ default_plan = "enterprise" }}
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn post_events(address: SocketAddr, token: &str, events: &[Value]) {
+    let (status, answer) = http(
+        address,
+        "POST",
+        "/api/v1/events",
+        Some(token),
+        Some(&Value::from(events.to_vec())),
+    );
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"].as_u64(), Some(events.len() as u64), "{answer}");
+}
+
+/// A cause that arrives after its incident is shown (stamped a second after
+/// the first error, as a skewed kubelet does) re-ranks the incident's causes:
+/// the API's current answer and the topic's next version show it.
+#[test]
+fn a_late_cause_re_ranks_the_live_incident() {
+    let dir = TempDir::new("incidents-rerank");
+    let port = free_port();
+    let address: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = KillOnDrop::new(
+        Command::new(pulse_bin())
+            .args(["run", &posting_pipeline(&dir, port)])
+            .env("PULSE_JWT_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_status(address, "/health/ready", 200);
+    let writer = pulse_token(SECRET, "acme", "read,write");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let t = now - 600_000;
+    let resource = |kind: &str, name: &str| serde_json::json!({"kind": kind, "namespace": "prod", "name": name});
+    let edge = |ts: u64, from: Value, relation: &str, to: Value| {
+        serde_json::json!({"ts": ts, "source": "watcher", "kind": "topology", "from": from, "to": to,
+                           "relation": relation, "op": "upsert"})
+    };
+    let node = serde_json::json!({"kind": "Node", "namespace": "", "name": "node-1"});
+    let heartbeat = |ts: u64| {
+        serde_json::json!({"ts": ts, "source": "prometheus", "kind": "metric", "metric": "up", "value": 1,
+                           "labels": {"node": "node-1"}})
+    };
+    post_events(
+        address,
+        &writer,
+        &[
+            edge(
+                t - 60_000,
+                resource("Service", "api"),
+                "SELECTS",
+                resource("Pod", "api-1"),
+            ),
+            edge(
+                t - 60_000,
+                resource("Service", "db"),
+                "SELECTS",
+                resource("Pod", "db-1"),
+            ),
+            edge(
+                t - 60_000,
+                resource("Service", "api"),
+                "CALLS",
+                resource("Service", "db"),
+            ),
+            edge(t - 60_000, resource("Pod", "api-1"), "RUNS_ON", node.clone()),
+            edge(t - 60_000, resource("Pod", "db-1"), "RUNS_ON", node),
+            serde_json::json!({"ts": t, "source": "vector", "kind": "log", "resource": resource("Pod", "api-1"),
+                               "level": "error", "message": "connection refused calling db"}),
+            // Moves the watermark just past the error (30 s of allowed disorder).
+            heartbeat(t + 31_500),
+        ],
+    );
+    let acme = pulse_token(SECRET, "acme", "read");
+    let mut first = Value::Null;
+    wait_until("the incident to be shown", Duration::from_secs(60), || {
+        let (_, page) = get(address, "/api/v1/incidents", &acme);
+        first = page["incidents"][0].clone();
+        first.is_object()
+    });
+    let id = first["incident_id"].as_str().unwrap().to_owned();
+    let (_, before) = get(address, &format!("/api/v1/rca?incident_id={id}"), &acme);
+    let names = |rca: &Value| -> Vec<String> {
+        rca["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["resource"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        !names(&before).contains(&"db-1".to_owned()),
+        "no cause on db-1 yet: {before}"
+    );
+
+    let mut socket = WsClient::connect(address, &acme);
+    socket.send(&format!(
+        r#"{{"type":"subscribe","topic":"incidents","filter":{{"incident_id":"{id}"}}}}"#
+    ));
+    let subscribed: Value = serde_json::from_str(&socket.receive()).unwrap();
+    assert_eq!(
+        (&subscribed["type"], &subscribed["topic"]),
+        (&Value::from("subscribed"), &Value::from("incidents")),
+        "{subscribed}"
+    );
+    // The callee's OOM kill, stamped 2 s after the first error, arrives now.
+    post_events(
+        address,
+        &writer,
+        &[
+            serde_json::json!({"ts": t + 2_000, "source": "kubelet", "kind": "k8s_event",
+                               "resource": resource("Pod", "db-1"), "reason": "OOMKilled", "severity": "warning",
+                               "message": "container db killed: memory limit"}),
+            heartbeat(t + 40_000),
+        ],
+    );
+    let mut after = Value::Null;
+    wait_until("the late cause to be ranked", Duration::from_secs(60), || {
+        after = get(address, &format!("/api/v1/rca?incident_id={id}"), &acme).1;
+        names(&after).contains(&"db-1".to_owned())
+    });
+    assert!(
+        after["revision"].as_u64() > before["revision"].as_u64(),
+        "{before} then {after}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the re-ranked version reaches the subscriber"
+        );
+        let message: Value = serde_json::from_str(&socket.receive()).unwrap();
+        if message["type"] == "incident"
+            && message["causes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["resource"]["name"] == "db-1")
+        {
+            assert_eq!(message["incident_id"], id.as_str());
+            break;
+        }
+    }
+    assert_eq!(terminate(child.take()), Some(0));
+}
