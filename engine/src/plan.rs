@@ -25,6 +25,7 @@ use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthBoard, Row, Sess
 use pulse_live::{AnalyticsKind, AnalyticsViews, LiveSource, ViewShape};
 use pulse_operators::window::{WindowSpec, output_time};
 use pulse_sinks::{LiveOutputs, SinkRecord, publish_live};
+use timely::dataflow::operators::Concatenate;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, Stream};
 
@@ -35,7 +36,6 @@ use crate::live_incidents::{IncidentOutputs, publish_incidents};
 use crate::operators::{BuildContext, InputStream};
 use crate::projection::source_projection;
 use crate::sink_plan::{SinkPlacement, SinkPlans};
-use timely::dataflow::operators::Concatenate;
 
 /// Why a pipeline cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -508,9 +508,13 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 .as_ref()
                 .expect("validation requires a gateway for websocket sinks");
             for operator in inputs {
-                if let (Some(updates), Some(StreamType::Rows(schema))) =
-                    (incident_updates.get(operator), shapes.get(operator))
-                {
+                if let OperatorConfig::Incidents(_) = &config.operators[operator] {
+                    // Published once, by the first websocket sink that reads it.
+                    let (Some(updates), Some(StreamType::Rows(schema))) =
+                        (incident_updates.remove(operator), shapes.get(operator))
+                    else {
+                        continue;
+                    };
                     let events = config.operators[operator]
                         .inputs()
                         .iter()
@@ -520,7 +524,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                         })
                         .collect::<Vec<_>>();
                     publish_incidents(
-                        Clone::clone(updates),
+                        updates,
                         scope.concatenate(events),
                         LiveSource::new(&live.pipeline, operator),
                         Arc::clone(schema),
