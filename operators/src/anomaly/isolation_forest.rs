@@ -69,8 +69,32 @@ pub struct IsolationForest {
     features: usize,
 }
 
+/// One node of a trained tree as [`IsolationForest::tree`] reads it out (to
+/// export the forest, e.g. to ONNX).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ForestNode {
+    /// A point whose `feature` is below `threshold` goes to `left`, any other
+    /// to `right` (indices of nodes of the same tree).
+    Split {
+        /// The feature tested.
+        feature: usize,
+        /// The split value.
+        threshold: f64,
+        /// The node below the threshold.
+        left: usize,
+        /// The node at or above it.
+        right: usize,
+    },
+    /// A leaf that `size` training points reached: a path ending here is
+    /// its depth plus [`average_path`]`(size)` long.
+    Leaf {
+        /// Training points that reached it.
+        size: usize,
+    },
+}
+
 /// c(n): the average path length of an unsuccessful search in a binary search tree of n points.
-fn average_path(n: usize) -> f64 {
+pub fn average_path(n: usize) -> f64 {
     match n {
         0 | 1 => 0.0,
         2 => 1.0,
@@ -113,6 +137,40 @@ impl IsolationForest {
             sample_size,
             features,
         }
+    }
+
+    /// How many trees the forest has.
+    pub fn tree_count(&self) -> usize {
+        self.trees.len()
+    }
+
+    /// The nodes of tree `index` (its root first), or none past the last tree.
+    pub fn tree(&self, index: usize) -> Vec<ForestNode> {
+        let Some(tree) = self.trees.get(index) else {
+            return Vec::new();
+        };
+        tree.iter()
+            .map(|node| match *node {
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => ForestNode::Split {
+                    feature: usize::from(feature),
+                    threshold,
+                    left: left as usize,
+                    right: right as usize,
+                },
+                Node::Leaf { size } => ForestNode::Leaf { size: size as usize },
+            })
+            .collect()
+    }
+
+    /// Points each tree was grown on (ψ): the score divides path lengths by
+    /// [`average_path`]`(sample_size)`.
+    pub fn sample_size(&self) -> usize {
+        self.sample_size
     }
 
     /// Feature-vector length the model was trained on.

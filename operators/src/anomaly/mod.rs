@@ -56,7 +56,7 @@ pub use config::{
 pub use detector::SeriesDetector;
 pub use ewma::Ewma;
 pub use forest_detector::{ForestDetector, ModelVersion, TrainingJob, features};
-pub use isolation_forest::{IsolationForest, SplitMix64};
+pub use isolation_forest::{ForestNode, IsolationForest, SplitMix64, average_path};
 pub use likelihood::{AnomalyLikelihood, erfc};
 pub use novelty::PatternMemory;
 pub use robust_z::{RobustStats, RobustZScore};

@@ -9,13 +9,17 @@
 //! - [`scorer`]: batches, A/B variants by key hash, ensembles, hot reload.
 //! - [`stream`]: the dataflow operator.
 //! - [`stats`]: live statistics per model version, for the model API.
+//! - [`train`]: linear regression and Isolation Forest trained in Rust, and
+//!   [`export`]: them written as ONNX, so the registry needs no Python.
 
+pub mod export;
 pub mod features;
 pub mod registry;
 pub mod runtime;
 pub mod scorer;
 pub mod stats;
 pub mod stream;
+pub mod train;
 
 use std::path::PathBuf;
 

@@ -232,6 +232,84 @@ impl ModelRegistry {
     }
 }
 
+impl ModelRegistry {
+    /// Adds a new version of model `id` (the tenant's own with `tenant`, else
+    /// a global one) and returns its name: one past the highest numeric
+    /// version. The files are written to a hidden temporary directory,
+    /// `check(dir, version)` runs on it (e.g. loading it in ONNX Runtime), and
+    /// only then is it renamed into place, so readers (the operator's hot
+    /// reload, the predict API) see the whole version or none. The version
+    /// becomes active unless the model's `ACTIVE` file pins another.
+    ///
+    /// # Errors
+    /// [`OnnxError::Registry`] on a bad name or a file that cannot be
+    /// written; whatever `check` returns (nothing is left behind then).
+    pub fn publish(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        onnx: &[u8],
+        metadata: &ModelMetadata,
+        check: impl FnOnce(&Path, &str) -> Result<(), OnnxError>,
+    ) -> Result<String, OnnxError> {
+        check_name("model id", id)?;
+        let dir = match tenant {
+            Some(tenant) => {
+                check_name("tenant", tenant)?;
+                self.root.join("tenants").join(tenant).join(id)
+            }
+            None if id == "tenants" => return Err(OnnxError::Registry("`tenants` is not a model id".into())),
+            None => self.root.join(id),
+        };
+        let io =
+            |what: &str, error: std::io::Error| OnnxError::Registry(format!("{what} in {}: {error}", dir.display()));
+        std::fs::create_dir_all(&dir).map_err(|e| io("creating the model directory", e))?;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temporary = dir.join(format!(".new-{}-{serial}", std::process::id()));
+        let written = write_version(&temporary, onnx, metadata, &io).and_then(|()| {
+            let first = next_version(&dir);
+            check(&temporary, &first.to_string())?;
+            // A concurrent writer may take the number first: take the next one.
+            for version in (first..).take(64) {
+                let target = dir.join(version.to_string());
+                if !target.exists() && std::fs::rename(&temporary, &target).is_ok() {
+                    return Ok(version.to_string());
+                }
+            }
+            Err(OnnxError::Registry(format!(
+                "no free version number in {}",
+                dir.display()
+            )))
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&temporary);
+        }
+        written
+    }
+}
+
+fn write_version(
+    dir: &Path,
+    onnx: &[u8],
+    metadata: &ModelMetadata,
+    io: &dyn Fn(&str, std::io::Error) -> OnnxError,
+) -> Result<(), OnnxError> {
+    let toml = toml::to_string(metadata).map_err(|e| OnnxError::Registry(format!("model.toml: {e}")))?;
+    std::fs::create_dir(dir).map_err(|e| io("creating a version", e))?;
+    std::fs::write(dir.join("model.onnx"), onnx).map_err(|e| io("writing model.onnx", e))?;
+    std::fs::write(dir.join("model.toml"), toml).map_err(|e| io("writing model.toml", e))
+}
+
+/// One past the highest numeric version in a model directory (1 for none).
+fn next_version(dir: &Path) -> u64 {
+    subdirectories(dir)
+        .iter()
+        .filter_map(|v| v.parse::<u64>().ok())
+        .max()
+        .map_or(1, |v| v + 1)
+}
+
 /// Orders versions as numbers when both are, else as text.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
     match (a.parse::<u64>(), b.parse::<u64>()) {
@@ -281,6 +359,46 @@ mod tests {
         let mut versions = vec!["10", "9", "b", "2", "a"];
         versions.sort_by(|a, b| compare_versions(a, b));
         assert_eq!(versions, ["2", "9", "10", "a", "b"]);
+    }
+
+    #[test]
+    fn published_versions_appear_whole_and_numbered() {
+        let root = std::env::temp_dir().join(format!("pulse-registry-publish-{}", std::process::id()));
+        let registry = ModelRegistry::new(&root);
+        let metadata = ModelMetadata {
+            description: "test".into(),
+            created_at: String::new(),
+            input: "X".into(),
+            features: vec!["avg".into()],
+            outputs: vec![OutputSpec {
+                name: "y".into(),
+                column: "y".into(),
+                kind: OutputKind::Regression,
+                index: None,
+            }],
+        };
+        let refuse = |_: &Path, _: &str| Err(OnnxError::Registry("refused".into()));
+        assert!(registry.publish(Some("acme"), "m", b"x", &metadata, refuse).is_err());
+        assert!(
+            registry.versions(Some("acme"), "m").unwrap().is_empty(),
+            "a refused version leaves nothing"
+        );
+        let accept = |_: &Path, _: &str| Ok(());
+        assert_eq!(
+            registry.publish(Some("acme"), "m", b"x", &metadata, accept).unwrap(),
+            "1"
+        );
+        assert_eq!(
+            registry.publish(Some("acme"), "m", b"x", &metadata, accept).unwrap(),
+            "2"
+        );
+        assert_eq!(registry.version(Some("acme"), "m", "2").unwrap().metadata, metadata);
+        assert_eq!(registry.active_version(Some("acme"), "m").unwrap(), "2");
+        assert!(
+            registry.versions(Some("other"), "m").is_err(),
+            "another tenant does not see it"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
