@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use pulse_gateway::ml::{ModelView, OutputView, PredictResponse, VersionStats, VersionView};
-use pulse_gateway::{MlError, ModelService};
+use pulse_gateway::{MlError, ModelService, TrainJob, TrainKind, TrainedVersion};
+use pulse_operators::onnx::train::{self, ModelKind, TrainError};
 use pulse_operators::onnx::{ModelRegistry, ModelSession, OnnxError, OutputKind, OutputValues, stats};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -176,6 +177,59 @@ impl ModelService for RegistryModels {
             model_id: id.to_owned(),
             version,
             predictions,
+        })
+    }
+
+    fn train(&self, tenant: &str, job: TrainJob) -> Result<TrainedVersion, MlError> {
+        self.train_version(tenant, job)
+    }
+}
+
+impl RegistryModels {
+    /// Fits a train job and publishes it as the tenant's model (see [`ModelService::train`]).
+    fn train_version(&self, tenant: &str, job: TrainJob) -> Result<TrainedVersion, MlError> {
+        let kind = match job.kind {
+            TrainKind::LinearRegression => ModelKind::LinearRegression {
+                target: job.target.clone().unwrap_or_default(),
+                ridge: job.ridge,
+            },
+            TrainKind::IsolationForest => ModelKind::IsolationForest {
+                trees: job.trees,
+                sample_size: job.sample_size,
+                seed: job.seed,
+            },
+        };
+        let created_at = pulse_gateway::timestamp::rfc3339(pulse_gateway::store::now_millis());
+        let trained = train::train(
+            &kind,
+            &job.features,
+            &job.rows,
+            &job.targets,
+            &job.description,
+            &created_at,
+        )
+        .map_err(|error| match error {
+            TrainError::TooFewRows { .. } | TrainError::Settings(_) | TrainError::Singular(_) => {
+                MlError::Invalid(error.to_string())
+            }
+        })?;
+        let id = job.model_id.as_str();
+        // Loaded once before it appears: a version the runtime refuses is never published.
+        let check = |dir: &std::path::Path, version: &str| {
+            ModelSession::load(id, version, dir, trained.metadata.clone()).map(drop)
+        };
+        let version = self
+            .registry
+            .publish(Some(tenant), id, &trained.onnx, &trained.metadata, check)
+            .map_err(|error| match error {
+                OnnxError::Registry(message) if message.contains("is not a name") => MlError::Invalid(message),
+                other => unavailable(other),
+            })?;
+        tracing::info!(tenant, model = id, %version, rows = job.rows.len(), "trained and registered a model version");
+        Ok(TrainedVersion {
+            version,
+            fit: trained.fit,
+            model: self.view(tenant, id)?,
         })
     }
 }

@@ -40,6 +40,7 @@ pub mod kv;
 pub mod live;
 pub mod middleware;
 pub mod ml;
+pub mod ml_train;
 pub mod openapi;
 pub mod ops;
 pub mod rate_limit;
@@ -66,6 +67,7 @@ pub use config::{DemoAccountConfig, GatewayConfig, GraphQueryConfig, StoreConfig
 pub use error::{AppError, GatewayError};
 pub use live::{LiveServices, StatsSource};
 pub use ml::{MlError, ModelService};
+pub use ml_train::{TrainJob, TrainKind, TrainedVersion};
 pub use readiness::Readiness;
 
 use auth::jwt::JwtKeys;
@@ -224,6 +226,7 @@ impl Gateway {
             .route("/ml/models/{id}", get(ml::get_model))
             .route("/ml/models/{id}/activate", post(ml::activate))
             .route("/ml/predict/{model_id}", post(ml::predict))
+            .route("/ml/train", post(ml_train::train))
             .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
             .merge(sign_in)
             .route("/openapi.json", get(openapi::openapi_json));

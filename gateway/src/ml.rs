@@ -1,6 +1,7 @@
 //! The model registry over HTTP: `GET /api/v1/ml/models`,
 //! `GET /api/v1/ml/models/{id}`, `POST /api/v1/ml/models/{id}/activate`
-//! (admin) and `POST /api/v1/ml/predict/{model_id}`.
+//! (admin) and `POST /api/v1/ml/predict/{model_id}`; `POST /api/v1/ml/train`
+//! is [`crate::ml_train`]'s.
 //!
 //! Models are tenant-scoped: a tenant sees the global models and its own, and
 //! another tenant's model is a 404. The gateway knows models only through a
@@ -21,6 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{Principal, Scope};
 use crate::error::AppError;
 use crate::extract::{JsonBody, PathParams};
+use crate::ml_train::{TrainJob, TrainedVersion};
 use crate::state::AppState;
 
 /// Most instances (or rows) one predict request may carry.
@@ -45,6 +47,14 @@ pub trait ModelService: Send + Sync + 'static {
     /// # Errors
     /// [`MlError`]: an unknown model, or instances the model cannot take.
     fn predict(&self, tenant: &str, id: &str, instances: Vec<Vec<f32>>) -> Result<PredictResponse, MlError>;
+    /// Fits `job` and registers it as a new version of `tenant`'s own model
+    /// `job.model_id` (checked to load before it appears).
+    ///
+    /// # Errors
+    /// [`MlError::Invalid`] when the rows cannot train the model (too few,
+    /// settings out of range, collinear features); [`MlError::Unavailable`]
+    /// without ONNX Runtime or a writable registry.
+    fn train(&self, tenant: &str, job: TrainJob) -> Result<TrainedVersion, MlError>;
 }
 
 /// Why a model request failed.
@@ -186,7 +196,7 @@ pub struct PredictResponse {
 }
 
 /// The attached model service, or 503 when the engine has attached none.
-fn service(state: &AppState) -> Result<Arc<dyn ModelService>, AppError> {
+pub(crate) fn service(state: &AppState) -> Result<Arc<dyn ModelService>, AppError> {
     state.models.get().cloned().ok_or_else(|| {
         AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -15,7 +15,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::{audit, auth, dashboard, graph_query, ingest, kv, live, ml, ops};
+use crate::{audit, auth, dashboard, graph_query, ingest, kv, live, ml, ml_train, ops};
 
 /// The gateway's API description.
 #[derive(OpenApi)]
@@ -34,7 +34,7 @@ use crate::{audit, auth, dashboard, graph_query, ingest, kv, live, ml, ops};
         live::detections::anomalies, live::detections::forecast, graph_query::cypher,
         live::rca_api::list_incidents, live::rca_api::get_incident, live::rca_api::rca,
         live::rca_api::list_resources, live::rca_api::get_resource,
-        ml::list_models, ml::get_model, ml::activate, ml::predict,
+        ml::list_models, ml::get_model, ml::activate, ml::predict, ml_train::train,
         ops::health, ops::live, ops::ready, ops::metrics, ops::docs, openapi_json,
         dashboard::index, dashboard::script, dashboard::incidents_script, dashboard::chart_script, dashboard::stylesheet,
         dashboard::icon_svg, dashboard::icon_ico,

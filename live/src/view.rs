@@ -263,6 +263,28 @@ impl WindowViews {
         query::compute(query, &declared, &selected)
     }
 
+    /// The windows of `tenant` retained now, each with its operator (per
+    /// operator in the order recorded): what a model is trained on.
+    pub fn tenant_rows(&self, tenant: &str) -> Vec<(LiveSource, Arc<LiveRow>)> {
+        let now = Instant::now();
+        let views: Vec<(LiveSource, Arc<Mutex<OperatorView>>)> = {
+            let operators = self.inner.operators.read().unwrap_or_else(|p| p.into_inner());
+            operators.iter().map(|(s, v)| (s.clone(), v.clone())).collect()
+        };
+        let mut rows = Vec::new();
+        for (source, view) in views {
+            let mut view = lock(&view);
+            view.evict(now, self.inner.max_rows, self.inner.max_age);
+            rows.extend(
+                view.rows
+                    .iter()
+                    .filter(|(_, row)| row.tenant() == Some(tenant))
+                    .map(|(_, row)| (source.clone(), row.clone())),
+            );
+        }
+        rows
+    }
+
     /// Counters per operator.
     pub fn stats(&self) -> Vec<ViewStats> {
         let operators = self.inner.operators.read().unwrap_or_else(|p| p.into_inner());

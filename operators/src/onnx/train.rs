@@ -64,6 +64,10 @@ pub struct TrainedModel {
     pub onnx: Vec<u8>,
     /// `model.toml`.
     pub metadata: ModelMetadata,
+    /// How it fits its training rows: `intercept`, `coefficients`, `rmse`,
+    /// `r2` (linear regression); `trees`, `sample_size`, `score_p50`,
+    /// `score_p99`, `score_max` (isolation forest).
+    pub fit: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A trained model in Rust.
@@ -265,7 +269,9 @@ pub fn train(
             (NativeModel::Forest(forest), onnx, output)
         }
     };
+    let fit = fit_summary(&native, features, rows, targets);
     Ok(TrainedModel {
+        fit,
         native,
         onnx,
         metadata: ModelMetadata {
@@ -276,6 +282,47 @@ pub fn train(
             outputs: vec![output],
         },
     })
+}
+
+fn fit_summary(
+    native: &NativeModel,
+    features: &[String],
+    rows: &[Vec<f64>],
+    targets: &[f64],
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::json;
+    let predictions: Vec<f64> = rows.iter().map(|row| native.predict(row)).collect();
+    let mut fit = serde_json::Map::new();
+    match native {
+        NativeModel::Linear(linear) => {
+            let n = targets.len().max(1) as f64;
+            let mean = targets.iter().sum::<f64>() / n;
+            let residual: f64 = predictions.iter().zip(targets).map(|(p, y)| (y - p).powi(2)).sum();
+            let total: f64 = targets.iter().map(|y| (y - mean).powi(2)).sum();
+            let coefficients: serde_json::Map<_, _> = features
+                .iter()
+                .zip(&linear.weights)
+                .map(|(name, w)| (name.clone(), json!(w)))
+                .collect();
+            fit.insert("intercept".into(), json!(linear.intercept));
+            fit.insert("coefficients".into(), coefficients.into());
+            fit.insert("rmse".into(), json!((residual / n).sqrt()));
+            // R² of a constant target is undefined: null.
+            let r2 = (total > 0.0).then(|| 1.0 - residual / total);
+            fit.insert("r2".into(), json!(r2));
+        }
+        NativeModel::Forest(forest) => {
+            let mut scores = predictions;
+            scores.sort_by(f64::total_cmp);
+            let at = |q: f64| scores[((scores.len() - 1) as f64 * q).round() as usize];
+            fit.insert("trees".into(), json!(forest.tree_count()));
+            fit.insert("sample_size".into(), json!(forest.sample_size()));
+            fit.insert("score_p50".into(), json!(at(0.5)));
+            fit.insert("score_p99".into(), json!(at(0.99)));
+            fit.insert("score_max".into(), json!(at(1.0)));
+        }
+    }
+    fit
 }
 
 #[cfg(test)]
