@@ -3,7 +3,9 @@
 //! Forest trained on the tenant's retained windows, registered as versions
 //! of the tenant's models, and `/predict` giving what the same models
 //! trained natively in the test give on the same windows (read back from
-//! the pipeline's file sink); the 4xx rules; the route in OpenAPI.
+//! the pipeline's file sink); the pipeline's `onnx` operator scoring the
+//! tenant's rows with the tenant's newly trained version (hot reload) and
+//! another tenant's with the global model; the 4xx rules; the route in OpenAPI.
 //!
 //! Needs ONNX Runtime (`ORT_DYLIB_PATH`): skipped loudly without it, a
 //! failure under `CI=true`.
@@ -23,7 +25,7 @@ use serde_json::{Value, json};
 const SECRET: &str = "an-engine-test-secret-of-more-than-32-characters";
 
 /// The complete lines of the file sink's output so far.
-fn windows(path: &Path) -> Vec<Value> {
+fn jsonl(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     complete
@@ -41,7 +43,7 @@ fn start(window: &Value) -> u64 {
 fn training_rows(all: &[Value], from: u64, to: u64) -> Vec<Value> {
     let mut rows: Vec<Value> = all
         .iter()
-        .filter(|w| start(w) >= from && w["window_end"].as_u64().unwrap() <= to)
+        .filter(|w| w["tenant"] == "acme" && start(w) >= from && w["window_end"].as_u64().unwrap() <= to)
         .cloned()
         .collect();
     let key = |w: &Value| {
@@ -78,6 +80,22 @@ fn predictions(body: &Value, column: &str) -> Vec<f64> {
         .collect()
 }
 
+/// ONNX Runtime's linear predictions against `x · weights + intercept` in
+/// `f64`: it computes in `f32` with `f32` weights, so the error scales with
+/// the terms summed, not with the result (which may cancel to near zero).
+fn assert_linear(got: &[f64], x: &[Vec<f64>], weights: &[f64], intercept: f64, what: &str) {
+    assert_eq!(got.len(), x.len(), "{what}");
+    for (g, row) in got.iter().zip(as_f32(x)) {
+        let terms: Vec<f64> = row.iter().zip(weights).map(|(v, w)| v * w).collect();
+        let want = intercept + terms.iter().sum::<f64>();
+        let scale = intercept.abs() + terms.iter().map(|t| t.abs()).sum::<f64>();
+        assert!(
+            (g - want).abs() <= 1e-6 * scale.max(1.0),
+            "{what}: {g} vs native {want} at {row:?}"
+        );
+    }
+}
+
 fn assert_close(got: &[f64], want: &[f64], tolerance: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (g, w) in got.iter().zip(want) {
@@ -104,7 +122,7 @@ fn models_trained_through_the_api_score_as_the_native_models() {
 [sources.sensors]
 type = "generator"
 rate = 2000
-sensors = {{ tenants = 1, tenant_names = ["acme"], hosts_per_tenant = 2 }}
+sensors = {{ tenants = 2, tenant_names = ["acme", "globex"], hosts_per_tenant = 2 }}
 
 [operators.per_host]
 type = "window"
@@ -113,9 +131,22 @@ window = {{ tumbling = "1s" }}
 key = ["tenant", "source", "metric"]
 aggregates = ["count", "avg", "p95", "max"]
 
+# `next` is the global fixture `linear` (version 7) until a tenant trains its own.
+[operators.next]
+type = "onnx"
+inputs = ["per_host"]
+model = "next"
+models_dir = "{models}"
+reload_interval = "200ms"
+
 [sinks.live]
 type = "websocket"
 inputs = ["per_host"]
+
+[sinks.predictions]
+type = "file"
+inputs = ["next"]
+path = "{dir}/predictions.jsonl"
 
 [sinks.rows]
 type = "file"
@@ -133,6 +164,12 @@ models_dir = "{models}"
         dir = dir.display()
     );
     std::fs::write(dir.join("pipeline.toml"), pipeline).unwrap();
+    let global = models.join("next/7");
+    std::fs::create_dir_all(&global).unwrap();
+    let fixture = common::workspace_dir().join("operators/tests/fixtures/onnx/models/linear/2");
+    for file in ["model.onnx", "model.toml"] {
+        std::fs::copy(fixture.join(file), global.join(file)).unwrap();
+    }
     let child = KillOnDrop::new(
         Command::new(pulse_bin())
             .args(["run", &dir.join("pipeline.toml").display().to_string()])
@@ -144,7 +181,7 @@ models_dir = "{models}"
     wait_for_status(address, "/health/ready", 200);
     let admin = pulse_token(SECRET, "acme", "read,write,admin");
     let reader = pulse_token(SECRET, "acme", "read,write");
-    let globex = pulse_token(SECRET, "globex", "read,write,admin");
+    let initech = pulse_token(SECRET, "initech", "read,write,admin");
     let call = |method: &str, path: &str, token: &str, body: Option<Value>| {
         http(address, method, path, Some(token), body.as_ref())
     };
@@ -153,14 +190,14 @@ models_dir = "{models}"
     let sink = dir.join("windows.jsonl");
     let mut starts = Vec::new();
     wait_until("seven seconds of windows", Duration::from_secs(60), || {
-        starts = windows(&sink).iter().map(start).collect();
+        starts = jsonl(&sink).iter().map(start).collect();
         starts.sort_unstable();
         starts.dedup();
         starts.len() >= 7
     });
     let (from, to) = (starts[1], starts[5] + 1000);
     std::thread::sleep(Duration::from_millis(500));
-    let rows = training_rows(&windows(&sink), from, to);
+    let rows = training_rows(&jsonl(&sink), from, to);
     assert_eq!(rows.len(), 50, "5 windows of 2 hosts × 5 metrics");
 
     // A linear regression of max on avg and p95.
@@ -200,8 +237,13 @@ models_dir = "{models}"
         Some(json!({ "instances": x })),
     );
     assert_eq!(status, 200, "{scored}");
-    let want: Vec<f64> = as_f32(&x).iter().map(|r| native.predict(r)).collect();
-    assert_close(&predictions(&scored, "predicted_max"), &want, 1e-5, "linear");
+    assert_linear(
+        &predictions(&scored, "predicted_max"),
+        &x,
+        &native.weights,
+        native.intercept,
+        "linear",
+    );
 
     // Training again makes version 2, the active one.
     let (status, body) = call("POST", "/api/v1/ml/train", &admin, Some(request));
@@ -280,9 +322,61 @@ models_dir = "{models}"
         assert!(text.contains(message), "{request}: {text:?} should say {message:?}");
     }
     assert_eq!(call("POST", "/api/v1/ml/train", &reader, Some(base.clone())).0, 403);
-    let (status, body) = call("POST", "/api/v1/ml/train", &globex, Some(base));
-    assert_eq!(status, 422, "another tenant trains on its own windows only: {body}");
-    assert_eq!(call("GET", "/api/v1/ml/models/odd_windows", &globex, None).0, 404);
+    let (status, body) = call("POST", "/api/v1/ml/train", &initech, Some(base));
+    assert_eq!(
+        status, 422,
+        "a tenant trains on its own windows only (initech has none): {body}"
+    );
+    assert_eq!(call("GET", "/api/v1/ml/models/odd_windows", &initech, None).0, 404);
+
+    // The pipeline's operator: acme's rows switch to acme's own `next`, trained
+    // here on the operator's features; globex's stay with the global version 7.
+    let features = ["avg", "p95", "max"];
+    let (status, body) = call(
+        "POST",
+        "/api/v1/ml/train",
+        &admin,
+        Some(json!({
+            "model_id": "next", "kind": "linear_regression", "features": features, "target": "count",
+            "operator": "per_host", "ridge": 1.0,
+        })),
+    );
+    assert_eq!((status, body["version"].as_str()), (201, Some("1")), "{body}");
+    let weights: Vec<f64> = features
+        .iter()
+        .map(|f| body["fit"]["coefficients"][f].as_f64().unwrap())
+        .collect();
+    let intercept = body["fit"]["intercept"].as_f64().unwrap();
+    let predictions_file = dir.join("predictions.jsonl");
+    let mut own = Vec::new();
+    wait_until("acme's windows scored by acme's model", Duration::from_secs(30), || {
+        own = jsonl(&predictions_file)
+            .into_iter()
+            .filter(|p| p["tenant"] == "acme" && p["version"] == "1")
+            .collect();
+        own.len() >= 10
+    });
+    let got: Vec<f64> = own.iter().map(|p| p["prediction"].as_f64().unwrap()).collect();
+    let x = columns(&own, &features);
+    assert_linear(&got, &x, &weights, intercept, "the operator with acme's model");
+    let all = jsonl(&predictions_file);
+    // The versions of each tenant's latest window.
+    let versions = |tenant: &str| -> Vec<String> {
+        let of_tenant = || all.iter().filter(|p| p["tenant"] == tenant);
+        let last_start = of_tenant().map(start).max().unwrap();
+        let mut v: Vec<String> = of_tenant()
+            .filter(|p| start(p) == last_start)
+            .map(|p| p["version"].as_str().unwrap().to_owned())
+            .collect();
+        v.dedup();
+        v
+    };
+    assert_eq!(versions("globex"), ["7"], "other tenants keep the global model");
+    assert_eq!(
+        versions("acme"),
+        ["1"],
+        "every acme row of a window goes to acme's model"
+    );
 
     let (_, openapi) = http(address, "GET", "/api/v1/openapi.json", None, None);
     assert!(

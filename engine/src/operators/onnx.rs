@@ -6,7 +6,13 @@
 //! `model`, `version` (which made the prediction: with A/B variants, the
 //! row's variant) and `latency_us` (the batch's time in ONNX Runtime). Rows
 //! missing a feature go to `NAME.dead_letter` with the feature's name, or
-//! take declared defaults (`missing = "impute"`). Validation loads every model
+//! take declared defaults (`missing = "impute"`). A row whose `tenant` has its
+//! own model of the operator's id (`tenants/<tenant>/<id>/` in the registry,
+//! e.g. trained with `POST /api/v1/ml/train`) is scored by that model's
+//! active version — followed as it changes — when it takes the same features
+//! and gives outputs of the same kinds; other rows by the global model
+//! (which must exist: it sets the output columns). Only a single model
+//! without `variants` does this; A/B variants and ensembles use global models. Validation loads every model
 //! it names, so a missing ONNX Runtime (`ORT_DYLIB_PATH`), model, version or
 //! feature is reported before anything runs. The operator is
 //! `pulse_operators::onnx`'s [`OnnxExt`].

@@ -6,7 +6,9 @@
 //! - [`runtime`]: ONNX Runtime loaded from `ORT_DYLIB_PATH` at run time, and
 //!   [`ModelSession`], one loaded version.
 //! - [`features`]: a row's features as the model's input.
-//! - [`scorer`]: batches, A/B variants by key hash, ensembles, hot reload.
+//! - [`scorer`]: batches, A/B variants by key hash, ensembles, hot reload;
+//!   a row of a tenant with its own model of the operator's id is scored by
+//!   that model (`tenant_models`).
 //! - [`stream`]: the dataflow operator.
 //! - [`stats`]: live statistics per model version, for the model API.
 //! - [`train`]: linear regression and Isolation Forest trained in Rust, and
@@ -19,6 +21,7 @@ pub mod runtime;
 pub mod scorer;
 pub mod stats;
 pub mod stream;
+mod tenant_models;
 pub mod train;
 
 use std::path::PathBuf;

@@ -132,6 +132,14 @@ impl ModelRegistry {
             && self.root.join("tenants").join(tenant).join(id).is_dir()
     }
 
+    /// The tenants that have their own model `id`, sorted.
+    pub fn tenants_with_model(&self, id: &str) -> Vec<String> {
+        let mut tenants = subdirectories(&self.root.join("tenants"));
+        tenants.retain(|tenant| self.is_tenant_model(tenant, id));
+        tenants.sort();
+        tenants
+    }
+
     /// The ids of the models `tenant` may use (global ones and its own), sorted.
     pub fn models(&self, tenant: Option<&str>) -> Vec<String> {
         let mut ids = subdirectories(&self.root);

@@ -17,6 +17,7 @@ use pulse_core::row::{Row, Value};
 use super::features::FeatureReader;
 use super::registry::{ModelRegistry, OutputKind};
 use super::runtime::{ModelSession, OutputValues};
+use super::tenant_models::TenantModels;
 use super::{Combine, ModelPlan, OnnxError, OnnxStreamConfig};
 
 /// A row with what the model said of it.
@@ -71,8 +72,18 @@ pub struct BatchScorer {
     features: Vec<String>,
     readers: Option<(Arc<pulse_core::RowSchema>, FeatureReader)>,
     config: OnnxStreamConfig,
-    reloads: Option<mpsc::Receiver<(usize, ModelSession)>>,
+    /// Tenants' own versions of the model (one model without variants only).
+    tenant_sessions: Vec<(String, ModelSession)>,
+    reloads: Option<mpsc::Receiver<Reload>>,
     _alive: Arc<()>,
+}
+
+/// A version the watcher loaded.
+enum Reload {
+    /// The new active version of the model of a slot.
+    Slot(usize, ModelSession),
+    /// The new active version of a tenant's own model.
+    Tenant(String, ModelSession),
 }
 
 impl BatchScorer {
@@ -90,12 +101,31 @@ impl BatchScorer {
             .filter(|(_, slot)| slot.pinned.is_none())
             .map(|(i, slot)| (i, slot.model.clone(), slot.session.version.clone()))
             .collect();
+        let mut tenant_sessions = Vec::new();
+        let mut tenants = match &config.plan {
+            ModelPlan::Single { model, variants } if variants.is_empty() => Some(TenantModels {
+                model: model.clone(),
+                features: config.features.clone(),
+                outputs: slots[0].session.metadata.outputs.iter().map(|o| o.kind).collect(),
+                tried: Default::default(),
+            }),
+            _ => None,
+        };
+        if let Some(tenants) = &mut tenants {
+            for (tenant, loaded) in tenants.changed(&config.registry) {
+                match loaded {
+                    Ok(session) => tenant_sessions.push((tenant, session)),
+                    Err(error) => tenant_model_refused(component, &error),
+                }
+            }
+        }
         let reloads = (!following.is_empty() && config.reload_interval_ms > 0).then(|| {
             ReloadWatcher {
                 component: component.to_owned(),
                 registry: config.registry.clone(),
                 features: config.features.len(),
                 following,
+                tenants,
                 interval: Duration::from_millis(config.reload_interval_ms),
                 alive: Arc::downgrade(&alive),
             }
@@ -109,6 +139,7 @@ impl BatchScorer {
             features: config.features.clone(),
             readers: None,
             config: config.clone(),
+            tenant_sessions,
             reloads,
             _alive: alive,
         })
@@ -122,14 +153,28 @@ impl BatchScorer {
     /// Swaps in the versions the watcher loaded since the last call.
     pub fn take_reloads(&mut self) {
         let Some(reloads) = &self.reloads else { return };
-        while let Ok((index, session)) = reloads.try_recv() {
-            let slot = &mut self.slots[index];
-            tracing::info!(
-                component = %self.component, model = %slot.model,
-                from = %slot.session.version, to = %session.version,
-                "switching to the model's new active version"
-            );
-            slot.session = session;
+        while let Ok(reload) = reloads.try_recv() {
+            match reload {
+                Reload::Slot(index, session) => {
+                    let slot = &mut self.slots[index];
+                    tracing::info!(
+                        component = %self.component, model = %slot.model,
+                        from = %slot.session.version, to = %session.version,
+                        "switching to the model's new active version"
+                    );
+                    slot.session = session;
+                }
+                Reload::Tenant(tenant, session) => {
+                    tracing::info!(
+                        component = %self.component, model = %session.model, %tenant, version = %session.version,
+                        "scoring the tenant's rows with its own model's active version"
+                    );
+                    match self.tenant_sessions.iter_mut().find(|(t, _)| *t == tenant) {
+                        Some((_, running)) => *running = session,
+                        None => self.tenant_sessions.push((tenant, session)),
+                    }
+                }
+            }
         }
     }
 
@@ -178,13 +223,23 @@ impl BatchScorer {
         }
     }
 
-    /// One model, or A/B variants of it: each row goes to one slot.
+    /// One model, or A/B variants of it: each row goes to one slot, or to
+    /// its tenant's own model (groups after the slots').
     fn score_variants(&mut self, rows: Vec<Row>, features: Vec<f32>, out: &mut Vec<Outcome>) {
         let width = self.features.len();
         let weights: Vec<f64> = self.slots.iter().map(|s| s.weight).collect();
-        let mut groups: Vec<(Vec<Row>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); self.slots.len()];
+        let groups = self.slots.len() + self.tenant_sessions.len();
+        let mut groups: Vec<(Vec<Row>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); groups];
         for (i, row) in rows.into_iter().enumerate() {
-            let slot = if weights.len() == 1 {
+            let own = match row.get("tenant") {
+                Some(Value::Str(tenant)) if !self.tenant_sessions.is_empty() => {
+                    self.tenant_sessions.iter().position(|(t, _)| **t == **tenant)
+                }
+                _ => None,
+            };
+            let slot = if let Some(own) = own {
+                self.slots.len() + own
+            } else if weights.len() == 1 {
                 0
             } else {
                 pick_variant(&weights, key_hash(&row, &self.key))
@@ -196,7 +251,10 @@ impl BatchScorer {
             if rows.is_empty() {
                 continue;
             }
-            let session = &mut self.slots[slot].session;
+            let session = match slot.checked_sub(self.slots.len()) {
+                Some(tenant) => &mut self.tenant_sessions[tenant].1,
+                None => &mut self.slots[slot].session,
+            };
             let started = Instant::now();
             let result = session.predict(features, rows.len());
             let latency_us = started.elapsed().as_micros() as u64;
@@ -303,6 +361,11 @@ fn combine_member_outputs(combine: Combine, members: &[(f64, OutputValues)], i: 
             Value::Int(votes[0].0)
         }
     }
+}
+
+fn tenant_model_refused(component: &str, error: &OnnxError) {
+    metrics::counter!("pulse_onnx_reload_errors_total", "component" => component.to_owned()).increment(1);
+    tracing::error!(%component, %error, "a tenant's model version not loaded: its rows stay with the version they had");
 }
 
 fn refuse_all(rows: Vec<Row>, error: &OnnxError, out: &mut Vec<Outcome>) {
@@ -437,13 +500,15 @@ struct ReloadWatcher {
     features: usize,
     /// (slot, model, version it runs).
     following: Vec<(usize, String, String)>,
+    /// The tenants' own versions of the model, when it has no variants.
+    tenants: Option<TenantModels>,
     interval: Duration,
     /// Gone when the scorer is dropped: the thread then ends.
     alive: Weak<()>,
 }
 
 impl ReloadWatcher {
-    fn start(mut self) -> mpsc::Receiver<(usize, ModelSession)> {
+    fn start(mut self) -> mpsc::Receiver<Reload> {
         let (sender, receiver) = mpsc::channel();
         let (name, component) = (format!("onnx-reload-{}", self.component), self.component.clone());
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
@@ -459,7 +524,7 @@ impl ReloadWatcher {
                     match load_session(&self.registry, model, &active, self.features) {
                         Ok(session) => {
                             *running = active;
-                            if sender.send((*slot, session)).is_err() {
+                            if sender.send(Reload::Slot(*slot, session)).is_err() {
                                 return;
                             }
                         }
@@ -470,6 +535,18 @@ impl ReloadWatcher {
                                 .increment(1);
                             tracing::error!(component = %self.component, %error, "new model version not loaded");
                             *running = active;
+                        }
+                    }
+                }
+                if let Some(tenants) = &mut self.tenants {
+                    for (tenant, loaded) in tenants.changed(&self.registry) {
+                        match loaded {
+                            Ok(session) => {
+                                if sender.send(Reload::Tenant(tenant, session)).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(error) => tenant_model_refused(&self.component, &error),
                         }
                     }
                 }
