@@ -7,7 +7,7 @@
 //! has scored with. Calls arrive on the gateway's blocking pool.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -19,24 +19,65 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// The `[ml]` table of a pipeline: where the model API finds models.
+///
+/// ```toml
+/// [ml]
+/// models_dir = "/var/lib/pulse/models"   # default: <[gateway] data_dir>/models
+/// ```
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MlConfig {
-    /// The model registry's directory (default `models`).
-    #[serde(default = "default_models_dir")]
-    pub models_dir: PathBuf,
+    /// The model registry's directory (default `models` under the gateway's
+    /// `data_dir`, where the gateway keeps its other state: `data/gateway/models`
+    /// with the default `data_dir`). An `onnx` operator without a
+    /// `models_dir` of its own reads this one.
+    #[serde(default)]
+    pub models_dir: Option<PathBuf>,
 }
 
-fn default_models_dir() -> PathBuf {
-    PathBuf::from("models")
+/// The registry directory when a pipeline names none: `models` under the
+/// gateway's data directory (its default's without a `[gateway]` table).
+pub fn default_models_dir(gateway: Option<&pulse_gateway::GatewayConfig>) -> PathBuf {
+    gateway
+        .map_or_else(
+            || pulse_gateway::GatewayConfig::default().data_dir,
+            |g| g.data_dir.clone(),
+        )
+        .join("models")
 }
 
-impl Default for MlConfig {
-    fn default() -> Self {
-        Self {
-            models_dir: default_models_dir(),
+impl MlConfig {
+    /// The registry directory (see [`MlConfig::models_dir`]).
+    pub fn registry_dir(&self) -> PathBuf {
+        self.models_dir.clone().unwrap_or_else(|| default_models_dir(None))
+    }
+}
+
+/// Fills in the registry directories a pipeline leaves out: `[ml] models_dir`
+/// from the gateway's `data_dir`, and each `onnx` operator's from `[ml]`'s.
+pub fn resolve_models_dirs(config: &mut crate::config::PipelineConfig) {
+    let ml_dir = config
+        .ml
+        .as_ref()
+        .and_then(|ml| ml.models_dir.clone())
+        .unwrap_or_else(|| default_models_dir(config.gateway.as_ref()));
+    if let Some(ml) = &mut config.ml {
+        ml.models_dir.get_or_insert_with(|| ml_dir.clone());
+    }
+    for operator in config.operators.values_mut() {
+        if let crate::config::OperatorConfig::Onnx(onnx) = operator {
+            onnx.models_dir.get_or_insert_with(|| ml_dir.clone());
         }
     }
+}
+
+/// Whether a registry directory can be one: absent (it is made when a
+/// model is trained) or a directory.
+pub fn check_models_dir(dir: &Path) -> Result<(), String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("models_dir `{}` is not a directory", dir.display()));
+    }
+    Ok(())
 }
 
 /// The engine's model service over a registry directory.
@@ -50,7 +91,7 @@ impl RegistryModels {
     /// The service over the registry at `config.models_dir`.
     pub fn new(config: &MlConfig) -> Self {
         Self {
-            registry: ModelRegistry::new(&config.models_dir),
+            registry: ModelRegistry::new(config.registry_dir()),
             sessions: Mutex::default(),
         }
     }
@@ -254,4 +295,61 @@ fn not_found(error: OnnxError) -> MlError {
 
 fn unavailable(error: OnnxError) -> MlError {
     MlError::Unavailable(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{OperatorConfig, Pipeline, PipelineConfig};
+
+    fn resolved(text: &str) -> PipelineConfig {
+        let mut config: PipelineConfig = toml::from_str(text).unwrap();
+        resolve_models_dirs(&mut config);
+        config
+    }
+
+    fn onnx_dir(config: &PipelineConfig) -> Option<PathBuf> {
+        match &config.operators["scored"] {
+            OperatorConfig::Onnx(onnx) => onnx.models_dir.clone(),
+            _ => None,
+        }
+    }
+
+    const ONNX: &str = "[operators.scored]\ntype = \"onnx\"\ninputs = [\"w\"]\nmodel = \"m\"\n";
+
+    #[test]
+    fn models_live_under_the_gateway_data_dir_unless_ml_or_the_operator_says_otherwise() {
+        let config = resolved(&format!("{ONNX}[gateway]\ndata_dir = \"/srv/pulse\"\n[ml]\n"));
+        assert_eq!(config.ml.unwrap().registry_dir(), Path::new("/srv/pulse/models"));
+        assert_eq!(onnx_dir(&resolved(ONNX)), Some(PathBuf::from("data/gateway/models")));
+        let config = resolved(&format!("{ONNX}[ml]\nmodels_dir = \"/models\"\n"));
+        assert_eq!(
+            onnx_dir(&config),
+            Some(PathBuf::from("/models")),
+            "the operator reads [ml]"
+        );
+        let own = ONNX.replace("model = \"m\"", "model = \"m\"\nmodels_dir = \"/own\"");
+        let config = resolved(&format!("{own}[ml]\nmodels_dir = \"/models\"\n"));
+        assert_eq!(onnx_dir(&config), Some(PathBuf::from("/own")), "its own wins");
+    }
+
+    #[test]
+    fn a_models_dir_that_is_a_file_is_refused_by_name() {
+        let file = std::env::temp_dir().join(format!("pulse-ml-models-file-{}", std::process::id()));
+        std::fs::write(&file, "not a directory").unwrap();
+        let text = format!(
+            "[sources.s]\ntype = \"generator\"\n[operators.w]\ntype = \"window\"\ninputs = [\"s\"]\n\
+             window = {{ tumbling = \"1s\" }}\nkey = [\"tenant\"]\naggregates = [\"count\"]\n\
+             [sinks.out]\ntype = \"stdout\"\ninputs = [\"w\"]\n[ml]\nmodels_dir = \"{}\"\n",
+            file.display()
+        );
+        let error = Pipeline::parse(Path::new("p.toml"), &text, &|_| None)
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            error.contains("is not a directory") && error.contains("models_dir"),
+            "{error}"
+        );
+    }
 }

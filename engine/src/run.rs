@@ -284,7 +284,7 @@ pub fn run_in_cluster(
     }
     if let (Some(server), Some(ml)) = (&gateway, &pipeline.config.ml) {
         server.attach_models(Arc::new(crate::ml_service::RegistryModels::new(ml)))?;
-        tracing::info!(models_dir = %ml.models_dir.display(), "serving the model API at /api/v1/ml");
+        tracing::info!(models_dir = %ml.registry_dir().display(), "serving the model API at /api/v1/ml");
     }
     tracing::info!(pipeline = %pipeline.path.display(), workers, "starting");
     let started = Instant::now();

@@ -127,7 +127,9 @@ async fn schemathesis_finds_no_disagreement_between_the_document_and_the_server(
     // The engine's model service over the fixture registry: the ml routes answer
     // from real models (they need ONNX Runtime to predict; see `ml_paths`).
     let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../operators/tests/fixtures/onnx/models");
-    let ml = pulse::ml_service::MlConfig { models_dir: models };
+    let ml = pulse::ml_service::MlConfig {
+        models_dir: Some(models),
+    };
     app.gateway
         .attach_models(Arc::new(pulse::ml_service::RegistryModels::new(&ml)))
         .unwrap();

@@ -114,6 +114,7 @@ pub fn read<'i>(text: &str, document: DeTable<'i>) -> Components {
             )),
         }
     }
+    crate::ml_service::resolve_models_dirs(&mut read.config);
     read
 }
 

@@ -144,6 +144,15 @@ pub fn validate(config: &PipelineConfig, unparsed: &components::Unparsed) -> Vec
     let mut problems = Vec::new();
     check_engine(config, &mut problems);
     check_names(config, &mut problems);
+    if let Some(ml) = &config.ml
+        && let Err(message) = crate::ml_service::check_models_dir(&ml.registry_dir())
+    {
+        problems.push(problem(
+            &["ml", "models_dir"],
+            message,
+            "point it at a directory (it is created when a model is trained)".to_owned(),
+        ));
+    }
     let streams = checked_streams(config, unparsed, &mut problems);
     for (name, source) in &config.sources {
         check_source(name, source, &mut problems);

@@ -44,9 +44,10 @@ pub struct OnnxOperator {
     /// The model's id (or `ensemble`).
     #[serde(default)]
     pub model: Option<String>,
-    /// The model registry (default `models`).
-    #[serde(default = "default_models_dir")]
-    pub models_dir: PathBuf,
+    /// The model registry (default: `[ml] models_dir`, which defaults to
+    /// `models` under the gateway's `data_dir`).
+    #[serde(default)]
+    pub models_dir: Option<PathBuf>,
     /// Row columns fed to the model, in its input order (default: the
     /// features its `model.toml` lists).
     #[serde(default)]
@@ -135,9 +136,6 @@ pub struct MemberSetting {
     pub weight: f64,
 }
 
-fn default_models_dir() -> PathBuf {
-    PathBuf::from("models")
-}
 fn default_max_batch() -> usize {
     256
 }
@@ -152,6 +150,13 @@ fn default_weight() -> f64 {
 const ADDED: [&str; 3] = ["model", "version", "latency_us"];
 
 impl OnnxOperator {
+    /// The registry it reads (set from `[ml]` when the pipeline is read).
+    fn registry_dir(&self) -> PathBuf {
+        self.models_dir
+            .clone()
+            .unwrap_or_else(|| crate::ml_service::default_models_dir(None))
+    }
+
     /// What the operator runs, as the dataflow operator takes it.
     fn plan(&self) -> ModelPlan {
         match &self.ensemble {
@@ -318,7 +323,7 @@ impl Operator for OnnxOperator {
             ));
             return None;
         }
-        let registry = ModelRegistry::new(&self.models_dir);
+        let registry = ModelRegistry::new(self.registry_dir());
         let mut sessions: Vec<ModelSession> = Vec::new();
         for (model, version) in self.versions(&registry) {
             let loaded = version.and_then(|version| {
@@ -336,7 +341,7 @@ impl Operator for OnnxOperator {
                     message,
                     format!(
                         "models are read from `{}` (set `models_dir`): <id>/<version>/model.onnx and model.toml",
-                        self.models_dir.display()
+                        self.registry_dir().display()
                     ),
                 )),
             }
@@ -429,7 +434,7 @@ impl Operator for OnnxOperator {
     fn build<'scope>(&self, mut context: BuildContext<'_, 'scope>) -> OperatorStreams<'scope> {
         let rows = context.take_rows("onnx operators");
         let schema: Arc<RowSchema> = context.output;
-        let registry = ModelRegistry::new(&self.models_dir);
+        let registry = ModelRegistry::new(self.registry_dir());
         let features = self.resolve_features(&registry).unwrap_or_default();
         // Checked by validation; were the registry changed since, every row is refused with why.
         let mut ignored = Vec::new();
