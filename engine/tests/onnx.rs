@@ -1,5 +1,5 @@
 //! The `onnx` operator in whole pipelines: a golden case (`tests/onnx/scoring`:
-//! events → windows → predictions and dead letters), what `pulse validate`
+//! events → windows → predictions and dead letters, with 1 and 2 workers), what `pulse validate`
 //! says without ONNX Runtime, and the checks of its settings.
 //!
 //! Scoring needs ONNX Runtime (`ORT_DYLIB_PATH`, installed by
@@ -43,7 +43,14 @@ fn windows_are_scored_by_the_active_version_and_rows_missing_a_feature_are_dead_
     if !runtime_present() {
         return;
     }
-    let out = TempDir::new("onnx-scoring");
+    // One worker, then two (each with its own sessions): the same rows come out.
+    for workers in [1, 2] {
+        score_golden_case(workers);
+    }
+}
+
+fn score_golden_case(workers: usize) {
+    let out = TempDir::new(&format!("onnx-scoring-{workers}"));
     let case = case_dir();
     let pipeline = load_pipeline(
         &case.join("pipeline.toml"),
@@ -53,7 +60,7 @@ fn windows_are_scored_by_the_active_version_and_rows_missing_a_feature_are_dead_
             ("MODELS", &models_dir()),
         ],
     );
-    run_pipeline(&pipeline, 1);
+    run_pipeline(&pipeline, workers);
     let mut predictions = read_jsonl(&out.join("predictions.jsonl"));
     for row in &mut predictions {
         let latency = row
@@ -64,7 +71,7 @@ fn windows_are_scored_by_the_active_version_and_rows_missing_a_feature_are_dead_
     }
     let refused = read_jsonl(&out.join("refused.jsonl"));
     let expected = case.join("expected");
-    if std::env::var_os("PULSE_BLESS").is_some_and(|v| v == "1") {
+    if workers == 1 && std::env::var_os("PULSE_BLESS").is_some_and(|v| v == "1") {
         let lines = |rows: &[Value]| rows.iter().map(|r| format!("{r}\n")).collect::<String>();
         std::fs::create_dir_all(&expected).unwrap();
         std::fs::write(expected.join("predictions.jsonl"), lines(&predictions)).unwrap();
@@ -74,7 +81,7 @@ fn windows_are_scored_by_the_active_version_and_rows_missing_a_feature_are_dead_
     compare_rows(
         &read_jsonl(&expected.join("predictions.jsonl")),
         &predictions,
-        "predictions",
+        &format!("predictions with {workers} workers"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     compare_rows(&read_jsonl(&expected.join("refused.jsonl")), &refused, "refused").unwrap_or_else(|e| panic!("{e}"));
