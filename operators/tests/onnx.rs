@@ -1,7 +1,8 @@
 //! The `onnx` operator against the fixture models of `tests/fixtures/onnx`:
 //! predictions equal onnxruntime-Python's (`expected.json`), a new version is
 //! hot-swapped mid-stream with no row lost or scored twice, A/B variants stay
-//! with their key, ensembles combine as declared.
+//! with their key, ensembles combine as declared, and with `max_delay` a
+//! small batch waits for more rows and is flushed by time.
 //!
 //! These need ONNX Runtime (`ORT_DYLIB_PATH`, installed by
 //! `scripts/onnxruntime.sh`): without it they skip with a loud message, and
@@ -22,7 +23,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::InputHandle;
 use timely::dataflow::operators::capture::{Capture, Event};
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
-use timely::dataflow::operators::{Input, Probe};
+use timely::dataflow::operators::{Input, Inspect, Probe};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
@@ -552,5 +553,58 @@ fn rows_missing_a_feature_are_refused_or_imputed_as_configured() {
     assert!(
         scored.iter().all(|(_, p)| p.outputs == whole),
         "avg imputed as 60 gives the whole row's prediction"
+    );
+}
+
+#[test]
+fn with_max_delay_a_batch_waits_for_more_rows_then_is_flushed_by_time() {
+    if !runtime_present() {
+        return;
+    }
+    let root = registry_with(&[("linear", "2")], "max-delay");
+    let mut config = config(
+        &root,
+        ModelPlan::Single {
+            model: "linear".into(),
+            variants: Vec::new(),
+        },
+    );
+    config.max_batch = 1000;
+    config.max_delay_ms = 150;
+    let (waited, total) = timely::execute_directly(move |worker| {
+        let mut input: InputHandle<u64, CapacityContainerBuilder<Vec<Row>>> = InputHandle::new();
+        let scored = std::rc::Rc::new(std::cell::RefCell::new(0usize));
+        let counter = std::rc::Rc::clone(&scored);
+        worker.dataflow(|scope| {
+            let (predictions, _refused) = scope.input_from(&mut input).score_onnx("predict", &config);
+            predictions.inspect(move |_| *counter.borrow_mut() += 1);
+        });
+        let schema = schema();
+        // Five rows, far fewer than max_batch, and the input's time never advances:
+        // only max_delay can release them.
+        let started = Instant::now();
+        for i in 0..5 {
+            input.send(row(&schema, &format!("k{i}"), [1.0, 2.0, 3.0]));
+        }
+        input.flush();
+        while *scored.borrow() < 5 && started.elapsed() < Duration::from_secs(10) {
+            worker.step();
+            assert!(
+                *scored.borrow() == 0 || started.elapsed() >= Duration::from_millis(150),
+                "rows came out after {:?}, before max_delay",
+                started.elapsed()
+            );
+        }
+        let waited = started.elapsed();
+        input.close();
+        while worker.step() {}
+        let total = *scored.borrow();
+        (waited, total)
+    });
+    std::fs::remove_dir_all(&root).unwrap();
+    assert_eq!(total, 5, "every row scored once");
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_secs(5),
+        "flushed after {waited:?}: by max_delay (150 ms), without the input's time advancing"
     );
 }
