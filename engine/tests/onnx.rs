@@ -1,5 +1,7 @@
 //! The `onnx` operator in whole pipelines: a golden case (`tests/onnx/scoring`:
-//! events → windows → predictions and dead letters, with 1 and 2 workers), what `pulse validate`
+//! events → windows → predictions and dead letters, with 1 and 2 workers;
+//! the same predictions on the Kafka topic `ml-predictions` through a Kafka
+//! sink, against the broker of 127.0.0.1:9092), what `pulse validate`
 //! says without ONNX Runtime, and the checks of its settings.
 //!
 //! Scoring needs ONNX Runtime (`ORT_DYLIB_PATH`, installed by
@@ -228,4 +230,63 @@ fn validate_names_what_is_wrong_with_models_features_and_settings() {
         Some(&runtime),
     );
     assert!(ok, "{stderr}");
+}
+
+/// With a Kafka sink, predictions go to the engine-wide topic `ml-predictions`
+/// (as anomalies go to `streaming-alerts`): the golden case's rows, one JSON
+/// message each, on the real broker of 127.0.0.1.
+#[test]
+fn predictions_reach_the_ml_predictions_topic_through_a_kafka_sink() {
+    if !runtime_present() {
+        return;
+    }
+    let Some(brokers) = common::kafka::broker() else { return };
+    const TOPIC: &str = "ml-predictions";
+    // The topic is engine-wide and outlives this test: make it once, then read what is new.
+    let _ = Command::new(common::pulse_bin())
+        .args(["topics", "create", "--brokers", &brokers, "--partitions", "1", TOPIC])
+        .output();
+    let before = common::kafka::read_topic(&brokers, TOPIC).len();
+    let out = TempDir::new("onnx-kafka");
+    let case = case_dir();
+    let text = std::fs::read_to_string(case.join("pipeline.toml")).unwrap()
+        + &format!(
+            "\n[sinks.ml_topic]\ntype = \"kafka\"\ninputs = [\"predict\"]\nbrokers = \"{brokers}\"\ntopic = \"{TOPIC}\"\n"
+        );
+    let path = out.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    let pipeline = load_pipeline(
+        &path,
+        &[
+            ("OUT", &out.display()),
+            ("CASE", &case.display().to_string()),
+            ("MODELS", &models_dir()),
+        ],
+    );
+    run_pipeline(&pipeline, 1);
+    let drop_latency = |mut row: Value| {
+        row.as_object_mut().unwrap().remove("latency_us");
+        row
+    };
+    let messages: Vec<Value> = common::kafka::read_topic(&brokers, TOPIC)[before..]
+        .iter()
+        .map(|m| serde_json::from_slice(rdkafka::Message::payload(m).unwrap()).unwrap())
+        .map(drop_latency)
+        .collect();
+    let written: Vec<Value> = read_jsonl(&out.join("predictions.jsonl"))
+        .into_iter()
+        .map(drop_latency)
+        .collect();
+    assert_eq!(written.len(), 6);
+    // The same records; the order within a window may differ between sinks.
+    let sorted = |rows: Vec<Value>| {
+        let mut text: Vec<String> = rows.iter().map(Value::to_string).collect();
+        text.sort();
+        text
+    };
+    assert_eq!(
+        sorted(messages),
+        sorted(written),
+        "the topic carries the predictions the file sink wrote"
+    );
 }
