@@ -104,6 +104,10 @@ fn the_model_api_lists_describes_predicts_and_activates_per_tenant() {
     let address: SocketAddr = ([127, 0, 0, 1], port).into();
     let pipeline = format!(
         r#"
+# Two workers: each has its own sessions, and the API serves what both score.
+[engine]
+workers = 2
+
 [sources.sensors]
 type = "generator"
 rate = 2000

@@ -119,6 +119,10 @@ fn models_trained_through_the_api_score_as_the_native_models() {
     let address: SocketAddr = ([127, 0, 0, 1], port).into();
     let pipeline = format!(
         r#"
+# Two workers: each has its own sessions, and the API serves what both score.
+[engine]
+workers = 2
+
 [sources.sensors]
 type = "generator"
 rate = 2000
