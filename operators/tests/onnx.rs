@@ -1,8 +1,9 @@
 //! The `onnx` operator against the fixture models of `tests/fixtures/onnx`:
 //! predictions equal onnxruntime-Python's (`expected.json`), a new version is
 //! hot-swapped mid-stream with no row lost or scored twice, A/B variants stay
-//! with their key, ensembles combine as declared, and with `max_delay` a
-//! small batch waits for more rows and is flushed by time.
+//! with their key, ensembles combine as declared, with `max_delay` a small
+//! batch waits for more rows and is flushed by time, and a tenant's own model
+//! scores that tenant's rows (the global one the others').
 //!
 //! These need ONNX Runtime (`ORT_DYLIB_PATH`, installed by
 //! `scripts/onnxruntime.sh`): without it they skip with a loud message, and
@@ -607,4 +608,74 @@ fn with_max_delay_a_batch_waits_for_more_rows_then_is_flushed_by_time() {
         waited >= Duration::from_millis(150) && waited < Duration::from_secs(5),
         "flushed after {waited:?}: by max_delay (150 ms), without the input's time advancing"
     );
+}
+
+/// Copies fixture `model`/`version` as tenant `tenant`'s model `as_model`.
+fn copy_tenant_version(root: &Path, tenant: &str, as_model: &str, model: &str, version: &str) {
+    let from = fixtures().join("models").join(model).join(version);
+    let to = root.join("tenants").join(tenant).join(as_model).join(version);
+    std::fs::create_dir_all(&to).unwrap();
+    for file in ["model.onnx", "model.toml"] {
+        std::fs::copy(from.join(file), to.join(file)).unwrap();
+    }
+}
+
+#[test]
+fn a_tenants_own_model_scores_its_rows_and_the_global_one_the_others() {
+    if !runtime_present() {
+        return;
+    }
+    // Global `linear` 2; acme's own `linear` is the fixture's version 1; globex's
+    // own is the isolation forest (a label and a score: not the global's
+    // outputs), which is not used, so globex's rows stay on the global model.
+    let root = registry_with(&[("linear", "2")], "tenant-models");
+    copy_tenant_version(&root, "acme", "linear", "linear", "1");
+    copy_tenant_version(&root, "globex", "linear", "iforest", "1");
+    let schema = Arc::new(
+        RowSchema::new(vec![
+            Column::new("tenant", ColumnType::Key),
+            Column::new("avg", ColumnType::Float),
+            Column::new("p95", ColumnType::Float),
+            Column::new("max", ColumnType::Float),
+        ])
+        .unwrap(),
+    );
+    let inputs: Vec<[f32; 3]> = cases()
+        .into_iter()
+        .find(|c| c.model == "linear" && c.version == "1")
+        .unwrap()
+        .inputs;
+    let count = inputs.len();
+    let rows = move |_| -> Vec<Row> {
+        ["acme", "globex", "initech"]
+            .iter()
+            .flat_map(|tenant| {
+                let schema = Arc::clone(&schema);
+                inputs.iter().map(move |x| {
+                    let values = [x[0], x[1], x[2]].map(|v| Value::Float(f64::from(v)));
+                    let mut all = vec![Value::from(*tenant)];
+                    all.extend(values);
+                    Row::new(Arc::clone(&schema), all)
+                })
+            })
+            .collect()
+    };
+    let plan = ModelPlan::Single {
+        model: "linear".into(),
+        variants: Vec::new(),
+    };
+    let (predictions, refused) = run_rounds(config(&root, plan), 1, rows, |_| true);
+    std::fs::remove_dir_all(&root).unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(predictions.len(), 3 * count);
+    for (tenant, version) in [("acme", "1"), ("globex", "2"), ("initech", "2")] {
+        let mine: Vec<&Prediction> = predictions
+            .iter()
+            .map(|(_, p)| p)
+            .filter(|p| p.row.get("tenant") == Some(&Value::from(tenant)))
+            .collect();
+        assert!(mine.iter().all(|p| &*p.version == version), "{tenant}: {mine:?}");
+        let got: Vec<f64> = mine.iter().map(|p| first_output(p)).collect();
+        assert_close(&got, &expected("linear", version), &format!("{tenant}'s rows"));
+    }
 }
