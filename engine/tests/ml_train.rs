@@ -316,6 +316,11 @@ models_dir = "{models}"
             "usable rows",
         ),
         (with(json!({"features": []})), 422, "1 to 64"),
+        (
+            with(json!({"kind": "isolation_forest", "target": null, "trees": 100_000})),
+            422,
+            "trees must be 1 to 500",
+        ),
         (with(json!({"model_id": "../etc"})), 422, "is not a name"),
         (with(json!({"kind": "deep_learning"})), 422, ""),
     ];

@@ -66,9 +66,9 @@ pub struct TrainRequest {
     pub end_ms: Option<u64>,
     /// Ridge penalty λ ≥ 0 (`linear_regression`; default 0).
     pub ridge: Option<f64>,
-    /// Trees (`isolation_forest`; default 100, at most 1000).
+    /// Trees (`isolation_forest`; default 100, at most 500).
     pub trees: Option<usize>,
-    /// Rows per tree (`isolation_forest`; default 256).
+    /// Rows per tree (`isolation_forest`; default 256, at most 2048).
     pub sample_size: Option<usize>,
     /// Random seed (`isolation_forest`; default 0): the same rows and seed train the same forest.
     pub seed: Option<u64>,

@@ -211,6 +211,11 @@ fn cholesky_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
     b.iter().all(|x| x.is_finite()).then_some(b)
 }
 
+/// The most trees an Isolation Forest may have.
+pub const MAX_TREES: usize = 500;
+/// The most points per tree (ψ) an Isolation Forest may take.
+pub const MAX_SAMPLE_SIZE: usize = 2048;
+
 /// The fewest rows an Isolation Forest is trained on.
 pub const MIN_FOREST_ROWS: usize = 16;
 
@@ -246,9 +251,12 @@ pub fn train(
             sample_size,
             seed,
         } => {
-            if !(1..=1000).contains(trees) || !(2..=100_000).contains(sample_size) {
+            // A tree has at most 2ψ nodes: these bound the ONNX file to a few
+            // million nodes, however large a request asks for.
+            if !(1..=MAX_TREES).contains(trees) || !(2..=MAX_SAMPLE_SIZE).contains(sample_size) {
                 return Err(TrainError::Settings(format!(
-                    "trees {trees} and sample_size {sample_size}: trees must be 1..=1000, sample_size 2..=100000"
+                    "trees {trees} and sample_size {sample_size}: trees must be 1 to {MAX_TREES}, \
+                     sample_size 2 to {MAX_SAMPLE_SIZE}"
                 )));
             }
             if rows.len() < MIN_FOREST_ROWS {
