@@ -35,6 +35,60 @@ pub struct RcaArgs {
     /// An answer key (`pulse generate --profile k8s --answers`) to score against.
     #[arg(long)]
     pub answers: Option<PathBuf>,
+    /// With `--answers`: also print each fault the causal ranker missed (no
+    /// incident, or its cause not first) and what the incidents said instead.
+    #[arg(long)]
+    pub misses: bool,
+    /// A pipeline file whose `type = "incidents"` operator's settings (look-back,
+    /// quiet period, skew, ranker) the replay uses instead of the defaults.
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// With `--pipeline`: which incidents operator, when the file has several.
+    #[arg(long)]
+    pub operator: Option<String>,
+}
+
+/// The settings of the incidents operator of a pipeline file: the one named
+/// `operator`, or the only one.
+pub fn pipeline_config(path: &Path, operator: Option<&str>) -> Result<IncidentsConfig, String> {
+    use crate::config::{OperatorConfig, Pipeline};
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let env = |name: &str| std::env::var(name).ok();
+    let pipeline = Pipeline::parse(path, &text, &env).map_err(|e| e.to_string())?;
+    let incidents: Vec<(&String, &crate::operators::incidents::IncidentsOperator)> = pipeline
+        .config
+        .operators
+        .iter()
+        .filter_map(|(name, config)| match config {
+            OperatorConfig::Incidents(incidents) => Some((name, incidents)),
+            _ => None,
+        })
+        .collect();
+    let names = || incidents.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+    let chosen = match operator {
+        Some(wanted) => incidents
+            .iter()
+            .find(|(name, _)| name.as_str() == wanted)
+            .ok_or_else(|| {
+                format!(
+                    "{} has no incidents operator `{wanted}` (it has: {})",
+                    path.display(),
+                    names()
+                )
+            })?,
+        None => match incidents.as_slice() {
+            [only] => only,
+            [] => return Err(format!("{} has no operator of type \"incidents\"", path.display())),
+            _ => {
+                return Err(format!(
+                    "{} has several incidents operators ({}); name one with --operator",
+                    path.display(),
+                    names()
+                ));
+            }
+        },
+    };
+    Ok(chosen.1.config())
 }
 
 /// Event-time granule of the replay, ms.
@@ -235,12 +289,90 @@ pub fn score(reports: &[IncidentReport], key: &AnswerKey) -> String {
     text
 }
 
+/// One line per fault whose root cause the causal ranker did not put first:
+/// why (no incident of its own, not ranked, ranked low), with what the
+/// incidents near it said instead.
+pub fn misses(reports: &[IncidentReport], key: &AnswerKey) -> String {
+    let name = |r: &ResourceRef| format!("{}/{}/{}", r.kind, r.namespace, r.name);
+    let mut text = String::new();
+    for fault in &key.faults {
+        let first = reports
+            .iter()
+            .filter(|r| matches(r, fault))
+            .min_by_key(|r| (r.opened_at, &r.incident_id));
+        let head = format!(
+            "{} {} {} cause={} start={}",
+            fault.fault_type,
+            fault.tenant,
+            fault.start,
+            name(&fault.root_cause),
+            fault.start
+        );
+        match first {
+            None => {
+                let near: Vec<String> = reports
+                    .iter()
+                    .filter(|r| {
+                        r.tenant == fault.tenant && r.opened_at + 600_000 >= fault.start && r.opened_at <= fault.end
+                    })
+                    .map(|r| {
+                        format!(
+                            "{}@{:+}s",
+                            name(&r.symptom),
+                            (r.opened_at as i64 - fault.start as i64) / 1000
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    text,
+                    "NO-INCIDENT {head} symptoms={} end={:+}s near=[{}]",
+                    fault.symptoms.len(),
+                    (fault.end as i64 - fault.start as i64) / 1000,
+                    near.join(", ")
+                );
+            }
+            Some(report) => {
+                let rank = rank_of(&report.causes, fault);
+                if rank == Some(1) {
+                    continue;
+                }
+                let top: Vec<String> = report
+                    .causes
+                    .iter()
+                    .take(3)
+                    .map(|c| {
+                        format!(
+                            "{} {} {:.2} ({})",
+                            name(&c.resource),
+                            c.reason,
+                            c.confidence(),
+                            c.explanation
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    text,
+                    "RANK={rank:?} {head} symptom={} opened={:+}s top=[{}]",
+                    name(&report.symptom),
+                    (report.opened_at as i64 - fault.start as i64) / 1000,
+                    top.join(" | ")
+                );
+            }
+        }
+    }
+    text
+}
+
 /// Runs `pulse eval rca`.
 pub fn run(args: &RcaArgs) -> Result<(), String> {
     let started = std::time::Instant::now();
     let (events, refused) = read_events(&args.events)?;
     let count = events.len();
-    let (reports, counters) = replay(events, &IncidentsConfig::default());
+    let config = match &args.pipeline {
+        Some(path) => pipeline_config(path, args.operator.as_deref())?,
+        None => IncidentsConfig::default(),
+    };
+    let (reports, counters) = replay(events, &config);
     let out = std::fs::File::create(&args.out).map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
     let mut out = BufWriter::new(out);
     for report in &reports {
@@ -263,6 +395,9 @@ pub fn run(args: &RcaArgs) -> Result<(), String> {
     if let Some(path) = &args.answers {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let key: AnswerKey = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if args.misses {
+            print!("{}", misses(&reports, &key));
+        }
         print!("{}", score(&reports, &key));
     }
     Ok(())

@@ -119,19 +119,30 @@ impl IncidentTracker {
             .map(|incident| &incident.header)
     }
 
-    /// Closes the incidents quiet since before `now - quiet` or older than
-    /// the longest duration; their headers and last error times.
+    /// When an open incident closes: its last error plus the quiet period, or
+    /// its opening plus the longest duration, whichever comes first.
+    fn closes_at(&self, incident: &OpenIncident) -> EventTime {
+        let quiet = incident.last_error.saturating_add(self.settings.quiet_ms);
+        let longest = incident.header.opened_at.saturating_add(self.settings.max_duration_ms);
+        quiet.min(longest)
+    }
+
+    /// Closes the incidents whose close time (see [`Self::closes_at`]) is
+    /// before `now`; their headers and close times. The close time depends
+    /// only on the incident, never on `now`, so batching changes nothing.
     pub fn close_until(&mut self, now: EventTime) -> Vec<(IncidentHeader, EventTime)> {
-        let settings = self.settings;
-        let (closing, open): (Vec<_>, Vec<_>) = self.open.drain(..).partition(|incident| {
-            incident.last_error.saturating_add(settings.quiet_ms) < now
-                || incident.header.opened_at.saturating_add(settings.max_duration_ms) < now
-        });
+        let mut closing = Vec::new();
+        let mut open = Vec::new();
+        for incident in std::mem::take(&mut self.open) {
+            let closes_at = self.closes_at(&incident);
+            if closes_at < now {
+                closing.push((incident.header, closes_at));
+            } else {
+                open.push(incident);
+            }
+        }
         self.open = open;
         closing
-            .into_iter()
-            .map(|incident| (incident.header, incident.last_error))
-            .collect()
     }
 
     /// Groups one error signal on `resource` (errors in event-time order).

@@ -174,7 +174,9 @@ pub fn ingest<'scope>(
                 for ts in ready {
                     batch.extend(held.remove(&ts).unwrap_or_default());
                 }
-                batch.sort_by_key(|event| (event.ts, kind_order(event)));
+                // A total order, so that the grouping does not depend on how
+                // the events were split across workers or batches.
+                batch.sort_by_cached_key(|event| (event.ts, kind_order(event), fingerprint(event)));
                 let floor = *capability.time();
                 for event in batch {
                     let state = tenants
@@ -246,6 +248,9 @@ fn absorb(
                 counters.count(&counters.unknown_resources, 1);
             }
             if signal.opens_incidents() {
+                // Incidents quiet since before this error close first, whatever the
+                // frontier: a batch that spans minutes groups as one event at a time does.
+                close(config, counters, &tenant, state, event.ts, floor, updates);
                 match state.tracker.observe(&state.graph, &resource, &signal) {
                     Grouping::Opened(header) => {
                         counters.count(&counters.opened, 1);
@@ -298,9 +303,8 @@ fn close(
     floor: EventTime,
     updates: &mut Vec<Ingested>,
 ) {
-    for (header, last_error) in state.tracker.close_until(now) {
+    for (header, closed_at) in state.tracker.close_until(now) {
         counters.count(&counters.closed, 1);
-        let closed_at = last_error.saturating_add(config.cluster.quiet_ms).min(now);
         let at = closed_at.max(floor);
         let gone = at.saturating_add(config.retain_closed_ms);
         let key = (tenant.to_owned(), header.id.clone());
