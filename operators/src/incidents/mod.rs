@@ -11,7 +11,7 @@
 //! - Here, differential dataflow: the graph's walks arranged by
 //!   `(tenant, resource)`; from each incident member, walks of up to three
 //!   steps (joins against that arrangement) reduced to the fewest steps and
-//!   the deepest call-graph position per (incident, resource); those joined
+//!   the deepest and shallowest call-graph positions per (incident, resource); those joined
 //!   with the signals arranged by `(tenant, resource)` within the look-back;
 //!   and a reduction per incident that ranks the candidates ([`rank`]).
 //! - [`settled`]: each incident's final report, once it is closed and settled.
@@ -135,8 +135,8 @@ pub struct IncidentReport {
     pub baseline_causes: Vec<RankedCause>,
 }
 
-/// A walk's summary: fewest steps, deepest call position.
-type Reach = (u8, i8);
+/// A walk's summary: fewest steps, deepest and shallowest call position.
+type Reach = (u8, i8, i8);
 
 /// Incident correlation on a stream of events.
 pub trait IncidentsExt<'scope> {
@@ -233,8 +233,9 @@ impl<'scope> IncidentsExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
             .map(|((tenant, resource), (header, hops, depth))| ((tenant, header, resource), (hops, depth)))
             .reduce_named(&format!("{name}.reach"), |_key, walks, output| {
                 let hops = walks.iter().map(|((hops, _), _)| *hops).min().unwrap_or(0);
-                let depth = walks.iter().map(|((_, depth), _)| *depth).max().unwrap_or(0);
-                output.push(((hops, depth), 1));
+                let deepest = walks.iter().map(|((_, depth), _)| *depth).max().unwrap_or(0);
+                let shallowest = walks.iter().map(|((_, depth), _)| *depth).min().unwrap_or(0);
+                output.push(((hops, deepest, shallowest), 1));
             })
             .map(
                 |((tenant, header, resource), reach): ((String, IncidentHeader, ResourceRef), Reach)| {
@@ -245,19 +246,23 @@ impl<'scope> IncidentsExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
         // Signals near each incident, within its look-back.
         let signals = signals.arrange_by_key_named(&format!("{name}.signals"));
         let (lookback, horizon) = (config.lookback_ms, config.horizon_ms);
-        let candidates = reach.join_core(signals, move |(tenant, resource), (header, (hops, depth)), signal| {
-            let from = header.opened_at.saturating_sub(lookback);
-            let to = header.opened_at.saturating_add(horizon);
-            (from..=to).contains(&signal.ts).then(|| {
-                let candidate = Candidate {
-                    resource: resource.clone(),
-                    signal: signal.clone(),
-                    hops: *hops,
-                    depth: *depth,
-                };
-                ((tenant.clone(), header.clone()), candidate)
-            })
-        });
+        let candidates = reach.join_core(
+            signals,
+            move |(tenant, resource), (header, (hops, depth, shallowest)), signal| {
+                let from = header.opened_at.saturating_sub(lookback);
+                let to = header.opened_at.saturating_add(horizon);
+                (from..=to).contains(&signal.ts).then(|| {
+                    let candidate = Candidate {
+                        resource: resource.clone(),
+                        signal: signal.clone(),
+                        hops: *hops,
+                        depth: *depth,
+                        shallowest: *shallowest,
+                    };
+                    ((tenant.clone(), header.clone()), candidate)
+                })
+            },
+        );
 
         let ranking = {
             let config = config.clone();

@@ -47,6 +47,9 @@ pub struct Candidate {
     pub hops: u8,
     /// Most `CALLS` steps towards dependencies minus steps towards callers on a walk from a member.
     pub depth: i8,
+    /// The least such balance on any walk from a member: below zero, the
+    /// resource is a caller of (upstream of) some erroring member.
+    pub shallowest: i8,
 }
 
 /// One ranked cause, as the output shows it.
@@ -242,19 +245,26 @@ fn reports_outcome(metric: &str) -> bool {
 
 fn causal(context: &IncidentContext<'_>, candidate: &Candidate, all: &[&Candidate]) -> (f64, String) {
     let role = role(candidate);
+    // Symptoms travel from a callee up to its callers, so an erroring member
+    // is never upstream of the cause: what calls some member is unlikely to
+    // be it, and what only members depend on (without erroring itself) is likely.
+    let below_errors = candidate.hops > 0 && candidate.depth > 0 && candidate.shallowest >= 0;
     let prior = match role {
         Role::ResourceFault => 1.0,
         Role::Change => 0.85,
+        // Requests slowing or failing at the deepest affected dependency,
+        // before its callers' errors: where the degradation started.
+        Role::MetricOnset if reports_outcome(&candidate.signal.reason) && below_errors => 0.8,
         Role::MetricOnset if reports_outcome(&candidate.signal.reason) => 0.4,
         Role::MetricOnset if INFRASTRUCTURE_KINDS.contains(&candidate.resource.kind.as_str()) => 0.8,
         Role::MetricOnset => 0.7,
         Role::Unknown => 0.45,
         Role::Symptom => 0.3,
     };
-    let (position, where_) = match candidate.depth {
-        d if d > 0 => (1.0, "downstream of the errors"),
-        0 => (0.75, "among the errors"),
-        _ => (0.3, "upstream of the errors (a caller)"),
+    let (position, where_) = match (candidate.depth, candidate.shallowest) {
+        (_, s) if s < 0 => (0.35, "upstream of some errors (a caller)"),
+        (d, _) if d > 0 => (1.0, "downstream of the errors"),
+        _ => (0.75, "among the errors"),
     };
     let ts = candidate.signal.ts;
     let opened = context.opened_at;
@@ -330,6 +340,7 @@ mod tests {
             },
             hops,
             depth,
+            shallowest: depth.min(0),
         }
     }
 

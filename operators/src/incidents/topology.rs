@@ -41,7 +41,8 @@ pub enum EdgeChange {
 /// How a walk from one resource to its neighbour relates to the call graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Direction {
-    /// Along `CALLS`: from a caller to its callee (towards dependencies).
+    /// Along `CALLS` from a caller to its callee, or from a pod to the node,
+    /// volume or configuration it depends on (towards dependencies).
     Down,
     /// Against `CALLS`: from a callee to its caller (towards those affected).
     Up,
@@ -189,7 +190,8 @@ pub fn walks(edge: &Edge) -> Vec<(ResourceRef, ResourceRef, Direction)> {
     let (from, to) = (edge.from.clone(), edge.to.clone());
     match edge.relation.as_str() {
         "CALLS" => vec![(from.clone(), to.clone(), Direction::Down), (to, from, Direction::Up)],
-        "RUNS_ON" | "MOUNTS" | "USES" => vec![(from, to, Direction::Structural)],
+        // A pod depends on its node, volume and configuration as a caller on its callee.
+        "RUNS_ON" | "MOUNTS" | "USES" => vec![(from, to, Direction::Down)],
         _ => vec![
             (from.clone(), to.clone(), Direction::Structural),
             (to, from, Direction::Structural),
