@@ -12,11 +12,10 @@ mod ws_client;
 use common::browser::Browser;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::{KillOnDrop, free_port, http, pulse_token, terminate, wait_for_status, wait_until};
-use common::{TempDir, pulse_bin};
+use common::TempDir;
+use common::process::{free_port, http, pulse_token, run_with_gateway, terminate, wait_until};
 use serde_json::Value;
 use ws_client::WsClient;
 
@@ -72,16 +71,7 @@ fn incidents_appear_live_on_the_api_and_the_websocket_per_tenant() {
     let dir = TempDir::new("incidents-live");
     let port = free_port();
     let address: SocketAddr = ([127, 0, 0, 1], port).into();
-    let child = KillOnDrop::new(
-        Command::new(pulse_bin())
-            .args(["run", &pipeline(&dir, port)])
-            .env("PULSE_JWT_SECRET", SECRET)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_status(address, "/health/ready", 200);
+    let child = run_with_gateway(&pipeline(&dir, port), SECRET, address);
     let acme = pulse_token(SECRET, "acme", "read");
     let globex = pulse_token(SECRET, "globex", "read");
 
@@ -327,16 +317,7 @@ fn a_late_cause_re_ranks_the_live_incident() {
     let dir = TempDir::new("incidents-rerank");
     let port = free_port();
     let address: SocketAddr = ([127, 0, 0, 1], port).into();
-    let child = KillOnDrop::new(
-        Command::new(pulse_bin())
-            .args(["run", &posting_pipeline(&dir, port)])
-            .env("PULSE_JWT_SECRET", SECRET)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_status(address, "/health/ready", 200);
+    let child = run_with_gateway(&posting_pipeline(&dir, port), SECRET, address);
     let writer = pulse_token(SECRET, "acme", "read,write");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

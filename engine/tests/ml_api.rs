@@ -11,11 +11,10 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::process::{KillOnDrop, free_port, http, pulse_token, terminate, wait_for_status, wait_until};
-use common::{TempDir, pulse_bin};
+use common::TempDir;
+use common::process::{free_port, http, pulse_token, run_with_gateway, terminate, wait_until};
 use serde_json::{Value, json};
 
 const SECRET: &str = "an-engine-test-secret-of-more-than-32-characters";
@@ -143,15 +142,7 @@ models_dir = "{models}"
         dir = dir.display()
     );
     std::fs::write(dir.join("pipeline.toml"), pipeline).unwrap();
-    let child = KillOnDrop::new(
-        Command::new(pulse_bin())
-            .args(["run", &dir.join("pipeline.toml").display().to_string()])
-            .env("PULSE_JWT_SECRET", SECRET)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_status(address, "/health/ready", 200);
+    let child = run_with_gateway(&dir.join("pipeline.toml").display().to_string(), SECRET, address);
     let acme = pulse_token(SECRET, "acme", "read");
     let acme_admin = pulse_token(SECRET, "acme", "read,write,admin");
     let globex = pulse_token(SECRET, "globex", "read,write,admin");

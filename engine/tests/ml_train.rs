@@ -14,11 +14,10 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::process::{KillOnDrop, free_port, http, pulse_token, terminate, wait_for_status, wait_until};
-use common::{TempDir, pulse_bin};
+use common::TempDir;
+use common::process::{free_port, http, pulse_token, run_with_gateway, terminate, wait_until};
 use pulse_operators::onnx::train::{self, ModelKind};
 use serde_json::{Value, json};
 
@@ -174,15 +173,7 @@ models_dir = "{models}"
     for file in ["model.onnx", "model.toml"] {
         std::fs::copy(fixture.join(file), global.join(file)).unwrap();
     }
-    let child = KillOnDrop::new(
-        Command::new(pulse_bin())
-            .args(["run", &dir.join("pipeline.toml").display().to_string()])
-            .env("PULSE_JWT_SECRET", SECRET)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_status(address, "/health/ready", 200);
+    let child = run_with_gateway(&dir.join("pipeline.toml").display().to_string(), SECRET, address);
     let admin = pulse_token(SECRET, "acme", "read,write,admin");
     let reader = pulse_token(SECRET, "acme", "read,write");
     let initech = pulse_token(SECRET, "initech", "read,write,admin");

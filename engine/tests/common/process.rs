@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -89,6 +89,22 @@ pub fn wait_for_status(address: SocketAddr, path: &str, status: u16) {
     wait_until(&format!("{path} answers {status}"), Duration::from_secs(60), || {
         http(address, "GET", path, None, None).0 == status
     });
+}
+
+/// `pulse run pipeline` signing tokens with `secret`, its output discarded,
+/// once its gateway at `address` is ready.
+pub fn run_with_gateway(pipeline: &str, secret: &str, address: SocketAddr) -> KillOnDrop {
+    let child = KillOnDrop::new(
+        Command::new(super::pulse_bin())
+            .args(["run", pipeline])
+            .env("PULSE_JWT_SECRET", secret)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_status(address, "/health/ready", 200);
+    child
 }
 
 /// A token from `pulse token --tenant TENANT --scopes SCOPES`, signed with `secret`.
