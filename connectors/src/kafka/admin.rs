@@ -57,7 +57,10 @@ impl Record {
 
 /// Publishes `records` to `topic`, at most `rate` per second (0: as fast as the
 /// broker takes them), and waits until the broker has them all. Returns how
-/// many were published.
+/// many were published. Each partition keeps the records' order, retries
+/// included (an idempotent producer): event-time files read back from a topic
+/// must not come out of order because a broker that was just starting refused
+/// a first batch and took the next one.
 pub fn publish(
     brokers: &str,
     topic: &str,
@@ -67,6 +70,7 @@ pub fn publish(
     let producer: BaseProducer = client_config(brokers)
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
+        .set("enable.idempotence", "true")
         .create()?;
     let started = std::time::Instant::now();
     let mut sent = 0u64;
