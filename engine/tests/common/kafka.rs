@@ -228,12 +228,14 @@ pub fn skip_unless_ci(why: &str) {
     );
 }
 
-/// Writes each of `payloads` to `partition` of `topic` (no key).
+/// Writes each of `payloads` to `partition` of `topic` (no key), in order.
 pub fn produce_to_partition(brokers: &str, topic: &str, partition: i32, payloads: &[String]) {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
+        // In order through retries, as `pulse produce` keeps it.
+        .set("enable.idempotence", "true")
         .create()
         .unwrap();
     for payload in payloads {
