@@ -14,7 +14,9 @@
 
 mod common;
 
-use common::graph::{falkordb_lines, neo4j_address, neo4j_connect, neo4j_lines, reachable};
+use common::graph::{
+    falkordb_lines, falkordb_url, neo4j_address, neo4j_connect, neo4j_delete_tenants, neo4j_lines, reachable,
+};
 use common::incidents::two_tenants;
 use common::kafka::unique;
 use common::{TempDir, load_pipeline, read_jsonl, run_pipeline};
@@ -177,17 +179,12 @@ fn neo4j_holds_each_incident_with_its_symptom_and_ranked_causes_and_a_re_ranking
     let graph = neo4j_connect(&runtime, &address, &password);
     let read = |tenant: &str| neo4j_lines(&runtime, &graph, &[INCIDENTS, CAUSES, COUNT], tenant);
     let tenants = check_runs("neo4j", &format!("bolt://{address}"), &password, "pulse:", &read);
-    runtime
-        .block_on(graph.run(
-            neo4rs::query("MATCH (n) WHERE n.tenant IN $tenants DETACH DELETE n").param("tenants", tenants.to_vec()),
-        ))
-        .unwrap();
+    neo4j_delete_tenants(&runtime, &graph, &tenants);
 }
 
 #[test]
 fn falkordb_holds_each_incident_with_its_symptom_and_ranked_causes_and_a_re_ranking_replaces_them() {
-    let url = std::env::var("PULSE_FALKORDB_URL").unwrap_or_else(|_| "redis://127.0.0.1:6380".to_owned());
-    let address = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let (url, address) = falkordb_url();
     if !reachable("FalkorDB", &address) {
         return;
     }

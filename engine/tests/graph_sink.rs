@@ -15,7 +15,9 @@ mod common;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::graph::{falkordb_column, neo4j_address, neo4j_connect, neo4j_lines, reachable};
+use common::graph::{
+    falkordb_column, falkordb_url, neo4j_address, neo4j_connect, neo4j_delete_tenants, neo4j_lines, reachable,
+};
 use common::kafka::unique;
 use common::{TempDir, load_pipeline, run_pipeline};
 use pulse_core::cypher::tenant_graph;
@@ -243,17 +245,12 @@ fn neo4j_holds_the_tenants_graphs_in_step_with_topology_and_replays_to_the_same_
         &|tenant: &str| neo4j_lines(&runtime, &graph, &[EDGES, EPISODES, NODES], tenant),
     );
     // Each run's tenants are its own; clear what the test wrote.
-    runtime
-        .block_on(graph.run(
-            neo4rs::query("MATCH (n) WHERE n.tenant IN $tenants DETACH DELETE n").param("tenants", tenants.to_vec()),
-        ))
-        .unwrap();
+    neo4j_delete_tenants(&runtime, &graph, &tenants);
 }
 
 #[test]
 fn falkordb_holds_a_graph_per_tenant_in_step_with_topology_and_replays_to_the_same_graph() {
-    let url = std::env::var("PULSE_FALKORDB_URL").unwrap_or_else(|_| "redis://127.0.0.1:6380".to_owned());
-    let address = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let (url, address) = falkordb_url();
     if !reachable("FalkorDB", &address) {
         return;
     }
@@ -287,8 +284,7 @@ fn falkordb_holds_a_graph_per_tenant_in_step_with_topology_and_replays_to_the_sa
 
 #[test]
 fn records_the_graph_cannot_hold_become_dead_letters_and_the_rest_is_written() {
-    let url = std::env::var("PULSE_FALKORDB_URL").unwrap_or_else(|_| "redis://127.0.0.1:6380".to_owned());
-    let address = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let (url, address) = falkordb_url();
     if !reachable("FalkorDB", &address) {
         return;
     }

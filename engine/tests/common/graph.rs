@@ -33,6 +33,24 @@ pub fn neo4j_address() -> (String, String) {
     (address, password)
 }
 
+/// The shared FalkorDB's URL (`PULSE_FALKORDB_URL`, default the test
+/// script's `redis://127.0.0.1:6380`) and its `host:port`.
+pub fn falkordb_url() -> (String, String) {
+    let url = std::env::var("PULSE_FALKORDB_URL").unwrap_or_else(|_| "redis://127.0.0.1:6380".to_owned());
+    let address = url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    (url, address)
+}
+
+/// Deletes every node (and its relationships) of `tenants` from `graph`:
+/// what a test wrote to the shared Neo4j.
+pub fn neo4j_delete_tenants(runtime: &tokio::runtime::Runtime, graph: &neo4rs::Graph, tenants: &[String]) {
+    runtime
+        .block_on(graph.run(
+            neo4rs::query("MATCH (n) WHERE n.tenant IN $tenants DETACH DELETE n").param("tenants", tenants.to_vec()),
+        ))
+        .unwrap();
+}
+
 /// A Bolt connection to the Neo4j at `address` (`host:port`) as `neo4j`.
 pub fn neo4j_connect(runtime: &tokio::runtime::Runtime, address: &str, password: &str) -> neo4rs::Graph {
     let config = neo4rs::ConfigBuilder::default()
