@@ -258,9 +258,11 @@ data_dir = "{dir}/gateway"
     // 3. A range spanning history and memory: windows posted now come from
     // memory, the old ones from ClickHouse, each once.
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    // The ten events in one 10 s window, even when a second ago was the end of one.
+    let first = (now - 1_000).min((now - 1_000) / 10_000 * 10_000 + 9_990);
     let recent: Vec<Value> = (0..10)
         .map(|i| {
-            json!({"ts": now - 1_000 + i, "source": "h", "kind": "metric", "metric": "cpu",
+            json!({"ts": first + i, "source": "h", "kind": "metric", "metric": "cpu",
                        "value": 1.0, "labels": {"region": "eu"}})
         })
         .collect();
