@@ -1254,7 +1254,7 @@ def fault_oom(sim, T, f, t):
     pod = rng.choice(wl.pods)
     f.root = pod.ref
     f.accepted = [pod.ref, pod.owner, wl.key]
-    ramp = int(rng.uniform(4, 10) * MIN)
+    ramp = int(rng.uniform(3, 6) * MIN)
     kill = t + ramp
     key = ("pod", pod.ns, pod.name)
     add_effect(T, key, "mem", t, kill, "to", wl.mem_limit * 0.985, kill - 20_000)
@@ -1308,7 +1308,7 @@ def fault_cpu_throttle(sim, T, f, t):
     k = FaultKit(sim, T, f)
     k.reserve(wl.key)
     f.root = wl.key
-    f.accepted = [wl.key, ("ReplicaSet", wl.ns, f"{wl.name}-{wl.rs_hash}")] + [p.ref for p in wl.pods]
+    f.accepted = [wl.key, ("ReplicaSet", wl.ns, f"{wl.name}-{wl.rs_hash}"), wl.svc_ref] + [p.ref for p in wl.pods]
     dur = int(rng.uniform(5, 10) * MIN)
     onset = t + int(rng.uniform(1, 3) * MIN)
     svc = ("svc", wl.ns, wl.name)
@@ -1391,7 +1391,7 @@ def fault_cert_expiry(sim, T, f, t):
     cert = ("Certificate", wl.ns, f"{wl.name}-tls")
     f.root = secret
     f.accepted = [secret, cert]
-    expiry = t + int(rng.uniform(5, 13) * MIN)
+    expiry = t + int(rng.uniform(2, 5) * MIN)
     T.cert_expiry[(wl.ns, f"{wl.name}-tls")] = expiry
     f.detail = f"{secret[2]} expired at {expiry}"
     for i, dt in enumerate(sorted(rng.sample(range(30_000, expiry - t - 60_000), rng.randint(1, 3)))):
@@ -1740,7 +1740,7 @@ def fault_pvc_full(sim, T, f, t):
     f.root = pvc
     f.accepted = [pvc, pod.ref, es.key]
     cap = T.pvcs.setdefault((es.ns, pvc[2]), 100 << 30)
-    flood = t + int(rng.uniform(4, 9) * MIN)
+    flood = t + int(rng.uniform(3, 6) * MIN)
     add_effect(T, ("pvc", es.ns, pvc[2]), "avail", t, flood + 10 * MIN, "to", cap * 0.04, flood)
     f.start = t
     f.hard.append("cause-as-warn-log")
