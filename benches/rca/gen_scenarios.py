@@ -127,6 +127,15 @@ class Fault:
             symptoms.add(ref)
             if ref[0] == "Pod":
                 symptoms.update(tenant.owner_chain_of(ref))
+        hard = list(self.hard)
+        node = None
+        if self.root[0] == "Node":
+            node = self.root[2]
+        elif self.root in tenant.pod_index:
+            node = tenant.pod_index[self.root].node
+        skew = tenant.skew.get(node, 0)
+        if abs(skew) > 500:
+            hard.append("cause-clock-ahead" if skew > 0 else "cause-clock-behind")
         return {
             "tenant": self.tenant,
             "fault_type": self.fault_type,
@@ -135,7 +144,7 @@ class Fault:
             "start": self.start,
             "end": self.end,
             "symptoms": [ref_json(r) for r in sorted(symptoms)],
-            "hard_cases": self.hard,
+            "hard_cases": hard,
             "detail": self.detail,
         }
 
@@ -1267,8 +1276,6 @@ def fault_oom(sim, T, f, t):
         f.hard.append("cause-as-warning")
     if drop:
         f.hard.append("cause-event-dropped")
-    if T.skew.get(pod.node, 0) > 500:
-        f.hard.append("cause-node-clock-ahead")
     end = kill
     for i in range(kills):
         tk = kill + i * int(rng.uniform(2, 4) * MIN)
@@ -1919,7 +1926,7 @@ def fault_trigger(ts, sim, T, order, left):
         left -= 1
         T.last_until = max(T.last_until, placed.until)
         # most faults come one after the other, after a quiet spell; some overlap an unrelated one
-        if sim.hard and rng.random() < 0.3:
+        if sim.hard and rng.random() < 0.2:
             nxt = ts + int(rng.uniform(0.5, 3) * MIN)
         else:
             nxt = placed.until - 7 * MIN + int(rng.uniform(0, 2) * MIN)
