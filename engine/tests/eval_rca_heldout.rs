@@ -1,7 +1,8 @@
 //! `pulse eval rca` on the held-out scenario generator (`benches/rca/gen_scenarios.py`,
 //! written independently of the `k8s` profile): every event it writes must decode
 //! (no line refused), the replay must open incidents, and the score must cover
-//! every fault of the answer key, for the causal ranker and the baseline.
+//! every fault of the answer key, for the causal ranker and the baseline. The key
+//! must be well formed and the generator deterministic per seed.
 //!
 //! The generator is Python (stdlib only); without `python3` on PATH the test says
 //! so loudly and passes, since CI images have it.
@@ -70,12 +71,48 @@ fn heldout_scenarios_decode_and_are_scored() {
     );
 
     let answers: serde_json::Value = serde_json::from_slice(&std::fs::read(&key).unwrap()).unwrap();
-    let faults = answers["faults"].as_array().expect("faults").len();
+    let faults = answers["faults"].as_array().expect("faults");
     assert!(
-        faults >= 3,
-        "the key should hold the faults of two tenants, has {faults}"
+        faults.len() >= 3,
+        "the key should hold the faults of two tenants, has {}",
+        faults.len()
     );
+    for fault in faults {
+        // A labelled fault names its cause among the accepted answers, began
+        // before its last symptom, and showed at least one symptom.
+        let accepted = fault["accepted"].as_array().expect("accepted");
+        assert!(accepted.contains(&fault["root_cause"]), "{fault}");
+        assert!(fault["start"].as_u64() <= fault["end"].as_u64(), "{fault}");
+        assert!(fault["symptoms"].as_array().is_some_and(|s| !s.is_empty()), "{fault}");
+    }
+    let faults = faults.len();
     let lines = std::fs::read_to_string(&events).unwrap().lines().count();
+
+    // The same seed writes the same scenario.
+    let again = dir.join("again.jsonl");
+    let rerun = Command::new(python)
+        .arg(&script)
+        .args([
+            "--seed",
+            "5",
+            "--tenants",
+            "2",
+            "--faults",
+            "2",
+            "--scrape",
+            "60",
+            "--out",
+        ])
+        .arg(&again)
+        .arg("--answers")
+        .arg(dir.join("again.json"))
+        .output()
+        .expect("python3 runs");
+    assert!(rerun.status.success(), "{}", String::from_utf8_lossy(&rerun.stderr));
+    assert!(
+        std::fs::read(&events).unwrap() == std::fs::read(&again).unwrap(),
+        "two runs with one seed wrote different events"
+    );
 
     let predictions = dir.join("incidents.jsonl");
     let out = Command::new(pulse_bin())
