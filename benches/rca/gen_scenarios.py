@@ -1031,29 +1031,53 @@ def noise_rollout(ts, sim, T):
 
 
 def rollout(sim, T, wl, ts, *, on_new_pod=None, fault=None):
-    """Deployment rolling update (maxSurge 1, maxUnavailable 0); returns the new ReplicaSet."""
+    """Deployment rolling update (maxSurge 1, maxUnavailable 0) starting at `ts`, which may be
+    in the future: planned now, each step changes the cluster when it happens. Returns the
+    new ReplicaSet and when the last old pod goes."""
     rng = sim.rng
-    T.last_touched[wl.key] = ts
-    old_rs = ("ReplicaSet", wl.ns, f"{wl.name}-{wl.rs_hash}")
-    old_pods = list(wl.pods)
-    wl.rs_hash = T.suffix(rng.choice([9, 10]))
-    new_rs = ("ReplicaSet", wl.ns, f"{wl.name}-{wl.rs_hash}")
-    sim.topo(T, ts, wl.key, "OWNS", new_rs)
+    T.last_touched[wl.key] = max(T.last_touched.get(wl.key, ts), ts)
+    new_hash = T.suffix(rng.choice([9, 10]))
+    new_rs = ("ReplicaSet", wl.ns, f"{wl.name}-{new_hash}")
+    n = max(1, len(wl.pods))
+    steps = []
     t = ts
-    n = max(1, len(old_pods))
     for i in range(n):
-        sim.kevent(T, t, wl.key, "ScalingReplicaSet", "Normal", f"Scaled up replica set {new_rs[2]} to {i + 1}",
-                   fault=fault if i == 0 else None, cause=i == 0)
-        pod = create_pod(sim, T, wl, t + rng.randint(50, 300))
-        start_pod_logs(sim, T, pod, t + 5000)
-        if on_new_pod:
-            on_new_pod(pod, t + rng.randint(4000, 9000))
+        up = t
         t += rng.randint(15_000, 40_000)
-        if i < len(old_pods):
-            sim.kevent(T, t, wl.key, "ScalingReplicaSet", "Normal", f"Scaled down replica set {old_rs[2]} to {n - i - 1}")
-            remove_pod(sim, T, old_pods[i], t + rng.randint(50, 500))
-    sim.at(t + 60_000, lambda now: sim.topo(T, now, wl.key, "OWNS", old_rs, "delete")
-           if rng.random() < 0.5 else None)
+        steps.append((up, t))
+    state = {}
+
+    def begin(now):
+        state["old_rs"] = ("ReplicaSet", wl.ns, f"{wl.name}-{wl.rs_hash}")
+        state["old_pods"] = list(wl.pods)
+        wl.rs_hash = new_hash
+        sim.topo(T, now, wl.key, "OWNS", new_rs)
+
+    def scale_up(now, i):
+        sim.kevent(T, now, wl.key, "ScalingReplicaSet", "Normal", f"Scaled up replica set {new_rs[2]} to {i + 1}",
+                   fault=fault if i == 0 else None, cause=i == 0)
+        wl.rs_hash = new_hash
+        pod = create_pod(sim, T, wl, now + rng.randint(50, 300))
+        start_pod_logs(sim, T, pod, now + 5000)
+        if on_new_pod:
+            on_new_pod(pod, now + rng.randint(4000, 9000))
+
+    def scale_down(now, i):
+        old = state["old_pods"]
+        if i < len(old):
+            sim.kevent(T, now, wl.key, "ScalingReplicaSet", "Normal",
+                       f"Scaled down replica set {state['old_rs'][2]} to {len(old) - i - 1}")
+            remove_pod(sim, T, old[i], now + rng.randint(50, 500))
+
+    def finish(now):
+        if rng.random() < 0.5:
+            sim.topo(T, now, wl.key, "OWNS", state["old_rs"], "delete")
+
+    sim.at(ts, begin)
+    for i, (up, down) in enumerate(steps):
+        sim.at(up, scale_up, i)
+        sim.at(down, scale_down, i)
+    sim.at(t + 60_000, finish)
     return new_rs, t
 
 
@@ -1281,7 +1305,7 @@ def fault_oom(sim, T, f, t):
         tk = kill + i * int(rng.uniform(2, 4) * MIN)
         if i > 0:
             add_effect(T, key, "mem", tk - 100_000, tk, "to", wl.mem_limit * 0.985, tk - 10_000)
-        pod.restarts += 1
+        sim.at(tk, lambda now, p=pod: setattr(p, "restarts", p.restarts + 1))
         if not drop:
             sim.watcher_event(T, tk + rng.randint(300, 1500), pod.ref, "OOMKilled", "warning" if warning else "error",
                               f"container {pod.container} terminated: OOMKilled (exit code 137), restart count {pod.restarts}",
@@ -1336,7 +1360,7 @@ def fault_cpu_throttle(sim, T, f, t):
         if rng.random() < 0.4:
             sim.kevent(T, tp + 31_000, pod.ref, "Killing", "Normal",
                        f"Container {pod.container} failed liveness probe, will be restarted", node=pod.node, fault=f)
-            pod.restarts += 1
+            sim.at(tp + 31_000, lambda now, p=pod: setattr(p, "restarts", p.restarts + 1))
     k.stream(wl, onset + 30_000, onset + dur, 20_000,
              lambda p: {"go": f'level=warn msg="slow request" path=/api/v1/{wl.name} duration={rng.uniform(1.5, 6):.1f}s',
                         "java": f"WARN [http-nio-8080-exec-{rng.randint(1, 200)}] o.a.tomcat.util.threads.ThreadPoolExecutor : Thread pool exhausted, queue size {rng.randint(50, 400)}",
@@ -1537,11 +1561,12 @@ def fault_noisy_neighbour(sim, T, f, t):
     spec = rng.choice(T.cronjobs)
     name, ns, every, run, lang = spec
     dur = int(rng.uniform(5, 9) * MIN)
-    job_pod = cron_run(t, sim, T, (name, ns, every, run, lang), node=node, fault=f, cpu=(rng.uniform(6, 14), dur))
+    cpu = rng.uniform(6, 14)
+    sim.at(t, lambda now: cron_run(now, sim, T, (name, ns, every, run, lang), node=node, fault=f, cpu=(cpu, dur)))
     T.last_touched[("CronJob", ns, name)] = t
     f.start = t
     f.hard.append("cause-only-normal-events")
-    f.detail = f"{job_pod.name} saturates {node}"
+    f.detail = f"a {name} job pod saturates {node}"
     add_effect(T, ("node", node), "cpu", t + 10_000, t + dur, "to", 0.99, t + 40_000)
     onset = t + 40_000
     for w in victims:
@@ -1565,7 +1590,7 @@ def fault_node_down(sim, T, f, t):
     rng.shuffle(nodes)
     for node in nodes:
         pods = [p for w in T.workloads.values() for p in w.pods if p.node == node and p.alive]
-        served = {p.wl for p in pods if p.wl.kind != "DaemonSet" and p.job is None}
+        served = sorted({p.wl for p in pods if p.wl.kind != "DaemonSet" and p.job is None}, key=lambda w: w.key)
         if not any(callers_of(T, w) for w in served):
             continue
         if T.clean([node, *[w.key for w in served]], t):
@@ -1643,36 +1668,51 @@ def fault_bad_rollout(sim, T, f, t):
         f.hard.append("staging-namespace")
     if crash:
         T.last_touched[wl.key] = t
-        old_rs = ("ReplicaSet", wl.ns, f"{wl.name}-{wl.rs_hash}")
-        wl.rs_hash = T.suffix(rng.choice([9, 10]))
-        rs = ("ReplicaSet", wl.ns, f"{wl.name}-{wl.rs_hash}")
-        sim.topo(T, t, wl.key, "OWNS", rs)
-        sim.kevent(T, t, wl.key, "ScalingReplicaSet", "Normal", f"Scaled up replica set {rs[2]} to 1", fault=f, cause=True)
-        pod = create_pod(sim, T, wl, t + 200)
-        wl.pods.remove(pod)  # not serving: never Ready
-        wl.rs_hash = old_rs[2][len(wl.name) + 1:]
-        msg = {"go": "panic: runtime error: invalid memory address or nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x18 pc=0x8a4f2c]",
-               "java": f"ERROR [main] o.s.boot.SpringApplication : Application run failed\norg.springframework.beans.factory.BeanCreationException: Error creating bean with name '{wl.name.replace('-', '')}Service': Injection of autowired dependencies failed",
-               "python": "CRITICAL:gunicorn.error:Worker failed to boot. ModuleNotFoundError: No module named 'pydantic_settings'",
-               "node": json.dumps({"level": 60, "msg": "TypeError: Cannot read properties of undefined (reading 'split')\n    at loadRoutes (/app/dist/server.js:112:31)"})}[wl.lang]
-        level = "critical" if wl.lang in ("python", "node") and rng.random() < 0.5 else "error"
-        tt = t + rng.randint(6000, 15_000)
-        for i in range(rng.randint(4, 7)):
-            sim.log(T, tt, pod, level, msg, fault=f)
-            sim.kevent(T, tt + rng.randint(500, 2000), pod.ref, "BackOff", "Warning",
-                       f"Back-off restarting failed container {pod.container} in pod {pod.name}_{pod.ns}", node=pod.node, fault=f)
-            tt += min(10_000 * 2 ** i, 300_000) + rng.randint(1000, 5000)
+        new_hash = T.suffix(rng.choice([9, 10]))
+        rs = ("ReplicaSet", wl.ns, f"{wl.name}-{new_hash}")
         f.root = rs
         f.accepted = [rs, wl.key]
-        f.end = max(f.end or 0, tt)
-        f.until = tt + 3 * MIN
-
-        def rollback(now):
-            sim.kevent(T, now, wl.key, "ScalingReplicaSet", "Normal", f"Scaled down replica set {rs[2]} to 0")
-            pod.alive = False
-            pod_edges(sim, T, pod, now + 2000, op="delete")
-        sim.at(tt + 20_000, rollback)
+        f.until = t + 20 * MIN
+        sim.at(t, crash_loop, sim, T, f, wl, new_hash)
         return True
+    release_bad(sim, T, f, k, wl, t)
+    return True
+
+
+def crash_loop(t, sim, T, f, wl, new_hash):
+    """The crash-looping release of `fault_bad_rollout`, when it happens."""
+    rng = sim.rng
+    rs = ("ReplicaSet", wl.ns, f"{wl.name}-{new_hash}")
+    old_hash = wl.rs_hash
+    sim.topo(T, t, wl.key, "OWNS", rs)
+    sim.kevent(T, t, wl.key, "ScalingReplicaSet", "Normal", f"Scaled up replica set {rs[2]} to 1", fault=f, cause=True)
+    wl.rs_hash = new_hash
+    pod = create_pod(sim, T, wl, t + 200)
+    wl.pods.remove(pod)  # not serving: never Ready
+    wl.rs_hash = old_hash
+    msg = {"go": "panic: runtime error: invalid memory address or nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x18 pc=0x8a4f2c]",
+           "java": f"ERROR [main] o.s.boot.SpringApplication : Application run failed\norg.springframework.beans.factory.BeanCreationException: Error creating bean with name '{wl.name.replace('-', '')}Service': Injection of autowired dependencies failed",
+           "python": "CRITICAL:gunicorn.error:Worker failed to boot. ModuleNotFoundError: No module named 'pydantic_settings'",
+           "node": json.dumps({"level": 60, "msg": "TypeError: Cannot read properties of undefined (reading 'split')\n    at loadRoutes (/app/dist/server.js:112:31)"})}[wl.lang]
+    level = "critical" if wl.lang in ("python", "node") and rng.random() < 0.5 else "error"
+    tt = t + rng.randint(6000, 15_000)
+    for i in range(rng.randint(4, 7)):
+        sim.log(T, tt, pod, level, msg, fault=f)
+        sim.kevent(T, tt + rng.randint(500, 2000), pod.ref, "BackOff", "Warning",
+                   f"Back-off restarting failed container {pod.container} in pod {pod.name}_{pod.ns}", node=pod.node, fault=f)
+        tt += min(10_000 * 2 ** i, 300_000) + rng.randint(1000, 5000)
+    f.until = tt + 3 * MIN
+
+    def rollback(now):
+        sim.kevent(T, now, wl.key, "ScalingReplicaSet", "Normal", f"Scaled down replica set {rs[2]} to 0")
+        pod.alive = False
+        pod_edges(sim, T, pod, now + 2000, op="delete")
+    sim.at(tt + 20_000, rollback)
+
+
+def release_bad(sim, T, f, k, wl, t):
+    """The release of `fault_bad_rollout` that serves a share of errors."""
+    rng = sim.rng
     new_pods = []
     new_rs, done = rollout(sim, T, wl, t, on_new_pod=lambda p, ts: new_pods.append(p), fault=f)
     f.root = new_rs
@@ -1687,7 +1727,6 @@ def fault_bad_rollout(sim, T, f, t):
     k.stream(wl, t + 8000, t + dur, 6000, lambda p: exc, pods=new_pods)
     k.upstream(wl, t + rng.randint(10_000, 30_000), t + dur, "5xx", depth=2, gap=6000, err=rate, lat=0.05)
     f.until = t + dur + 3 * MIN
-    return True
 
 
 def fault_config(sim, T, f, t):
@@ -1841,6 +1880,78 @@ def fault_kafka_broker(sim, T, f, t):
     return True
 
 
+def fault_disk_pressure(sim, T, f, t):
+    """A pod's log level is left at debug: its container logs fill the node's root
+    filesystem; kubelet reports DiskPressure (Normal), EvictionThresholdMet (Warning) and
+    evicts the biggest consumers (Warning Evicted) — the culprit and some neighbours."""
+    rng = sim.rng
+    by_node = {}
+    for wl in T.workloads.values():
+        if wl.kind == "Deployment" and wl.role == "http" and wl.ns != "staging":
+            for p in wl.pods:
+                by_node.setdefault(p.node, []).append(p)
+    cands = []
+    for node, pods in by_node.items():
+        served = sorted({p.wl for p in pods}, key=lambda w: w.key)
+        if node in T.down or node in T.cordoned or not any(callers_of(T, w) for w in served):
+            continue
+        if T.clean([node, *[w.key for w in served], *[c.key for w in served for c in callers_of(T, w)]], t):
+            cands.append(node)
+    if not cands:
+        return False
+    node = rng.choice(cands)
+    pods = by_node[node]
+    culprit = rng.choice(pods)
+    k = FaultKit(sim, T, f)
+    k.reserve(node, *[p.wl.key for p in pods])
+    f.root = culprit.ref
+    f.accepted = [culprit.ref, culprit.owner, culprit.wl.key, ("Node", "", node)]
+    f.start = t
+    f.hard.append("cause-is-log-volume")
+    f.detail = f"{culprit.name} logs at debug and fills {node}'s root filesystem"
+    fill = int(rng.uniform(3, 6) * MIN)
+    add_effect(T, ("node", node), "fs", t, t + fill + 4 * MIN, "to", 1.2 * (1 << 30), t + fill)
+
+    def spam(now):
+        if now > t + fill or not culprit.alive:
+            return
+        sim.log(T, now, culprit, "debug", {"go": f'level=debug msg="cache lookup" key=sku:{rng.randint(10**5, 10**6)} hit={rng.choice(["true", "false"])}',
+                                           "java": f"DEBUG [http-nio-8080-exec-{rng.randint(1, 40)}] o.h.SQL : select p1_0.id,p1_0.sku,p1_0.price from product p1_0 where p1_0.id=?",
+                                           "python": f"DEBUG:urllib3.connectionpool:http://{host(culprit.wl)}:8080 \"GET /v1/items/{rng.randint(1, 99999)} HTTP/1.1\" 200 {rng.randint(100, 900)}",
+                                           "node": json.dumps({"level": 20, "msg": "cache lookup", "key": f"sku:{rng.randint(10**5, 10**6)}"})}.get(culprit.wl.lang, "debug"),
+                fault=f, cause=True)
+        sim.at(now + rng.randint(150, 600), spam)
+    sim.at(t, spam)
+    pressure = t + fill
+    sim.kevent(T, pressure, ("Node", "", node), "EvictionThresholdMet", "Warning", "Attempting to reclaim ephemeral-storage",
+               node=node, fault=f, cause=True)
+    sim.kevent(T, pressure + rng.randint(200, 2000), ("Node", "", node), "NodeHasDiskPressure", "Normal",
+               f"Node {node} status is now: NodeHasDiskPressure", node=node, fault=f, cause=True)
+    victims = [culprit] + rng.sample([p for p in pods if p is not culprit], min(len(pods) - 1, rng.randint(0, 2)))
+    k.reserve(*[c.key for p in victims for c in callers_of(T, p.wl)])
+
+    def evict(now, p, used):
+        if not p.alive:
+            return
+        sim.kevent(T, now, p.ref, "Evicted", "Warning",
+                   f"The node was low on resource: ephemeral-storage. Threshold quantity: 2147483648, available: 1245184Ki. Container {p.container} was using {used}Gi, request is 0, has larger consumption of ephemeral-storage.",
+                   node=node, fault=f)
+        remove_pod(sim, T, p, now + rng.randint(100, 800))
+        new = create_pod(sim, T, p.wl, now + rng.randint(1000, 3000), node=place(T, rng, avoid=(node,)))
+        start_pod_logs(sim, T, new, now + 12_000)
+        if callers_of(T, p.wl):
+            k.upstream(p.wl, now + rng.randint(100, 1500), now + rng.randint(20_000, 60_000),
+                       rng.choice(["refused", "reset", "5xx"]), depth=2, gap=3000, err=0.1, lat=0.2)
+    te = pressure + rng.randint(3000, 10_000)
+    for p in victims:
+        sim.at(te, evict, p, rng.randint(9, 30) if p is culprit else rng.randint(1, 3))
+        te += rng.randint(5000, 20_000)
+    sim.kevent(T, pressure + 4 * MIN, ("Node", "", node), "NodeHasNoDiskPressure", "Normal",
+               f"Node {node} status is now: NodeHasNoDiskPressure", node=node)
+    f.until = te + 60_000 + 3 * MIN
+    return True
+
+
 FAULTS = {
     "oom_leak": fault_oom,
     "cpu_throttle": fault_cpu_throttle,
@@ -1855,6 +1966,7 @@ FAULTS = {
     "volume_full": fault_pvc_full,
     "secret_rotation": fault_secret_rotation,
     "broker_disk": fault_kafka_broker,
+    "disk_pressure": fault_disk_pressure,
 }
 
 
