@@ -1260,7 +1260,14 @@ class FaultKit:
         self.f.reserved.update(keys)
 
     def held_by_other(self, key, now):
-        return any(a is not self.f and a.until >= now and key in a.reserved for a in self.T.active)
+        """Whether a fault placed before this one still holds `key` (later faults checked,
+        when placed, that this one would be over by their start)."""
+        for a in self.T.active:
+            if a is self.f:
+                return False
+            if a.until >= now and key in a.reserved:
+                return True
+        return False
 
 
 def pick_free(T, rng, cands, now):
