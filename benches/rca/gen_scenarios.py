@@ -2022,8 +2022,13 @@ def fault_trigger(ts, sim, T, order, left):
     start = ts + 6 * MIN
     T.left = left
     # this round's remaining types first; any type when none of those fits this cluster now
+    # then the types this tenant has had least so far, so the mix stays balanced
+    placed_so_far = {name: 0 for name in FAULTS}
+    for done in T.faults:
+        placed_so_far[done.fault_type] += 1
     others = [name for name in FAULTS if name not in order]
-    types = list(order) + rng.sample(others, len(others))
+    others = sorted(rng.sample(others, len(others)), key=lambda name: placed_so_far[name])
+    types = list(order) + others
     placed = None
     for name in types:
         f = Fault(tenant=T.name, fault_type=name)
