@@ -1,8 +1,9 @@
-//! The live answer of an `incidents` operator read by a `websocket` sink:
-//! every version of every incident (opened, joined, re-ranked by a late
-//! cause, closed) published on the WebSocket topic `incidents` and kept in
-//! the gateway's [`IncidentViews`]; and the events the operator reads,
-//! kept in its [`ResourceViews`] for the resource API.
+//! The live answer of an `incidents` operator in a pipeline with a gateway
+//! (whatever sinks read the operator): every version of every incident
+//! (opened, joined, re-ranked by a late cause, closed) published on the
+//! WebSocket topic `incidents` and kept in the gateway's [`IncidentViews`];
+//! and the events the operator reads, kept in its [`ResourceViews`] for the
+//! resource API.
 //!
 //! The operator's collection changes by retraction and insertion; each
 //! inserted report is the incident's new state, so only insertions are

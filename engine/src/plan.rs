@@ -442,7 +442,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
     }
 
     let shapes = validate::streams(config);
-    // The live answer of incidents operators that websocket sinks read.
+    // The live answer of incidents operators, for the gateway's views and topic.
     let mut incident_updates = BTreeMap::new();
     for name in operator_order(config) {
         let operator = config.operators[&name].operator();
@@ -482,13 +482,11 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             delivered_before,
             session_progress: resources.session_progress.clone(),
         };
-        let published_live = resources.live.is_some()
-            && config
-                .sinks
-                .values()
-                .any(|sink| matches!(sink, SinkConfig::Websocket { inputs } if inputs.contains(&name)));
         let built = match &config.operators[&name] {
-            OperatorConfig::Incidents(incidents) if published_live => {
+            // With a gateway, every incidents operator feeds its views and
+            // topic, whatever sinks read it (a file or Kafka sink only gets
+            // final reports; the API shows the current answer).
+            OperatorConfig::Incidents(incidents) if resources.live.is_some() => {
                 let (built, updates) = incidents.build_with_updates(context);
                 incident_updates.insert(name.clone(), updates);
                 built
@@ -501,6 +499,31 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
         streams.insert(name, Built::Rows(built.rows));
     }
 
+    if let Some(live) = &resources.live {
+        // Published once per operator, whether no websocket sink reads it or several do.
+        for (operator, updates) in incident_updates {
+            let Some(StreamType::Rows(schema)) = shapes.get(&operator) else {
+                unreachable!("a validated operator has a row schema")
+            };
+            let events = config.operators[&operator]
+                .inputs()
+                .iter()
+                .filter_map(|input| match &streams[input] {
+                    Built::Events(events) => Some(events.clone()),
+                    Built::Rows(_) | Built::DeadLetters(_) => None,
+                })
+                .collect::<Vec<_>>();
+            publish_incidents(
+                updates,
+                scope.concatenate(events),
+                LiveSource::new(&live.pipeline, &operator),
+                Arc::clone(schema),
+                live.outputs.hub.clone(),
+                live.incidents.clone(),
+            );
+        }
+    }
+
     for sink in config.sinks.values() {
         if let SinkConfig::Websocket { inputs } = sink {
             let live = resources
@@ -509,28 +532,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 .expect("validation requires a gateway for websocket sinks");
             for operator in inputs {
                 if let OperatorConfig::Incidents(_) = &config.operators[operator] {
-                    // Published once, by the first websocket sink that reads it.
-                    let (Some(updates), Some(StreamType::Rows(schema))) =
-                        (incident_updates.remove(operator), shapes.get(operator))
-                    else {
-                        continue;
-                    };
-                    let events = config.operators[operator]
-                        .inputs()
-                        .iter()
-                        .filter_map(|input| match &streams[input] {
-                            Built::Events(events) => Some(events.clone()),
-                            Built::Rows(_) | Built::DeadLetters(_) => None,
-                        })
-                        .collect::<Vec<_>>();
-                    publish_incidents(
-                        updates,
-                        scope.concatenate(events),
-                        LiveSource::new(&live.pipeline, operator),
-                        Arc::clone(schema),
-                        live.outputs.hub.clone(),
-                        live.incidents.clone(),
-                    );
+                    // Published above, as every incidents operator is when a gateway runs.
                     continue;
                 }
                 let analytics = match config.operators[operator].producer(&config.operators) {

@@ -268,8 +268,9 @@ fn incidents_appear_live_on_the_api_and_the_websocket_per_tenant() {
     );
 }
 
-/// Events posted to an `http` source, and the incidents of tenant `acme`.
-fn posting_pipeline(dir: &TempDir, port: u16) -> String {
+/// Events posted to an `http` source, and the incidents of tenant `acme`,
+/// read by `sinks` (TOML tables).
+fn posting_pipeline(dir: &TempDir, port: u16, sinks: &str) -> String {
     let text = format!(
         r#"
 [sources.posted]
@@ -281,9 +282,7 @@ idle_timeout = "0s"
 type = "incidents"
 inputs = ["posted"]
 
-[sinks.live]
-type = "websocket"
-inputs = ["incidents"]
+{sinks}
 
 [gateway]
 listen = "127.0.0.1:{port}"
@@ -309,31 +308,27 @@ fn post_events(address: SocketAddr, token: &str, events: &[Value]) {
     assert_eq!(answer["accepted"].as_u64(), Some(events.len() as u64), "{answer}");
 }
 
-/// A cause that arrives after its incident is shown (stamped a second after
-/// the first error, as a skewed kubelet does) re-ranks the incident's causes:
-/// the API's current answer and the topic's next version show it.
-#[test]
-fn a_late_cause_re_ranks_the_live_incident() {
-    let dir = TempDir::new("incidents-rerank");
-    let port = free_port();
-    let address: SocketAddr = ([127, 0, 0, 1], port).into();
-    let child = run_with_gateway(&posting_pipeline(&dir, port), SECRET, address);
+fn resource(kind: &str, name: &str) -> Value {
+    serde_json::json!({"kind": kind, "namespace": "prod", "name": name})
+}
+
+/// A metric of node-1 at `ts`: moves the watermark.
+fn heartbeat(ts: u64) -> Value {
+    serde_json::json!({"ts": ts, "source": "prometheus", "kind": "metric", "metric": "up", "value": 1,
+                       "labels": {"node": "node-1"}})
+}
+
+/// Posts a small cluster of acme (pod api-1 of service api calling db, both
+/// on node-1) whose api-1 logs an error at `t`, then a heartbeat that moves
+/// the watermark past it (30 s of allowed disorder); returns the incident
+/// once the API shows it.
+fn open_incident(address: SocketAddr, t: u64) -> Value {
     let writer = pulse_token(SECRET, "acme", "read,write");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let t = now - 600_000;
-    let resource = |kind: &str, name: &str| serde_json::json!({"kind": kind, "namespace": "prod", "name": name});
     let edge = |ts: u64, from: Value, relation: &str, to: Value| {
         serde_json::json!({"ts": ts, "source": "watcher", "kind": "topology", "from": from, "to": to,
                            "relation": relation, "op": "upsert"})
     };
     let node = serde_json::json!({"kind": "Node", "namespace": "", "name": "node-1"});
-    let heartbeat = |ts: u64| {
-        serde_json::json!({"ts": ts, "source": "prometheus", "kind": "metric", "metric": "up", "value": 1,
-                           "labels": {"node": "node-1"}})
-    };
     post_events(
         address,
         &writer,
@@ -371,6 +366,35 @@ fn a_late_cause_re_ranks_the_live_incident() {
         first = page["incidents"][0].clone();
         first.is_object()
     });
+    first
+}
+
+/// Ten minutes ago, in epoch ms.
+fn ten_minutes_ago() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    now - 600_000
+}
+
+/// A cause that arrives after its incident is shown (stamped a second after
+/// the first error, as a skewed kubelet does) re-ranks the incident's causes:
+/// the API's current answer and the topic's next version show it.
+#[test]
+fn a_late_cause_re_ranks_the_live_incident() {
+    let dir = TempDir::new("incidents-rerank");
+    let port = free_port();
+    let address: SocketAddr = ([127, 0, 0, 1], port).into();
+    // Two websocket sinks read the operator: it is still published once.
+    let sinks = "[sinks.live]\ntype = \"websocket\"\ninputs = [\"incidents\"]\n\n\
+                 [sinks.also_live]\ntype = \"websocket\"\ninputs = [\"incidents\"]";
+    let child = run_with_gateway(&posting_pipeline(&dir, port, sinks), SECRET, address);
+    let writer = pulse_token(SECRET, "acme", "read,write");
+    let acme = pulse_token(SECRET, "acme", "read");
+    let t = ten_minutes_ago();
+    let first = open_incident(address, t);
+    assert_eq!(first["revision"], 1, "one version, published once: {first}");
     let id = first["incident_id"].as_str().unwrap().to_owned();
     let (_, before) = get(address, &format!("/api/v1/rca?incident_id={id}"), &acme);
     let names = |rca: &Value| -> Vec<String> {
@@ -435,4 +459,65 @@ fn a_late_cause_re_ranks_the_live_incident() {
         }
     }
     assert_eq!(terminate(child.take()), Some(0));
+}
+
+/// With a gateway, the operator feeds the incident and resource views and
+/// the topic `incidents` itself, whatever sinks read it: here a file sink
+/// only, and a Kafka sink only (whose outputs are final reports, so the
+/// current answer is on the API alone).
+#[test]
+fn incidents_are_served_whatever_sinks_read_the_operator() {
+    let dir = TempDir::new("incidents-sinks");
+    let file_sink = format!(
+        "[sinks.final]\ntype = \"file\"\ninputs = [\"incidents\"]\npath = \"{}\"",
+        dir.join("incidents.jsonl").display()
+    );
+    let mut cases = vec![("file", file_sink)];
+    if let Some(brokers) = common::kafka::broker() {
+        let topic = common::kafka::unique("incidents-only");
+        common::kafka::create_topic(&brokers, &topic, 1);
+        cases.push((
+            "kafka",
+            format!("[sinks.topic]\ntype = \"kafka\"\ninputs = [\"incidents\"]\nbrokers = \"{brokers}\"\ntopic = \"{topic}\""),
+        ));
+    }
+    for (sink, sinks) in cases {
+        let port = free_port();
+        let address: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = run_with_gateway(&posting_pipeline(&dir, port, &sinks), SECRET, address);
+        let acme = pulse_token(SECRET, "acme", "read");
+        let mut socket = WsClient::connect(address, &acme);
+        socket.send(r#"{"type":"subscribe","topic":"incidents"}"#);
+        let subscribed: Value = serde_json::from_str(&socket.receive()).unwrap();
+        assert_eq!(subscribed["type"], "subscribed", "{sink}: {subscribed}");
+
+        let incident = open_incident(address, ten_minutes_ago());
+        assert_eq!(incident["symptom"]["name"], "api-1", "{sink}: {incident}");
+        assert_eq!(incident["revision"], 1, "{sink}: published once: {incident}");
+        let id = incident["incident_id"].as_str().unwrap();
+        let (status, rca) = get(address, &format!("/api/v1/rca?incident_id={id}"), &acme);
+        assert_eq!(status, 200, "{sink}: {rca}");
+        assert!(
+            rca["causes"].as_array().is_some_and(|causes| !causes.is_empty()),
+            "{sink}: {rca}"
+        );
+        let (status, pod) = get(address, "/api/v1/resources/Pod/prod/api-1", &acme);
+        assert_eq!(status, 200, "{sink}: the resource view is fed too: {pod}");
+        assert!(
+            pod["neighbours"].as_array().is_some_and(|n| !n.is_empty()),
+            "{sink}: {pod}"
+        );
+        let message: Value = loop {
+            let message: Value = serde_json::from_str(&socket.receive()).unwrap();
+            if message["type"] == "incident" {
+                break message;
+            }
+        };
+        assert_eq!(
+            (&message["incident_id"], &message["operator"]),
+            (&Value::from(id), &Value::from("incidents")),
+            "{sink}: the topic carries it: {message}"
+        );
+        assert_eq!(terminate(child.take()), Some(0), "{sink}");
+    }
 }
