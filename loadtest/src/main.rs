@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pulse_loadtest::report::{Report, compare};
-use pulse_loadtest::scenario::{self, api, events, mixed};
+use pulse_loadtest::scenario::{self, api, events, incidents, mixed};
 use pulse_loadtest::ws;
 
 /// Load tests for pulse.
@@ -29,6 +29,8 @@ enum Command {
     Mixed(mixed::MixedArgs),
     /// Many WebSocket subscribers of `/ws`: delivery latency and fairness of the fan-out.
     Ws(ws::WsArgs),
+    /// Late cause events posted into open incidents, timed to the re-ranked version on `/ws`.
+    Incidents(incidents::IncidentsArgs),
     /// The difference between two reports (`report.json` files or their directories).
     Compare {
         /// The earlier report.
@@ -69,6 +71,7 @@ fn run(command: Command) -> anyhow::Result<bool> {
         Command::Events(args) => scenario::publish(&events::run(&args)?, &args.run).map(|()| true),
         Command::Api(args) => scenario::publish(&api::run(&args)?, &args.run).map(|()| true),
         Command::Mixed(args) => scenario::publish(&mixed::run(&args)?, &args.run).map(|()| true),
+        Command::Incidents(args) => scenario::publish(&incidents::run(&args)?, &args.run).map(|()| true),
         Command::Ws(args) => {
             let (json, out) = (args.json, args.out.clone());
             let target = args.target.clone().unwrap_or_else(|| args.url.clone());

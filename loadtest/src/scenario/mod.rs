@@ -1,12 +1,14 @@
 //! The scenarios that share the report format: [`api`] (KV and analytics
 //! requests), [`events`] (sensor events into Kafka or, through [`ingest`],
-//! the gateway's `POST /api/v1/events`, timed to their window results on `/ws`) and [`mixed`] (both, plus WebSocket subscribers), all with
+//! the gateway's `POST /api/v1/events`, timed to their window results on `/ws`), [`mixed`] (both, plus WebSocket subscribers) and
+//! [`incidents`] (late causes timed to the re-ranked incident on `/ws`), all with
 //! the options of [`RunArgs`]. Each checks that the target is loopback (unless
 //! `--allow-remote`), up and accepts the credential before any load is sent:
 //! a run that cannot be done is an error, a slow one is a report.
 
 pub mod api;
 pub mod events;
+pub mod incidents;
 pub mod ingest;
 pub mod mixed;
 pub mod windows;

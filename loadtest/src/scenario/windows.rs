@@ -69,6 +69,16 @@ pub type Subscription = tokio_tungstenite::WebSocketStream<tokio_tungstenite::Ma
 
 /// Connects to `url` with `credential` and subscribes to every window of the credential's tenant.
 pub async fn subscribe(url: &str, credential: &Credential, timeout: Duration) -> anyhow::Result<Subscription> {
+    subscribe_to(url, credential, timeout, "windows").await
+}
+
+/// Connects to `url` with `credential` and subscribes to everything of `topic` for the credential's tenant.
+pub async fn subscribe_to(
+    url: &str,
+    credential: &Credential,
+    timeout: Duration,
+    topic: &str,
+) -> anyhow::Result<Subscription> {
     let mut request = url.into_client_request().context("the /ws URL")?;
     let (name, value) = match credential {
         Credential::Bearer(token) => ("authorization", format!("Bearer {token}")),
@@ -83,7 +93,9 @@ pub async fn subscribe(url: &str, credential: &Credential, timeout: Duration) ->
             .await
             .with_context(|| format!("connecting to {url}"))?;
         socket
-            .send(Message::text(r#"{"type":"subscribe","topic":"windows","filter":{}}"#))
+            .send(Message::text(
+                serde_json::json!({"type": "subscribe", "topic": topic, "filter": {}}).to_string(),
+            ))
             .await
             .context("sending the subscription")?;
         while let Some(frame) = socket.next().await {
