@@ -458,7 +458,28 @@ fn a_late_cause_re_ranks_the_live_incident() {
             break;
         }
     }
+    // The operator's series count the opening and the re-ranking.
+    for (series, least) in [
+        ("pulse_incidents_opened_total", 1.0),
+        ("pulse_incidents_open", 1.0),
+        ("pulse_incidents_reranked_total", 1.0),
+        ("pulse_incidents_closed_total", 0.0),
+    ] {
+        wait_until(&format!("{series} ≥ {least}"), Duration::from_secs(30), || {
+            scraped(address, series).is_some_and(|value| value >= least)
+        });
+    }
     assert_eq!(terminate(child.take()), Some(0));
+}
+
+/// The value of `series{component="incidents"}` on the gateway's `/metrics`.
+fn scraped(address: SocketAddr, series: &str) -> Option<f64> {
+    let (_, body) = http(address, "GET", "/metrics", None, None);
+    let prefix = format!("{series}{{component=\"incidents\"}} ");
+    body.as_str()?
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// With a gateway, the operator feeds the incident and resource views and

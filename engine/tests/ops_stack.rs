@@ -589,6 +589,8 @@ fn alert_rules_and_dashboards_match_a_running_pulse() {
     let rejections = find("pulse_rate_limit_rejections_total", None);
     let breaker = find("pulse_sink_breaker_state", None);
     let anomalies = find("pulse_anomaly_anomalies_total", Some("host_anomalies"));
+    // Registered when the pipeline starts, before any incident (none is fed here).
+    let opened = find("pulse_incidents_opened_total", Some("incidents"));
     // A scraped request series, as a success and as a server error (the one
     // scraped may be either: /health/ready answers 503 while a sink is down).
     let mut requests = find("pulse_http_requests_total", None);
@@ -648,6 +650,14 @@ fn alert_rules_and_dashboards_match_a_running_pulse() {
             firing: vec![(anomalies.scraped(), "0+30x30")],
             healthy: vec![(anomalies.scraped(), "0+2x30")],
             labels: anomalies.alert_labels(&["component"], "warning"),
+        },
+        AlertCase {
+            alert: "PulseIncidentOpened",
+            at: "6m",
+            // One incident opened at 4 min; a series registered at 0 sees even the first.
+            firing: vec![(opened.scraped(), "0x3 1x10")],
+            healthy: vec![(opened.scraped(), "0x10")],
+            labels: opened.alert_labels(&["component"], "warning"),
         },
         AlertCase {
             alert: "PulseApiErrorRate",

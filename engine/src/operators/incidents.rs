@@ -22,6 +22,7 @@ use serde::Deserialize;
 use timely::dataflow::Stream;
 use timely::dataflow::operators::vec::Map;
 
+use super::incident_metrics::export_incident_metrics;
 use super::{BuildContext, InputShape, Operator, OperatorStreams};
 use crate::config::EngineConfig;
 use crate::config::validate::{Problem, StreamType, problem};
@@ -201,6 +202,7 @@ impl IncidentsOperator {
         let counters = Arc::new(IncidentCounters::default());
         let schema: Arc<RowSchema> = context.output;
         let reports = events.incidents(context.name, &config, &counters);
+        export_incident_metrics(reports.inner.clone(), context.name, counters);
         let updates = reports
             .inner
             .clone()

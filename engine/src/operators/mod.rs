@@ -18,6 +18,7 @@
 pub mod anomaly;
 pub mod filter;
 pub mod forecast;
+pub mod incident_metrics;
 pub mod incidents;
 pub mod onnx;
 pub mod series;
