@@ -312,7 +312,27 @@ fn prometheus_config_and_rules_pass_promtool_check() {
     let output = run(Command::new(&promtool).args(["check", "rules"]).arg(&rules));
     assert_success(&output, "promtool check rules");
     let config = std::fs::read_to_string(prometheus.join("prometheus.yml")).unwrap();
-    assert!(config.contains(&format!("job_name: {JOB}")) && config.contains(&format!("\"{INSTANCE}\"")));
+    assert!(config.contains(&format!("job_name: {JOB}")));
+    // The one process (instance `pulse:8080` after relabelling), and every process of the
+    // compose cluster (docker/cluster/hosts, process 0 first) on its own port, 8080 + I.
+    let target = |name: &str, port: usize| format!("- names: [\"{name}\"]\n        type: A\n        port: {port}\n");
+    let (name, port) = INSTANCE.split_once(':').unwrap();
+    assert!(config.contains(&target(name, port.parse().unwrap())), "{config}");
+    let hosts = std::fs::read_to_string(docker_dir().join("cluster/hosts")).unwrap();
+    let processes: Vec<&str> = hosts
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split(':').next())
+        .collect();
+    assert_eq!(processes.len(), 2, "{hosts}");
+    for (process, name) in processes.iter().enumerate() {
+        assert!(
+            config.contains(&target(name, 8080 + process)),
+            "process {process} ({name}) is not scraped on port {}:\n{config}",
+            8080 + process
+        );
+    }
 
     // Every alert carries a severity, a summary and a runbook.
     let rules = std::fs::read_to_string(&rules).unwrap();
