@@ -13,10 +13,12 @@ pub mod file;
 pub mod generator;
 pub mod http;
 pub mod kafka;
+pub mod lead;
 pub mod source;
 pub mod time_bounds;
 pub mod watermark;
 
+pub use lead::LeadLimit;
 pub use source::{EventReader, ReadBatch, ReadStatus, SourceFailures, SourceSettings, SourceStreams, event_source};
 pub use time_bounds::TimestampBounds;
 pub use watermark::{Split, SplitWatermarks, Watermark, WorkerWatermarks};

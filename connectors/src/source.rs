@@ -13,7 +13,9 @@
 //! When nothing reads the `late` output, late events go to the dead-letter
 //! output instead (reason `late: N ms behind the watermark`), and a warning,
 //! at most one per source and worker every 10 s, says how many and how late.
-//! While a sink's buffer is full ([`Backpressure`]) the source reads nothing.
+//! While a sink's buffer is full ([`Backpressure`]) the source reads nothing,
+//! and in a cluster it reads nothing while it leads what the whole cluster
+//! has taken in by more than `max_lead` ([`LeadLimit`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, Stream};
 use timely::scheduling::SyncActivator;
 
+use crate::lead::LeadLimit;
 use crate::time_bounds::{TimestampBounds, wall_clock_ms};
 use crate::watermark::{Split, SplitWatermarks, WorkerWatermarks};
 
@@ -192,6 +195,9 @@ pub struct SourceSettings {
     pub failures: SourceFailures,
     /// Set while the buffer of a sink downstream is full: the source does not read then.
     pub pressure: Backpressure,
+    /// In a cluster, how far the source may lead what every process has
+    /// taken in (`None`: unlimited, as in one process).
+    pub lead: Option<LeadLimit>,
 }
 
 /// The three outputs of a source.
@@ -226,6 +232,7 @@ pub fn event_source<'scope, R: EventReader>(
     let late_count = metrics::counter!("pulse_late_events_total", &labels);
     let dead_count = metrics::counter!("pulse_dead_letters_total", &labels);
     let watermark_gauge = metrics::gauge!("pulse_source_watermark_ms", &labels);
+    let held_back = metrics::counter!("pulse_source_held_back_milliseconds_total", &labels);
     let granule = settings.granule_ms;
     let worker = scope.index();
 
@@ -249,6 +256,8 @@ pub fn event_source<'scope, R: EventReader>(
         // Late events as dead letters (counted as late, not as dead letters).
         let mut late_letters = Vec::new();
         let mut late_report = LateReport::default();
+        // Since when the source has waited for the cluster to take in what it sent.
+        let mut waiting_since: Option<Instant> = None;
         move |_frontiers| {
             let Some(caps) = capabilities.as_mut() else { return };
             if settings.shutdown.is_triggered() {
@@ -259,6 +268,20 @@ pub fn event_source<'scope, R: EventReader>(
                 // A sink's buffer is full: read nothing until it drains.
                 activator.activate_after(BACKPRESSURE_PAUSE);
                 return;
+            }
+            if let Some(lead) = &settings.lead {
+                if lead.holds_back(*caps[0].time()) {
+                    waiting_since.get_or_insert_with(Instant::now);
+                    activator.activate_after(BACKPRESSURE_PAUSE);
+                    return;
+                }
+                if let Some(since) = waiting_since.take() {
+                    let waited = since.elapsed();
+                    held_back.increment(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+                    // Silence while waiting is not idleness: splits that had
+                    // events before must not be passed by the others' watermark.
+                    watermarks.postpone_idleness(waited);
+                }
             }
             batch.progress = *caps[0].time();
             batch.bounds.set_wall_clock(wall_clock_ms());

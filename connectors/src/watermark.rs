@@ -117,6 +117,14 @@ impl SplitWatermarks {
         *seen = now;
     }
 
+    /// The source read nothing for `paused` (it waited for the rest of the
+    /// cluster): that silence does not count towards any split's idleness.
+    pub fn postpone_idleness(&mut self, paused: Duration) {
+        for (_, seen) in self.splits.values_mut() {
+            *seen += paused;
+        }
+    }
+
     fn is_active(&self, seen: &Instant, now: Instant) -> bool {
         self.idle_timeout.is_none_or(|idle| now.duration_since(*seen) < idle)
     }
@@ -270,6 +278,19 @@ mod tests {
         assert_eq!(splits.current(later), 11_000, "split 0 is active again");
         let much_later = later + Duration::from_secs(10);
         assert_eq!(splits.current(much_later), 50_000, "all idle: the largest");
+    }
+
+    #[test]
+    fn time_spent_waiting_for_the_cluster_is_not_idleness() {
+        let start = Instant::now();
+        let mut splits = SplitWatermarks::new(0, Some(Duration::from_secs(5)));
+        splits.observe(0, 10_000, start);
+        splits.observe(1, 50_000, start);
+        let after_wait = start + Duration::from_secs(8);
+        splits.postpone_idleness(Duration::from_secs(6));
+        assert!(!splits.all_idle(after_wait), "silent 8 s, of which 6 s waiting");
+        assert_eq!(splits.current(after_wait), 10_000, "split 0 still holds the watermark");
+        assert!(splits.all_idle(after_wait + Duration::from_secs(3)));
     }
 
     #[test]

@@ -90,6 +90,7 @@ fn run(times: &[u64], batch_size: usize, bound: u64, granule: u64) -> Seen {
                 late_unread: false,
                 failures: pulse_connectors::SourceFailures::new(),
                 pressure: pulse_core::Backpressure::new(),
+                lead: None,
             };
             let streams = event_source(scope, settings, Batches(batches.into_iter()));
             let on_time = Arc::clone(&sink);

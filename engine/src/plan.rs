@@ -18,16 +18,16 @@ use pulse_connectors::kafka::{
     self, DeliveryNeeds, GroupOffsets, KafkaConnectorError, KafkaReader, KafkaSourceSettings, PartitionOffsets,
     ResumePoint, TopicPartition,
 };
-use pulse_connectors::{SourceFailures, SourceSettings, WorkerWatermarks, event_source};
+use pulse_connectors::{LeadLimit, SourceFailures, SourceSettings, WorkerWatermarks, event_source};
 use pulse_core::ingest::IngestQueue;
 use pulse_core::time::coarsen;
 use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthBoard, Row, SessionProgress, Shutdown};
 use pulse_live::{AnalyticsKind, AnalyticsViews, LiveSource, ViewShape};
 use pulse_operators::window::{WindowSpec, output_time};
 use pulse_sinks::{LiveOutputs, SinkRecord, publish_live};
-use timely::dataflow::operators::Concatenate;
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::{Scope, Stream};
+use timely::dataflow::operators::{Concatenate, Probe};
+use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use crate::config::validate::{self, StreamType};
 use crate::config::{GeneratorProfile, OperatorConfig, PipelineConfig, SinkConfig, SourceConfig};
@@ -124,6 +124,9 @@ pub struct Resources {
     ingest: BTreeMap<String, IngestQueue>,
     /// Where this process's sinks write (in a cluster: ordered ones in process 0).
     placement: SinkPlacement,
+    /// In a cluster, how far (event-time ms) a source may lead what every
+    /// process has taken in; `None`: no limit.
+    max_lead_ms: Option<u64>,
 }
 
 /// The live outputs of a run: its gateway's hub and views, and the name rows
@@ -272,7 +275,15 @@ impl Resources {
             health,
             live,
             placement,
+            max_lead_ms: None,
         })
+    }
+
+    /// Makes sources wait while they lead what the whole cluster has taken
+    /// in past its exchanges by more than `max_lead` of event time (zero: no
+    /// limit). For a process of a cluster, before the workers start.
+    pub fn limit_lead(&mut self, max_lead: std::time::Duration) {
+        self.max_lead_ms = u64::try_from(max_lead.as_millis()).ok().filter(|ms| *ms > 0);
     }
 
     /// How far the sinks have delivered, for each Kafka source in name order.
@@ -334,6 +345,20 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
     let granule_ms = config.engine.granule.as_millis();
     let (worker, peers) = (scope.index(), scope.peers());
     let mut streams: BTreeMap<String, Built<'scope>> = BTreeMap::new();
+    // In a cluster, the frontier just past every exchange (`LeadLimit`): the
+    // probes sit in line on the sources' and operators' outputs, so records
+    // pass through them instead of being copied to them.
+    let lead = resources
+        .max_lead_ms
+        .map(|max_lead_ms| LeadLimit::new(ProbeHandle::new(), max_lead_ms));
+    let probed_events = |events: Stream<'scope, EventTime, Vec<Event>>| match &lead {
+        Some(lead) => events.probe_with(lead.probe()),
+        None => events,
+    };
+    let probed_rows = |rows: Stream<'scope, EventTime, Vec<Row>>| match &lead {
+        Some(lead) => rows.probe_with(lead.probe()),
+        None => rows,
+    };
 
     for (name, source) in &config.sources {
         let late = format!("{name}.late");
@@ -350,6 +375,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             late_unread,
             failures: resources.source_failures.clone(),
             pressure: resources.sinks.pressure[name].clone(),
+            lead: lead.clone(),
         };
         let outputs = match source {
             SourceConfig::Generator {
@@ -436,7 +462,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 event_source(scope, settings(max_out_of_orderness.as_millis(), None), reader)
             }
         };
-        streams.insert(name.clone(), Built::Events(outputs.events));
+        streams.insert(name.clone(), Built::Events(probed_events(outputs.events)));
         streams.insert(format!("{name}.late"), Built::Events(outputs.late));
         streams.insert(format!("{name}.dead_letter"), Built::DeadLetters(outputs.dead_letters));
     }
@@ -496,7 +522,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
         if let Some(dead_letters) = built.dead_letters {
             streams.insert(format!("{name}.dead_letter"), Built::DeadLetters(dead_letters));
         }
-        streams.insert(name, Built::Rows(built.rows));
+        streams.insert(name, Built::Rows(probed_rows(built.rows)));
     }
 
     if let Some(live) = &resources.live {

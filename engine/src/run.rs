@@ -263,7 +263,11 @@ pub fn run_in_cluster(
         },
         None => SinkPlacement::ONE_PROCESS,
     };
-    let resources = Arc::new(Resources::prepare_placed(config, shutdown.clone(), live, placement)?);
+    let mut resources = Resources::prepare_placed(config, shutdown.clone(), live, placement)?;
+    if let Some(member) = &member {
+        resources.limit_lead(member.settings.max_lead);
+    }
+    let resources = Arc::new(resources);
     if let Some(member) = &member {
         let remote = (0..member.settings.processes)
             .map(|peer| (peer != process).then(|| resources.register_remote_delivery()))
@@ -371,7 +375,8 @@ pub fn run_in_cluster(
         tracing::info!(
             sent_bytes = total("pulse_cluster_sent_bytes_total"),
             received_bytes = total("pulse_cluster_received_bytes_total"),
-            "exchanged with the other processes"
+            held_back_ms = total("pulse_source_held_back_milliseconds_total"),
+            "exchanged with the other processes (held_back_ms: how long sources waited for slower processes)"
         );
     }
     tracing::info!(

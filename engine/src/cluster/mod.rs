@@ -63,6 +63,9 @@ pub struct ClusterSettings {
     pub connect_timeout: Duration,
     /// How long a peer may be silent before the cluster ends.
     pub stall_timeout: Duration,
+    /// How far in event time a source may lead what the cluster has taken
+    /// in (zero: no limit).
+    pub max_lead: Duration,
 }
 
 /// Why a cluster could not form or went on no longer.
@@ -183,15 +186,23 @@ impl ClusterSettings {
         if let Some(bad) = addresses.iter().find(|a| !is_host_port(a)) {
             return Err(ClusterError::Settings(format!("`{bad}` is not `host:port`")));
         }
-        let (connect_timeout, stall_timeout) = config.map_or((Duration::from_secs(60), Duration::from_secs(10)), |c| {
-            (c.connect_timeout.to_std(), c.stall_timeout.to_std())
-        });
+        let (connect_timeout, stall_timeout, max_lead) = config.map_or(
+            (Duration::from_secs(60), Duration::from_secs(10), Duration::from_secs(2)),
+            |c| {
+                (
+                    c.connect_timeout.to_std(),
+                    c.stall_timeout.to_std(),
+                    c.max_lead.to_std(),
+                )
+            },
+        );
         Ok(Some(ClusterSettings {
             processes,
             process,
             addresses,
             connect_timeout,
             stall_timeout,
+            max_lead,
         }))
     }
 
@@ -387,6 +398,7 @@ inputs = ["w"]
             .unwrap();
         assert_eq!((settings.processes, settings.process), (3, 1));
         assert_eq!(settings.connect_timeout, Duration::from_secs(60));
+        assert_eq!(settings.max_lead, Duration::from_secs(2));
         let dir = std::env::temp_dir().join(format!("pulse-hostfile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let hostfile = dir.join("hosts");

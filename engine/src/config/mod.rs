@@ -96,6 +96,11 @@ pub struct ClusterConfig {
     /// How long a peer may send nothing (frozen, cut off) before the cluster ends (default 10s).
     #[serde(default = "default_stall_timeout")]
     pub stall_timeout: DurationSpec,
+    /// How far, in event time, a source may lead what every process has
+    /// taken in past the exchanges before it waits (default 2s; "0s": never
+    /// waits). Bounds what a process buffers for a slower peer.
+    #[serde(default = "default_max_lead")]
+    pub max_lead: DurationSpec,
 }
 
 fn default_connect_timeout() -> DurationSpec {
@@ -104,6 +109,10 @@ fn default_connect_timeout() -> DurationSpec {
 
 fn default_stall_timeout() -> DurationSpec {
     DurationSpec::from_millis(10_000)
+}
+
+fn default_max_lead() -> DurationSpec {
+    DurationSpec::from_millis(2_000)
 }
 
 impl Default for EngineConfig {
