@@ -30,6 +30,6 @@ pub use event::{
 };
 pub use health::{ComponentHealth, HealthBoard, HealthReporter};
 pub use row::{Column, ColumnType, Row, RowSchema};
-pub use session_progress::{SessionProgress, SessionReporter};
+pub use session_progress::{PeerSettled, SessionProgress, SessionReporter};
 pub use shutdown::Shutdown;
 pub use time::{DurationSpec, EventTime};

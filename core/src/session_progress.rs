@@ -16,6 +16,14 @@
 //! of its latest report made at an `F` the sinks have delivered, and the
 //! minimum over reporters. `S` never goes back: a session that opens after a
 //! report starts at or after that report's `F`.
+//!
+//! In a cluster the sessions of the events one process reads may be open in
+//! another, whose reporters this process cannot see. So each process sends
+//! its peers what its own reporters have settled ([`SessionProgress::local_settled`],
+//! over the cluster's control connections), each Kafka source keeps what it
+//! heard from every peer ([`SessionProgress::register_peer`] on its own
+//! [`SessionProgress::for_source`] view), and [`SessionProgress::settled`] is
+//! the minimum over this process's reporters and every peer's last word.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -38,6 +46,9 @@ struct Report {
 #[derive(Clone, Debug, Default)]
 pub struct SessionProgress {
     reporters: Arc<Mutex<Vec<VecDeque<Report>>>>,
+    /// What each peer process of a cluster last said it has settled (none
+    /// outside a cluster).
+    peers: Arc<Mutex<Vec<EventTime>>>,
 }
 
 impl PartialEq for SessionProgress {
@@ -63,11 +74,42 @@ impl SessionProgress {
         }
     }
 
+    /// A view of the same reporters with peers of its own (none yet): one per
+    /// Kafka source, since each hears from the peers how far they have
+    /// settled at that source's delivered frontier.
+    pub fn for_source(&self) -> SessionProgress {
+        SessionProgress {
+            reporters: Arc::clone(&self.reporters),
+            peers: Arc::default(),
+        }
+    }
+
+    /// Adds a peer process of a cluster, settled nowhere until it says so
+    /// ([`PeerSettled::advance`]).
+    pub fn register_peer(&self) -> PeerSettled {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.push(0);
+        PeerSettled {
+            peers: Arc::clone(&self.peers),
+            slot: peers.len() - 1,
+        }
+    }
+
     /// The time before which every event's sessions have been delivered, once
-    /// the sinks have delivered everything before `delivered`: 0 before any
-    /// reporter registered, or while one has not reported at a delivered
-    /// frontier yet.
+    /// the sinks have delivered everything before `delivered`, over this
+    /// process's reporters and every peer's word: 0 before any reporter
+    /// registered, while one has not reported at a delivered frontier yet,
+    /// or while a peer has said nothing.
     pub fn settled(&self, delivered: EventTime) -> EventTime {
+        let local = self.local_settled(delivered);
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.iter().copied().fold(local, EventTime::min)
+    }
+
+    /// [`SessionProgress::settled`] over this process's reporters only: what
+    /// it tells its peers (not what it heard from them, which would make two
+    /// processes wait on each other's first word forever).
+    pub fn local_settled(&self, delivered: EventTime) -> EventTime {
         let mut reporters = self.reporters.lock().unwrap_or_else(|p| p.into_inner());
         reporters
             .iter_mut()
@@ -83,6 +125,23 @@ impl SessionProgress {
             })
             .min()
             .unwrap_or(0)
+    }
+}
+
+/// What one peer process last said it has settled, for one source.
+#[derive(Debug)]
+pub struct PeerSettled {
+    peers: Arc<Mutex<Vec<EventTime>>>,
+    slot: usize,
+}
+
+impl PeerSettled {
+    /// The peer says every event before `settled` went into sessions that
+    /// it has delivered; that stays true, so an older word never lowers it.
+    pub fn advance(&self, settled: EventTime) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let known = &mut peers[self.slot];
+        *known = (*known).max(settled);
     }
 }
 
@@ -145,6 +204,28 @@ mod tests {
         a.report(6_000, 6_000); // a frontier that settles nothing new is not kept
         b.report(6_000, 6_000);
         assert_eq!(progress.settled(6_000), 6_000);
+    }
+
+    #[test]
+    fn in_a_cluster_every_peer_must_have_settled_too() {
+        let progress = SessionProgress::new();
+        let reporter = progress.register();
+        reporter.report(5_000, EventTime::MAX);
+        let source = progress.for_source();
+        let peer = source.register_peer();
+        assert_eq!(source.local_settled(5_000), 5_000);
+        assert_eq!(source.settled(5_000), 0, "the peer has said nothing yet");
+        assert_eq!(progress.settled(5_000), 5_000, "other views have no peers");
+        peer.advance(3_000);
+        assert_eq!(source.settled(5_000), 3_000);
+        peer.advance(2_000);
+        assert_eq!(source.settled(5_000), 3_000, "an older word does not lower it");
+        peer.advance(9_000);
+        assert_eq!(
+            source.settled(5_000),
+            5_000,
+            "nor does the peer raise it past this process"
+        );
     }
 
     #[test]

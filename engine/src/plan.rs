@@ -21,7 +21,7 @@ use pulse_connectors::kafka::{
 use pulse_connectors::{LeadLimit, SourceFailures, SourceSettings, WorkerWatermarks, event_source};
 use pulse_core::ingest::IngestQueue;
 use pulse_core::time::coarsen;
-use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthBoard, Row, SessionProgress, Shutdown};
+use pulse_core::{DeadLetter, Delivered, Event, EventTime, HealthBoard, PeerSettled, Row, SessionProgress, Shutdown};
 use pulse_live::{AnalyticsKind, AnalyticsViews, LiveSource, ViewShape};
 use pulse_operators::window::{WindowSpec, output_time};
 use pulse_sinks::{LiveOutputs, SinkRecord, publish_live};
@@ -116,6 +116,9 @@ pub struct Resources {
     live: Option<LivePlan>,
     /// How far session windows have settled, when the pipeline has any.
     session_progress: Option<SessionProgress>,
+    /// Each Kafka source's view of `session_progress`, which in a cluster
+    /// also holds what the other processes say they have settled.
+    kafka_sessions: BTreeMap<String, SessionProgress>,
     /// Each source's workers' watermarks, shared between the workers.
     worker_watermarks: BTreeMap<String, WorkerWatermarks>,
     /// Sources that could not read on (the run then fails).
@@ -257,9 +260,18 @@ impl Resources {
             .values()
             .filter_map(|operator| operator.as_window())
             .any(|window| matches!(window.window, WindowSpec::Session { .. }));
+        let session_progress = has_sessions.then(SessionProgress::new);
+        let kafka_sessions = match &session_progress {
+            Some(progress) => kafka
+                .keys()
+                .map(|source| (source.clone(), progress.for_source()))
+                .collect(),
+            None => BTreeMap::new(),
+        };
         Ok(Self {
             source_failures: SourceFailures::new(),
-            session_progress: has_sessions.then(SessionProgress::new),
+            session_progress,
+            kafka_sessions,
             worker_watermarks: config
                 .sources
                 .keys()
@@ -296,6 +308,27 @@ impl Resources {
     /// they have not delivered. Registered before the workers start.
     pub fn register_remote_delivery(&self) -> Vec<pulse_core::DeliveryTracker> {
         self.delivered.values().map(Delivered::register_remote).collect()
+    }
+
+    /// How far session windows have settled, for each Kafka source in name
+    /// order (`None` each without session windows): what this process tells
+    /// the others of a cluster.
+    pub fn kafka_sessions(&self) -> Vec<Option<SessionProgress>> {
+        self.kafka
+            .keys()
+            .map(|source| self.kafka_sessions.get(source).cloned())
+            .collect()
+    }
+
+    /// One more peer for each Kafka source (name order), standing for the
+    /// session windows of another process of the cluster: the source commits
+    /// no event whose sessions that process has not said are settled.
+    /// `None` each without session windows. Registered before the workers start.
+    pub fn register_remote_sessions(&self) -> Vec<Option<PeerSettled>> {
+        self.kafka_sessions()
+            .iter()
+            .map(|view| view.as_ref().map(SessionProgress::register_peer))
+            .collect()
     }
 
     /// The health of the components that report one.
@@ -423,7 +456,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 let needs = DeliveryNeeds {
                     delivered: resources.delivered[name].clone(),
                     last_output: last_output(config, granule_ms),
-                    sessions: resources.session_progress.clone(),
+                    sessions: resources.kafka_sessions.get(name).cloned(),
                     granule_ms,
                 };
                 let ended = Arc::clone(&plan.ended);

@@ -272,9 +272,14 @@ pub fn run_in_cluster(
         let remote = (0..member.settings.processes)
             .map(|peer| (peer != process).then(|| resources.register_remote_delivery()))
             .collect();
+        let remote_sessions = (0..member.settings.processes)
+            .map(|peer| (peer != process).then(|| resources.register_remote_sessions()))
+            .collect();
         member.links.attach_delivery(DeliveryLink {
             local: resources.kafka_delivered(),
             remote,
+            sessions: resources.kafka_sessions(),
+            remote_sessions,
         });
         member.links.attach_health(resources.health().clone());
     }
@@ -399,25 +404,6 @@ fn join(
     workers: usize,
     shutdown: &Shutdown,
 ) -> Result<Member, ClusterError> {
-    // A Kafka source commits input that went into session windows by what
-    // its own process's session operators report (`SessionProgress`); the
-    // sessions of its events may be open on another process, which it cannot
-    // see, so its commits could pass them.
-    let sessions = config.operators.iter().find(|(_, operator)| {
-        operator
-            .as_window()
-            .is_some_and(|window| matches!(window.window, pulse_operators::window::WindowSpec::Session { .. }))
-    });
-    let kafka = config
-        .sources
-        .iter()
-        .find(|(_, source)| matches!(source, crate::config::SourceConfig::Kafka { .. }));
-    if let (Some((operator, _)), Some((source, _))) = (sessions, kafka) {
-        return Err(ClusterError::Settings(format!(
-            "operator `{operator}` is a session window and source `{source}` reads Kafka: a cluster cannot yet \
-             commit Kafka offsets past sessions open in other processes; run this pipeline in one process"
-        )));
-    }
     let me = Identity {
         process: settings.process,
         processes: settings.processes,

@@ -468,25 +468,3 @@ fn process_0_reports_the_health_of_every_process() {
     assert_eq!(ready["status"], "not_ready", "{ready}");
     drop((first, second));
 }
-
-#[test]
-fn session_windows_over_kafka_are_refused_in_a_cluster_naming_both() {
-    let dir = TempDir::new("cluster-kafka-sessions");
-    let pipeline = dir.join("sessions.toml");
-    let text = ENDLESS_PIPELINE
-        .replace("${CLUSTER}", "")
-        .replace(
-            "type = \"generator\"\nrate = 2000",
-            "type = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\ntopics = [\"acme.events.normalized\"]",
-        )
-        .replace("tumbling = \"1s\"", "session = \"1s\"");
-    std::fs::write(&pipeline, text).unwrap();
-    let hosts = hostfile(&dir, &[free_port(), free_port()]);
-    let mut first = start_process(&pipeline, &hosts, 0, &dir, &[]);
-    let (code, log) = first.exits_within(Duration::from_secs(10));
-    assert_eq!(code, Some(1), "{log}");
-    assert!(
-        log.contains("operator `per_second` is a session window and source `sensors` reads Kafka"),
-        "{log}"
-    );
-}

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use pulse_core::{ComponentHealth, Delivered, DeliveryTracker, HealthBoard, Shutdown};
+use pulse_core::{ComponentHealth, Delivered, DeliveryTracker, HealthBoard, PeerSettled, SessionProgress, Shutdown};
 
 use super::liveness::WorkerSteps;
 use super::{ClusterSettings, EXIT_PEER_LOST, EXIT_PEER_STALLED};
@@ -31,6 +31,9 @@ const STOP: u8 = b'S';
 const DONE: u8 = b'D';
 /// Followed by a source index (u16) and a delivered frontier (u64), big-endian.
 const DELIVERED: u8 = b'F';
+/// Followed by a source index (u16) and the time (u64, big-endian) before
+/// which every event's sessions in the sender's session windows are delivered.
+const SETTLED: u8 = b'P';
 /// Followed by a length (u32, big-endian) and that many bytes of JSON: the
 /// sender's components as `[name, problem, breaker]` triples.
 const BOARD: u8 = b'B';
@@ -63,6 +66,12 @@ pub struct DeliveryLink {
     /// By peer (`None` for this process): trackers registered with this
     /// process's sources' [`Delivered`], advanced by what that peer sends.
     pub remote: Vec<Option<Vec<DeliveryTracker>>>,
+    /// Sent to every peer: how far this process's session windows have
+    /// settled, for each Kafka source (`None` without session windows).
+    pub sessions: Vec<Option<SessionProgress>>,
+    /// By peer (`None` for this process), for each Kafka source: what that
+    /// peer says its session windows have settled.
+    pub remote_sessions: Vec<Option<Vec<Option<PeerSettled>>>>,
 }
 
 /// The control connections of this process, watched.
@@ -283,6 +292,16 @@ impl Shared {
                 frames.extend_from_slice(&(index as u16).to_be_bytes());
                 frames.extend_from_slice(&frontier.to_be_bytes());
             }
+            for (index, (sessions, delivered)) in link.sessions.iter().zip(&link.local).enumerate() {
+                // At the frontier delivered by every process's sinks: a report of this
+                // process's sessions made at or before it is then delivered everywhere.
+                let (Some(sessions), Some(frontier)) = (sessions, delivered.frontier()) else {
+                    continue;
+                };
+                frames.push(SETTLED);
+                frames.extend_from_slice(&(index as u16).to_be_bytes());
+                frames.extend_from_slice(&sessions.local_settled(frontier).to_be_bytes());
+            }
         }
         frames
     }
@@ -357,6 +376,22 @@ fn watch_peer(shared: &Shared, peer: usize, mut stream: TcpStream, shutdown: &Sh
                     let trackers = shared.delivery.get().and_then(|link| link.remote.get(peer)?.as_ref());
                     if let Some(tracker) = trackers.and_then(|trackers| trackers.get(index)) {
                         tracker.advance(u64::from_be_bytes(frontier));
+                    }
+                }
+                SETTLED => {
+                    let mut frame = [0u8; 10];
+                    if let Err(error) = stream.read_exact(&mut frame) {
+                        break (EXIT_PEER_LOST, format!("process {peer} ({address}) is gone: {error}"));
+                    }
+                    let index = usize::from(u16::from_be_bytes([frame[0], frame[1]]));
+                    let mut settled = [0u8; 8];
+                    settled.copy_from_slice(&frame[2..]);
+                    let peers = shared
+                        .delivery
+                        .get()
+                        .and_then(|link| link.remote_sessions.get(peer)?.as_ref());
+                    if let Some(Some(settled_by_peer)) = peers.and_then(|peers| peers.get(index)) {
+                        settled_by_peer.advance(u64::from_be_bytes(settled));
                     }
                 }
                 BOARD => {

@@ -14,7 +14,8 @@
 //! `stall_timeout` (and a process whose own worker has not stepped for as
 //! long ends itself: [`liveness`]), a stop request that drains every process when one is
 //! asked to stop, and, for Kafka sources, how far each process's sinks have
-//! delivered, so that no process commits what another has not written.
+//! delivered and its session windows have settled, so that no process commits
+//! what another has not written.
 //!
 //! Membership is fixed at start: a crashed process ends every other (one log
 //! line naming it, a non-zero status), and the supervisor restarts the whole
