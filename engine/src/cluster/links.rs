@@ -327,7 +327,9 @@ fn heartbeat(shared: &Shared, shutdown: &Shutdown) {
                 EXIT_PEER_STALLED,
                 &format!(
                     "worker {local} of this process (process {}) has not stepped for {silent:?} (stall_timeout {:?}): \
-                     it is stuck inside an operator and holds the whole cluster's progress",
+                     it is stuck inside an operator and holds the whole cluster's progress; if one operator call \
+                     can rightly take that long (closing very many windows or sessions at once after a long \
+                     replay, a large incidents update), raise `[engine.cluster] stall_timeout` above it",
                     shared.process, shared.stall_timeout
                 ),
             );

@@ -12,6 +12,19 @@
 //! A frontier that stands still while every worker steps is not a stall:
 //! windows hold it until they close, an idle Kafka partition until
 //! `idle_timeout`, and a full sink buffer (back-pressure) until it drains.
+//!
+//! So no operator call may rightly take `stall_timeout` (default 10 s). What
+//! can be slow is kept off the workers or cut into steps: sinks write on
+//! their own runtime (a worker only queues, and a full queue pauses the
+//! sources), Kafka reads and commits run on their own threads, forest
+//! training runs on a training thread, model reloads on a watcher thread,
+//! and ONNX scoring does at most `BATCHES_PER_STEP` batches of `max_batch`
+//! rows per step (a backlog over several steps). What is left on a worker
+//! without a bound is one close of every window or session that a frontier
+//! passes at once (after a replay of hours of data, many windows close
+//! together) and a differential
+//! update of the incidents operator over a very large batch; a pipeline that
+//! does that raises `stall_timeout`, as the watchdog's message says.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
