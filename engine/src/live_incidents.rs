@@ -21,7 +21,7 @@ use pulse_gateway::live::resources::ResourceViews;
 use pulse_live::{LiveHub, LiveSource, Topic};
 use pulse_operators::incidents::IncidentReport;
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 
 use crate::operators::incidents::report_row;
@@ -36,7 +36,9 @@ pub struct IncidentOutputs {
 }
 
 /// Publishes the inserted reports of `updates` as coming from `source`, and
-/// keeps `events` (the operator's input) as the tenants' resources.
+/// keeps `events` (the operator's input, already routed to worker 0 by
+/// [`to_worker_zero`](crate::cluster::gather::to_worker_zero)) as the
+/// tenants' resources.
 pub fn publish_incidents<'scope>(
     updates: Stream<'scope, EventTime, Vec<IncidentReport>>,
     events: Stream<'scope, EventTime, Vec<Event>>,
@@ -88,20 +90,16 @@ pub fn publish_incidents<'scope>(
     );
     let mut batch: Vec<Event> = Vec::new();
     let resources = outputs.resources;
-    events.sink(
-        Exchange::new(|_: &Event| 0),
-        &format!("{name}.resources"),
-        move |(input, _frontier)| {
-            input.for_each_stamp(|_, data| {
-                for events in data {
-                    batch.append(events);
-                }
-            });
-            if worker != 0 || batch.is_empty() {
-                return;
+    events.sink(Pipeline, &format!("{name}.resources"), move |(input, _frontier)| {
+        input.for_each_stamp(|_, data| {
+            for events in data {
+                batch.append(events);
             }
-            resources.record(&batch);
-            batch.clear();
-        },
-    );
+        });
+        if worker != 0 || batch.is_empty() {
+            return;
+        }
+        resources.record(&batch);
+        batch.clear();
+    });
 }

@@ -572,9 +572,13 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                     Built::Rows(_) | Built::DeadLetters(_) => None,
                 })
                 .collect::<Vec<_>>();
+            // Every event the operator reads goes to worker 0's resource view;
+            // in a cluster that crosses processes, so it passes the flow-control
+            // probe like every other exchange.
+            let events = crate::cluster::gather::to_worker_zero(scope.concatenate(events), &operator);
             publish_incidents(
                 updates,
-                scope.concatenate(events),
+                probed_events(events),
                 LiveSource::new(&live.pipeline, &operator),
                 Arc::clone(schema),
                 live.outputs.hub.clone(),
@@ -604,9 +608,12 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
                 let rows_here = |rows: &Stream<'scope, EventTime, Vec<Row>>,
                                  schema: Option<&Arc<pulse_core::RowSchema>>| {
                     match (resources.placement.gather, schema) {
-                        (true, Some(schema)) => {
-                            crate::cluster::gather::gather_rows(scope, rows.clone(), schema, operator)
-                        }
+                        (true, Some(schema)) => probed_rows(crate::cluster::gather::gather_rows(
+                            scope,
+                            rows.clone(),
+                            schema,
+                            operator,
+                        )),
                         _ => rows.clone(),
                     }
                 };
@@ -647,7 +654,7 @@ pub fn build<'scope>(scope: Scope<'scope, EventTime>, resources: &Resources) {
             }
         }
     }
-    resources.sinks.deliver(scope, &streams);
+    resources.sinks.deliver(scope, &streams, lead.as_ref());
 }
 
 /// For an event at `ts`, the latest time output derived from it is sent at:

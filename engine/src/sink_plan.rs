@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use pulse_connectors::LeadLimit;
 use pulse_core::{Backpressure, DeadLetter, Delivered, EventTime, HealthBoard, HealthReporter, Shutdown};
 use pulse_sinks::clickhouse::{ClickHouseSettings, ClickHouseWriter};
 use pulse_sinks::graph::GraphWriter;
@@ -28,10 +29,10 @@ use pulse_sinks::redis::{RedisSettings, RedisWriter};
 use pulse_sinks::runtime::DeadLetterOutlet;
 use pulse_sinks::{
     BatchWriter, DeadLetterTopics, DeliverExt, Delivery, JsonlFile, KafkaSink, LineSink, LineWriter, SinkContext,
-    SinkHandle, SinkOptions, Stdout, start_sink,
+    SinkHandle, SinkOptions, SinkRecord, Stdout, start_sink,
 };
-use timely::dataflow::Scope;
-use timely::dataflow::operators::Concatenate;
+use timely::dataflow::operators::{Concatenate, Probe};
+use timely::dataflow::{Scope, Stream};
 
 use crate::cluster::gather::{GatheredInputs, gather};
 use crate::config::validate::{self, StreamType};
@@ -392,7 +393,18 @@ impl SinkPlans {
     }
 
     /// Delivers each sink's inputs, of this worker's `streams`, to the sink.
-    pub(crate) fn deliver<'scope>(&self, scope: Scope<'scope, EventTime>, streams: &BTreeMap<String, Built<'scope>>) {
+    /// In a cluster, what is gathered to process 0 passes `lead`'s probe, so
+    /// a slow process 0 holds the sources back (see [`LeadLimit`]).
+    pub(crate) fn deliver<'scope>(
+        &self,
+        scope: Scope<'scope, EventTime>,
+        streams: &BTreeMap<String, Built<'scope>>,
+        lead: Option<&LeadLimit>,
+    ) {
+        let probed = |records: Stream<'scope, EventTime, Vec<SinkRecord>>| match lead {
+            Some(lead) => records.probe_with(lead.probe()),
+            None => records,
+        };
         for writers in self.sinks.values() {
             for writer in writers {
                 let records: Vec<_> = writer
@@ -401,7 +413,9 @@ impl SinkPlans {
                     .map(|input| streams[input].clone().records())
                     .collect();
                 match &writer.gathered {
-                    Some(inputs) => gather(scope, records, inputs, writer.handle.name()).deliver(&writer.handle),
+                    Some(inputs) => {
+                        probed(gather(scope, records, inputs, writer.handle.name())).deliver(&writer.handle)
+                    }
                     None => scope.concatenate(records).deliver(&writer.handle),
                 }
             }
@@ -413,7 +427,7 @@ impl SinkPlans {
                 .map(|stream| streams[stream].clone().records())
                 .collect();
             match &self.gathered_dead_letters {
-                Some(inputs) => gather(scope, records, inputs, "dead_letter").deliver(handle),
+                Some(inputs) => probed(gather(scope, records, inputs, "dead_letter")).deliver(handle),
                 None => scope.concatenate(records).deliver(handle),
             }
         }

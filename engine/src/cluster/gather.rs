@@ -144,6 +144,27 @@ pub(crate) fn gather_rows<'scope>(
     })
 }
 
+/// `events` routed to global worker 0 (in one process, to its first
+/// worker): the input of a view that only worker 0 keeps, such as the
+/// resource view of an incidents operator. A pass-through, so a probe on its
+/// output sees what is still on its way to worker 0.
+pub(crate) fn to_worker_zero<'scope>(
+    events: Stream<'scope, EventTime, Vec<Event>>,
+    name: &str,
+) -> Stream<'scope, EventTime, Vec<Event>> {
+    events.unary(
+        Exchange::new(|_: &Event| 0),
+        &format!("{name}.to_worker_zero"),
+        |_capability, _info| {
+            |input, output| {
+                input.for_each(|time, data| {
+                    output.session(&time).give_container(data);
+                });
+            }
+        },
+    )
+}
+
 /// The record `wire` stood for; `None` (logged and counted) for what cannot
 /// come back, which only a bug on the sending side makes.
 fn rebuild(wire: WireRecord, inputs: &GatheredInputs, name: &str) -> Option<SinkRecord> {
