@@ -277,7 +277,9 @@ fn inject_one(
                 "warning",
                 "94% throttling of CPU in container app",
             );
-            (pod, t - 2 * 60_000)
+            // The throttling starts with the CPU saturation, two minutes
+            // before the alert event: that is when the fault started.
+            (pod, t - 4 * 60_000)
         }
         FaultKind::DiskPressure => {
             let node = cluster.workloads[origin].pods[0].1.clone();
