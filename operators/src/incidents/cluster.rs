@@ -145,6 +145,20 @@ impl IncidentTracker {
         closing
     }
 
+    /// Keeps the open incidents `resource` is a member of open at least
+    /// until `ts` plus the quiet period: a metric of it that opened or
+    /// joined an incident is still far above its usual level, as an alert
+    /// that is still firing.
+    pub fn keep_open(&mut self, resource: &ResourceRef, ts: EventTime) {
+        for incident in self
+            .open
+            .iter_mut()
+            .filter(|incident| incident.members.contains(resource))
+        {
+            incident.last_error = incident.last_error.max(ts);
+        }
+    }
+
     /// Groups one error signal on `resource` (errors in event-time order).
     pub fn observe(&mut self, graph: &TenantGraph, resource: &ResourceRef, signal: &Signal) -> Grouping {
         let anchors = graph.anchors(resource);

@@ -4,7 +4,9 @@
 //! then taken in event-time order (topology first at equal times). Each
 //! tenant's [`TenantGraph`] turns topology changes into edge walks, its
 //! [`OnsetDetector`] turns metric samples into onset signals, and its
-//! [`IncidentTracker`] groups error signals into incidents. What comes out
+//! [`IncidentTracker`] groups error signals and latency/error-rate onsets
+//! into incidents (a series still far above its usual level keeps the
+//! incidents it is a member of open, as a firing alert would). What comes out
 //! are updates `(data, time, diff)` of four collections ([`Ingested`]):
 //! walks of the resource graph, signals, incident headers and memberships.
 //!
@@ -27,7 +29,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::cluster::{Grouping, IncidentHeader, IncidentTracker};
-use super::signal::{OnsetDetector, Signal, event_signal, metric_resource};
+use super::signal::{OnsetDetector, Signal, event_signal, metric_resource, reports_outcome};
 use super::topology::{Direction, EdgeChange, TenantGraph, walks};
 use super::{IncidentCounters, IncidentsConfig};
 
@@ -235,9 +237,16 @@ fn absorb(
             let Some(resource) = metric_resource(&metric.labels) else {
                 return;
             };
-            if let Some(signal) = state.onsets.observe(&resource, &metric.metric, event.ts, metric.value) {
+            let onset = state.onsets.observe(&resource, &metric.metric, event.ts, metric.value);
+            if let Some(signal) = onset {
                 counters.count(&counters.onsets, 1);
+                if signal.opens_incidents() {
+                    group(config, counters, &tenant, state, &resource, &signal, floor, updates);
+                }
                 push_signal(config, updates, tenant, resource, signal, at);
+            } else if reports_outcome(&metric.metric) && state.onsets.elevated(&resource, &metric.metric) {
+                close(config, counters, &tenant, state, event.ts, floor, updates);
+                state.tracker.keep_open(&resource, event.ts);
             }
         }
         EventBody::K8sEvent(_) | EventBody::Log(_) => {
@@ -248,34 +257,51 @@ fn absorb(
                 counters.count(&counters.unknown_resources, 1);
             }
             if signal.opens_incidents() {
-                // Incidents quiet since before this error close first, whatever the
-                // frontier: a batch that spans minutes groups as one event at a time does.
-                close(config, counters, &tenant, state, event.ts, floor, updates);
-                match state.tracker.observe(&state.graph, &resource, &signal) {
-                    Grouping::Opened(header) => {
-                        counters.count(&counters.opened, 1);
-                        let id = header.id.clone();
-                        let header_state = HeaderState {
-                            header: header.clone(),
-                            closed_at: None,
-                        };
-                        updates.push(Ingested::Header(((tenant.clone(), id.clone()), header_state), at, 1));
-                        updates.push(Ingested::Member(((tenant.clone(), resource.clone()), header), at, 1));
-                        state.members.insert(id, vec![resource.clone()]);
-                    }
-                    Grouping::Joined { id, resource: member } => {
-                        if let Some(members) = state.members.get_mut(&id) {
-                            members.push(member.clone());
-                        }
-                        if let Some(header) = state.tracker.header(&id) {
-                            updates.push(Ingested::Member(((tenant.clone(), member), header.clone()), at, 1));
-                        }
-                    }
-                    Grouping::Repeated => {}
-                }
+                group(config, counters, &tenant, state, &resource, &signal, floor, updates);
             }
             push_signal(config, updates, tenant, resource, signal, at);
         }
+    }
+}
+
+/// Groups a signal that opens or joins incidents (an error, or an onset of
+/// a metric that reports what requests experience).
+#[allow(clippy::too_many_arguments)]
+fn group(
+    config: &IncidentsConfig,
+    counters: &IncidentCounters,
+    tenant: &str,
+    state: &mut TenantState,
+    resource: &ResourceRef,
+    signal: &Signal,
+    floor: EventTime,
+    updates: &mut Vec<Ingested>,
+) {
+    let at = signal.ts.max(floor);
+    // Incidents quiet since before this signal close first, whatever the
+    // frontier: a batch that spans minutes groups as one event at a time does.
+    close(config, counters, tenant, state, signal.ts, floor, updates);
+    match state.tracker.observe(&state.graph, resource, signal) {
+        Grouping::Opened(header) => {
+            counters.count(&counters.opened, 1);
+            let id = header.id.clone();
+            let header_state = HeaderState {
+                header: header.clone(),
+                closed_at: None,
+            };
+            updates.push(Ingested::Header(((tenant.to_owned(), id.clone()), header_state), at, 1));
+            updates.push(Ingested::Member(((tenant.to_owned(), resource.clone()), header), at, 1));
+            state.members.insert(id, vec![resource.clone()]);
+        }
+        Grouping::Joined { id, resource: member } => {
+            if let Some(members) = state.members.get_mut(&id) {
+                members.push(member.clone());
+            }
+            if let Some(header) = state.tracker.header(&id) {
+                updates.push(Ingested::Member(((tenant.to_owned(), member), header.clone()), at, 1));
+            }
+        }
+        Grouping::Repeated => {}
     }
 }
 

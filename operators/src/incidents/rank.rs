@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use pulse_core::{EventTime, ResourceRef};
 use serde::{Deserialize, Serialize};
 
-use super::signal::{Severity, Signal, SignalSource};
+use super::signal::{Severity, Signal, SignalSource, reports_outcome};
 
 /// Which formula orders the causes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -233,22 +233,13 @@ fn role(candidate: &Candidate) -> Role {
     Role::Unknown
 }
 
-/// Whether a metric measures what requests experience (errors, latency:
-/// the RED signals, which report a fault) rather than a resource's
-/// utilisation or saturation (the USE signals, which can cause one).
-fn reports_outcome(metric: &str) -> bool {
-    let metric = metric.to_ascii_lowercase();
-    ["error", "latency", "duration", "5xx", "failure"]
-        .iter()
-        .any(|word| metric.contains(word))
-}
-
 fn causal(context: &IncidentContext<'_>, candidate: &Candidate, all: &[&Candidate]) -> (f64, String) {
     let role = role(candidate);
     // Symptoms travel from a callee up to its callers, so an erroring member
     // is never upstream of the cause: what calls some member is unlikely to
-    // be it, and what only members depend on (without erroring itself) is likely.
-    let below_errors = candidate.hops > 0 && candidate.depth > 0 && candidate.shallowest >= 0;
+    // be it, and what members depend on (a member itself, when its own
+    // latency or error-rate onset opened or joined the incident) is likely.
+    let below_errors = candidate.depth > 0 && candidate.shallowest >= 0;
     let prior = match role {
         Role::ResourceFault => 1.0,
         Role::Change => 0.85,

@@ -3,8 +3,10 @@
 //! Every `k8s_event` and every `log` line at `warn` or above becomes a signal
 //! about its resource; `metric` events become signals only when their series
 //! has an *onset* (see [`OnsetDetector`]). Signals at `error` or `critical`
-//! from events or logs are the ones that open or join incidents
-//! ([`Signal::opens_incidents`]); every signal is a candidate cause.
+//! from events or logs, and onsets of metrics that measure what requests
+//! experience (latency, errors: an SLO-style alert), are the ones that open
+//! or join incidents ([`Signal::opens_incidents`]); every signal is a
+//! candidate cause.
 
 use std::collections::HashMap;
 
@@ -77,10 +79,25 @@ pub struct Signal {
 }
 
 impl Signal {
-    /// Whether it opens or joins an incident: an error or critical k8s event or log line.
+    /// Whether it opens or joins an incident: an error or critical k8s event
+    /// or log line, or the onset of a metric that [`reports_outcome`] (a
+    /// fault that logs no error anywhere still slows or fails requests).
     pub fn opens_incidents(&self) -> bool {
-        self.source != SignalSource::Metric && self.severity >= Severity::Error
+        match self.source {
+            SignalSource::Metric => reports_outcome(&self.reason),
+            SignalSource::K8sEvent | SignalSource::Log => self.severity >= Severity::Error,
+        }
     }
+}
+
+/// Whether a metric measures what requests experience (errors, latency:
+/// the RED signals, which report a fault) rather than a resource's
+/// utilisation or saturation (the USE signals, which can cause one).
+pub fn reports_outcome(metric: &str) -> bool {
+    let metric = metric.to_ascii_lowercase();
+    ["error", "latency", "duration", "5xx", "failure"]
+        .iter()
+        .any(|word| metric.contains(word))
 }
 
 /// The longest message a signal keeps.
@@ -254,6 +271,14 @@ impl OnsetDetector {
         }
         state.samples = state.samples.saturating_add(1);
         None
+    }
+
+    /// Whether a series is in a run that started with an onset (its last
+    /// sample was still far above its usual level).
+    pub fn elevated(&self, resource: &ResourceRef, metric: &str) -> bool {
+        self.series
+            .get(&(resource.clone(), metric.to_owned()))
+            .is_some_and(|state| state.in_onset)
     }
 
     /// Series tracked.

@@ -41,6 +41,13 @@ fn log(ts: EventTime, pod: &str, level: &str, message: &str) -> Event {
     Event::from_json(text.as_bytes()).unwrap()
 }
 
+fn metric(ts: EventTime, pod: &str, metric: &str, value: f64) -> Event {
+    let text = format!(
+        r#"{{"ts":{ts},"tenant":"acme","source":"prometheus","kind":"metric","metric":"{metric}","value":{value},"labels":{{"pod":"{pod}","namespace":"prod"}}}}"#
+    );
+    Event::from_json(text.as_bytes()).unwrap()
+}
+
 /// A web → db call graph, each with one pod on its own node.
 fn cluster() -> Vec<Event> {
     vec![
@@ -145,4 +152,32 @@ fn bad_input_is_counted_and_never_duplicates_an_incident() {
     assert_eq!(closed.len(), 2, "{closed:#?}");
     let net: isize = updates.iter().map(|(_, _, diff)| diff).sum();
     assert_eq!(net, 0, "everything expires once retention has passed");
+}
+
+#[test]
+fn a_latency_onset_opens_an_incident_that_later_errors_join() {
+    let mut events = cluster();
+    // db-1's latency: usual for 5 min, then far above it for 4 min; no error
+    // anywhere until web-1 (its caller) logs one 150 s into the rise, longer
+    // after the onset than the quiet period: the rise keeps the incident open.
+    for i in 0..36u64 {
+        let value = if i < 20 { 100.0 + (i % 3) as f64 } else { 900.0 };
+        events.push(metric(T0 + 1_000 + i * 15_000, "db-1", "latency_p99_ms", value));
+    }
+    let onset = T0 + 1_000 + 20 * 15_000;
+    events.push(log(onset + 150_000, "web-1", "error", "timeout calling db"));
+    let (updates, counters) = run(vec![events]);
+    let mut closed: Vec<&IncidentReport> = updates
+        .iter()
+        .filter(|(report, _, diff)| *diff > 0 && report.closed_at.is_some())
+        .map(|(report, _, _)| report)
+        .collect();
+    closed.dedup_by_key(|report| report.incident_id.clone());
+    assert_eq!(closed.len(), 1, "one incident, not one per signal: {closed:#?}");
+    let incident = closed[0];
+    assert_eq!(incident.opened_at, onset, "opened by the latency onset");
+    assert_eq!(incident.symptom.name, "db-1");
+    assert_eq!(incident.symptom_reason, "latency_p99_ms");
+    assert_eq!(incident.causes[0].resource.name, "db-1", "{:#?}", incident.causes);
+    assert_eq!(IncidentCounters::get(&counters.opened), 1);
 }
