@@ -10,8 +10,9 @@
 //!   incident grouping ([`cluster`]) — emitting updates of four collections.
 //! - Here, differential dataflow: the graph's walks arranged by
 //!   `(tenant, resource)`; from each incident member, walks of up to three
-//!   steps (joins against that arrangement) reduced to the fewest steps and
-//!   the deepest and shallowest call-graph positions per (incident, resource); those joined
+//!   steps (joins against that arrangement) reduced to the fewest steps,
+//!   the deepest and shallowest call-graph positions and how many members
+//!   (and whether the opening one) reach it, per (incident, resource); those joined
 //!   with the signals arranged by `(tenant, resource)` within the look-back;
 //!   and a reduction per incident that ranks the candidates ([`rank`]).
 //! - [`settled`]: each incident's final report, once it is closed and settled.
@@ -26,6 +27,7 @@ pub mod topology;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -135,8 +137,72 @@ pub struct IncidentReport {
     pub baseline_causes: Vec<RankedCause>,
 }
 
-/// A walk's summary: fewest steps, deepest and shallowest call position.
-type Reach = (u8, i8, i8);
+/// A walk from a member: its incident, the member's [`resource_hash`], the
+/// steps taken and the call position reached.
+type Walk = (IncidentHeader, u64, u8, i8);
+
+/// How an incident's members reach one resource, over all their walks.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct Reach {
+    /// Fewest steps from any member.
+    hops: u8,
+    /// Deepest call position (steps towards dependencies minus steps towards callers).
+    deepest: i8,
+    /// Shallowest call position.
+    shallowest: i8,
+    /// Members at or above it, by their fewest steps to it (0 to 3).
+    members_at: [u8; 4],
+    /// Whether the member whose error opened the incident reaches it, at or above it.
+    from_opener: bool,
+}
+
+impl Reach {
+    /// Summarises walks `(member, steps, call position)`; `opener` is the
+    /// opening member's [`resource_hash`].
+    fn of(walks: &[(u64, u8, i8)], opener: u64) -> Self {
+        let hops = walks.iter().map(|(_, hops, _)| *hops).min().unwrap_or(0);
+        let deepest = walks.iter().map(|(_, _, depth)| *depth).max().unwrap_or(0);
+        let shallowest = walks.iter().map(|(_, _, depth)| *depth).min().unwrap_or(0);
+        // Per member: its fewest steps and its shallowest position.
+        let mut by_member: BTreeMap<u64, (u8, i8)> = BTreeMap::new();
+        for &(member, hops, depth) in walks {
+            let entry = by_member.entry(member).or_insert((hops, depth));
+            *entry = (entry.0.min(hops), entry.1.min(depth));
+        }
+        let mut members_at = [0u8; 4];
+        let mut from_opener = false;
+        for (member, (hops, depth)) in by_member {
+            if depth >= 0 {
+                let slot = &mut members_at[usize::from(hops.min(3))];
+                *slot = slot.saturating_add(1);
+                from_opener |= member == opener;
+            }
+        }
+        Self {
+            hops,
+            deepest,
+            shallowest,
+            members_at,
+            from_opener,
+        }
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a) of a resource, to tell members apart in walks.
+fn resource_hash(resource: &ResourceRef) -> u64 {
+    [
+        resource.kind.as_bytes(),
+        b"/",
+        resource.namespace.as_bytes(),
+        b"/",
+        resource.name.as_bytes(),
+    ]
+    .into_iter()
+    .flatten()
+    .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 /// Incident correlation on a stream of events.
 pub trait IncidentsExt<'scope> {
@@ -212,16 +278,22 @@ impl<'scope> IncidentsExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
 
         // The resource graph, arranged once and walked three times.
         let graph = walks.distinct().arrange_by_key_named(&format!("{name}.graph"));
-        let start = members.map(|(key, header): (ResourceKey, IncidentHeader)| (key, (header, 0u8, 0i8)));
-        let step = |walk: VecCollection<'scope, EventTime, (ResourceKey, (IncidentHeader, u8, i8))>| {
-            walk.join_core(graph.clone(), |(tenant, _), (header, hops, depth), (to, direction)| {
-                let depth = match direction {
-                    Direction::Down => depth.saturating_add(1),
-                    Direction::Up => depth.saturating_sub(1),
-                    Direction::Structural => *depth,
-                };
-                Some(((tenant.clone(), to.clone()), (header.clone(), hops + 1, depth)))
-            })
+        let start = members.map(|(key, header): (ResourceKey, IncidentHeader)| {
+            let member = resource_hash(&key.1);
+            (key, (header, member, 0u8, 0i8))
+        });
+        let step = |walk: VecCollection<'scope, EventTime, (ResourceKey, Walk)>| {
+            walk.join_core(
+                graph.clone(),
+                |(tenant, _), (header, member, hops, depth), (to, direction)| {
+                    let depth = match direction {
+                        Direction::Down => depth.saturating_add(1),
+                        Direction::Up => depth.saturating_sub(1),
+                        Direction::Structural => *depth,
+                    };
+                    Some(((tenant.clone(), to.clone()), (header.clone(), *member, hops + 1, depth)))
+                },
+            )
         };
         let one = step(start.clone());
         let two = step(one.clone());
@@ -230,12 +302,12 @@ impl<'scope> IncidentsExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
             .concat(one)
             .concat(two)
             .concat(three)
-            .map(|((tenant, resource), (header, hops, depth))| ((tenant, header, resource), (hops, depth)))
-            .reduce_named(&format!("{name}.reach"), |_key, walks, output| {
-                let hops = walks.iter().map(|((hops, _), _)| *hops).min().unwrap_or(0);
-                let deepest = walks.iter().map(|((_, depth), _)| *depth).max().unwrap_or(0);
-                let shallowest = walks.iter().map(|((_, depth), _)| *depth).min().unwrap_or(0);
-                output.push(((hops, deepest, shallowest), 1));
+            .map(|((tenant, resource), (header, member, hops, depth))| {
+                ((tenant, header, resource), (member, hops, depth))
+            })
+            .reduce_named(&format!("{name}.reach"), |(_, header, _), walks, output| {
+                let walks: Vec<(u64, u8, i8)> = walks.iter().map(|(walk, _)| **walk).collect();
+                output.push((Reach::of(&walks, resource_hash(&header.symptom)), 1));
             })
             .map(
                 |((tenant, header, resource), reach): ((String, IncidentHeader, ResourceRef), Reach)| {
@@ -246,23 +318,22 @@ impl<'scope> IncidentsExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
         // Signals near each incident, within its look-back.
         let signals = signals.arrange_by_key_named(&format!("{name}.signals"));
         let (lookback, horizon) = (config.lookback_ms, config.horizon_ms);
-        let candidates = reach.join_core(
-            signals,
-            move |(tenant, resource), (header, (hops, depth, shallowest)), signal| {
-                let from = header.opened_at.saturating_sub(lookback);
-                let to = header.opened_at.saturating_add(horizon);
-                (from..=to).contains(&signal.ts).then(|| {
-                    let candidate = Candidate {
-                        resource: resource.clone(),
-                        signal: signal.clone(),
-                        hops: *hops,
-                        depth: *depth,
-                        shallowest: *shallowest,
-                    };
-                    ((tenant.clone(), header.clone()), candidate)
-                })
-            },
-        );
+        let candidates = reach.join_core(signals, move |(tenant, resource), (header, reach), signal| {
+            let from = header.opened_at.saturating_sub(lookback);
+            let to = header.opened_at.saturating_add(horizon);
+            (from..=to).contains(&signal.ts).then(|| {
+                let candidate = Candidate {
+                    resource: resource.clone(),
+                    signal: signal.clone(),
+                    hops: reach.hops,
+                    depth: reach.deepest,
+                    shallowest: reach.shallowest,
+                    members_at: reach.members_at,
+                    from_opener: reach.from_opener,
+                };
+                ((tenant.clone(), header.clone()), candidate)
+            })
+        });
 
         let ranking = {
             let config = config.clone();

@@ -14,7 +14,9 @@
 //!   that only report a fault), where it sits in the call graph (symptoms
 //!   travel from a callee to its callers, so the cause is downstream of the
 //!   errors), and when it happened (before the first error, allowing for
-//!   clock skew), and adds corroboration by metric onsets on the same resource.
+//!   clock skew), and how much of the incident it could explain (how many
+//!   erroring members depend on it, and whether the first one does), and
+//!   adds corroboration by metric onsets on the same resource.
 //!
 //! Both keep the best signal per resource, best first, at most ten.
 
@@ -50,6 +52,11 @@ pub struct Candidate {
     /// The least such balance on any walk from a member: below zero, the
     /// resource is a caller of (upstream of) some erroring member.
     pub shallowest: i8,
+    /// How many members reach it at or above it (never as its caller), by
+    /// their fewest steps to it: 0 (itself), 1, 2, 3.
+    pub members_at: [u8; 4],
+    /// Whether the member whose error opened the incident reaches it, at or above it.
+    pub from_opener: bool,
 }
 
 /// One ranked cause, as the output shows it.
@@ -93,10 +100,11 @@ pub const TOP_CAUSES: usize = 10;
 /// Orders `candidates` (best first, one per resource, at most [`TOP_CAUSES`]).
 pub fn rank(ranker: Ranker, context: &IncidentContext<'_>, candidates: &[&Candidate]) -> Vec<RankedCause> {
     let mut best: BTreeMap<&ResourceRef, (f64, RankedCause)> = BTreeMap::new();
+    let widest = candidates.iter().map(|c| support(c)).fold(0.0, f64::max);
     for candidate in candidates {
         let (score, explanation) = match ranker {
             Ranker::Baseline => baseline(context, candidate),
-            Ranker::Causal => causal(context, candidate, candidates),
+            Ranker::Causal => causal(context, candidate, candidates, widest),
         };
         let score = score.clamp(0.0, 1.0);
         let cause = RankedCause {
@@ -233,7 +241,20 @@ fn role(candidate: &Candidate) -> Role {
     Role::Unknown
 }
 
-fn causal(context: &IncidentContext<'_>, candidate: &Candidate, all: &[&Candidate]) -> (f64, String) {
+/// How much of the incident a candidate could explain: the members at or
+/// above it, the nearer the more (a member itself or its direct dependency
+/// counts fully, two steps away half, three a quarter).
+fn support(candidate: &Candidate) -> f64 {
+    const WEIGHTS: [f64; 4] = [1.0, 1.0, 0.5, 0.25];
+    candidate
+        .members_at
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(count, weight)| f64::from(*count) * weight)
+        .sum()
+}
+
+fn causal(context: &IncidentContext<'_>, candidate: &Candidate, all: &[&Candidate], widest: f64) -> (f64, String) {
     let role = role(candidate);
     // Symptoms travel from a callee up to its callers, so an erroring member
     // is never upstream of the cause: what calls some member is unlikely to
@@ -276,7 +297,12 @@ fn causal(context: &IncidentContext<'_>, candidate: &Candidate, all: &[&Candidat
                 && other.signal.ts <= ts + 120_000
         });
     let evidence = if corroborated { 0.12 } else { 0.0 };
-    let score = prior * position * timing * (0.8 + 0.2 * proximity) + evidence;
+    // A common dependency of many erroring members explains more of the
+    // incident than one that only some member far away depends on; and the
+    // first error is usually the nearest to the cause.
+    let breadth = 0.6 + 0.4 * support(candidate) / widest.max(f64::MIN_POSITIVE);
+    let origin = if candidate.from_opener { 1.0 } else { 0.8 };
+    let score = prior * position * timing * (0.8 + 0.2 * proximity) * breadth * origin + evidence;
     let explanation = format!(
         "{} {} {}, {} ({} hops){}",
         match role {
@@ -332,6 +358,12 @@ mod tests {
             hops,
             depth,
             shallowest: depth.min(0),
+            members_at: {
+                let mut at = [0; 4];
+                at[usize::from(hops.min(3))] = 1;
+                at
+            },
+            from_opener: hops == 0,
         }
     }
 
@@ -384,5 +416,54 @@ mod tests {
         let baseline = rank(Ranker::Baseline, &context, &candidates);
         assert_eq!(baseline[0].resource, symptom, "the baseline prefers the symptom itself");
         assert!(baseline.iter().all(|c| c.confidence() <= 1.0));
+    }
+}
+
+#[cfg(test)]
+mod breadth_tests {
+    use super::*;
+
+    fn node(name: &str, members_at: [u8; 4], from_opener: bool) -> Candidate {
+        Candidate {
+            resource: ResourceRef {
+                kind: "Node".into(),
+                namespace: String::new(),
+                name: name.into(),
+            },
+            signal: Signal {
+                ts: 90_000,
+                source: SignalSource::K8sEvent,
+                reason: "NodeHasDiskPressure".into(),
+                severity: Severity::Warning,
+                message: String::new(),
+            },
+            hops: 1,
+            depth: 1,
+            shallowest: 1,
+            members_at,
+            from_opener,
+        }
+    }
+
+    #[test]
+    fn the_node_under_the_first_and_most_errors_beats_a_decoy_under_one() {
+        let symptom = ResourceRef {
+            kind: "Pod".into(),
+            namespace: "prod".into(),
+            name: "web-1".into(),
+        };
+        let context = IncidentContext {
+            opened_at: 100_000,
+            symptom: &symptom,
+            lookback_ms: 900_000,
+            skew_ms: 5_000,
+        };
+        // The same event on two nodes: one runs three erroring pods, the opener
+        // among them; the other one pod that errored later.
+        let common = node("node-1", [0, 3, 0, 0], true);
+        let decoy = node("node-2", [0, 1, 0, 0], false);
+        let ranked = rank(Ranker::Causal, &context, &[&decoy, &common]);
+        assert_eq!(ranked[0].resource.name, "node-1");
+        assert!(ranked[0].confidence() > ranked[1].confidence() + 0.1, "{ranked:#?}");
     }
 }

@@ -8,7 +8,7 @@ use timely::dataflow::InputHandle;
 use timely::dataflow::operators::capture::{Capture, Extract};
 use timely::dataflow::operators::{Input, Probe};
 
-use super::{IncidentCounters, IncidentReport, IncidentsConfig, IncidentsExt};
+use super::{IncidentCounters, IncidentReport, IncidentsConfig, IncidentsExt, Reach};
 
 const T0: EventTime = 1_700_000_000_000;
 
@@ -180,4 +180,18 @@ fn a_latency_onset_opens_an_incident_that_later_errors_join() {
     assert_eq!(incident.symptom_reason, "latency_p99_ms");
     assert_eq!(incident.causes[0].resource.name, "db-1", "{:#?}", incident.causes);
     assert_eq!(IncidentCounters::get(&counters.opened), 1);
+}
+
+#[test]
+fn reach_counts_each_member_once_at_its_nearest_and_never_as_a_caller() {
+    // Member 1 (the opener) reaches the resource in 1 and 3 steps, member 2 in
+    // 2 steps, member 3 only as its callee (a caller of member 3 is not
+    // explained by it).
+    let walks = [(1, 1, 1), (1, 3, 0), (2, 2, 1), (3, 2, -1)];
+    let reach = Reach::of(&walks, 1);
+    assert_eq!(reach.hops, 1);
+    assert_eq!((reach.deepest, reach.shallowest), (1, -1));
+    assert_eq!(reach.members_at, [0, 1, 1, 0]);
+    assert!(reach.from_opener);
+    assert!(!Reach::of(&walks, 3).from_opener, "the opener below it does not count");
 }
