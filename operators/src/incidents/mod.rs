@@ -286,12 +286,13 @@ impl<'scope> IncidentsExt<'scope> for Stream<'scope, EventTime, Vec<Event>> {
             walk.join_core(
                 graph.clone(),
                 |(tenant, _), (header, member, hops, depth), (to, direction)| {
-                    let depth = match direction {
-                        Direction::Down => depth.saturating_add(1),
-                        Direction::Up => depth.saturating_sub(1),
-                        Direction::Structural => *depth,
+                    let (hops, depth) = match direction {
+                        Direction::Down => (hops + 1, depth.saturating_add(1)),
+                        Direction::Up => (hops + 1, depth.saturating_sub(1)),
+                        Direction::Owner => (*hops, depth.saturating_add(1)),
+                        Direction::Structural => (hops + 1, *depth),
                     };
-                    Some(((tenant.clone(), to.clone()), (header.clone(), *member, hops + 1, depth)))
+                    Some(((tenant.clone(), to.clone()), (header.clone(), *member, hops, depth)))
                 },
             )
         };

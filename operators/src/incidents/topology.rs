@@ -46,7 +46,11 @@ pub enum Direction {
     Down,
     /// Against `CALLS`: from a callee to its caller (towards those affected).
     Up,
-    /// Any other relation (ownership, selection, placement, mounts).
+    /// From a resource to its owner (a pod to its ReplicaSet, that to its
+    /// Deployment): towards what defines it, which is part of the same
+    /// workload, so the step costs no distance.
+    Owner,
+    /// Any other relation (from an owner to what it owns, selection).
     Structural,
 }
 
@@ -192,6 +196,10 @@ pub fn walks(edge: &Edge) -> Vec<(ResourceRef, ResourceRef, Direction)> {
         "CALLS" => vec![(from.clone(), to.clone(), Direction::Down), (to, from, Direction::Up)],
         // A pod depends on its node, volume and configuration as a caller on its callee.
         "RUNS_ON" | "MOUNTS" | "USES" => vec![(from, to, Direction::Down)],
+        "OWNS" => vec![
+            (to.clone(), from.clone(), Direction::Owner),
+            (from, to, Direction::Structural),
+        ],
         _ => vec![
             (from.clone(), to.clone(), Direction::Structural),
             (to, from, Direction::Structural),
