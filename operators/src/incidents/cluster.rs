@@ -24,8 +24,14 @@ pub struct ClusterSettings {
     pub quiet_ms: u64,
     /// An incident closes at the latest this long after it opened (ms).
     pub max_duration_ms: u64,
-    /// Errors on the same node are related within this time (ms).
-    pub same_node_ms: u64,
+    /// Errors on the same node, or on services one `CALLS` step apart, are
+    /// related only within this time of each other (ms): symptoms travel
+    /// up a call chain in seconds, and an error minutes later next to an
+    /// open incident is more likely a fault of its own.
+    pub related_within_ms: u64,
+    /// Errors on pods of one node are related only while the node itself
+    /// had an event or a metric onset at most this long before (ms).
+    pub node_signal_ms: u64,
 }
 
 impl Default for ClusterSettings {
@@ -33,7 +39,8 @@ impl Default for ClusterSettings {
         Self {
             quiet_ms: 2 * 60_000,
             max_duration_ms: 30 * 60_000,
-            same_node_ms: 60_000,
+            related_within_ms: 60_000,
+            node_signal_ms: 10 * 60_000,
         }
     }
 }
@@ -72,7 +79,8 @@ struct OpenIncident {
     header: IncidentHeader,
     members: BTreeSet<ResourceRef>,
     anchors: BTreeSet<ResourceRef>,
-    services_near: BTreeSet<ResourceRef>,
+    /// Services one call step from a member's, and when that member last errored.
+    services_near: BTreeMap<ResourceRef, EventTime>,
     nodes: BTreeMap<ResourceRef, EventTime>,
     last_error: EventTime,
 }
@@ -82,6 +90,8 @@ struct OpenIncident {
 pub struct IncidentTracker {
     settings: ClusterSettings,
     open: Vec<OpenIncident>,
+    /// Nodes and the last time something was reported about them (an event, a metric onset).
+    node_signals: BTreeMap<ResourceRef, EventTime>,
 }
 
 /// A short stable hash (FNV-1a) for incident ids.
@@ -103,6 +113,7 @@ impl IncidentTracker {
         Self {
             settings,
             open: Vec::new(),
+            node_signals: BTreeMap::new(),
         }
     }
 
@@ -149,14 +160,33 @@ impl IncidentTracker {
     /// until `ts` plus the quiet period: a metric of it that opened or
     /// joined an incident is still far above its usual level, as an alert
     /// that is still firing.
-    pub fn keep_open(&mut self, resource: &ResourceRef, ts: EventTime) {
+    pub fn keep_open(&mut self, graph: &TenantGraph, resource: &ResourceRef, ts: EventTime) {
+        let services: Vec<ResourceRef> = graph
+            .anchors(resource)
+            .into_iter()
+            .filter(|anchor| anchor.kind == "Service")
+            .collect();
         for incident in self
             .open
             .iter_mut()
             .filter(|incident| incident.members.contains(resource))
         {
             incident.last_error = incident.last_error.max(ts);
+            // Its neighbours' errors are still related: it is still failing.
+            for service in &services {
+                for near in graph.call_neighbours(service, 1) {
+                    let seen = incident.services_near.entry(near).or_insert(ts);
+                    *seen = (*seen).max(ts);
+                }
+            }
         }
+    }
+
+    /// Notes a signal about a node: errors of pods on it may share a cause
+    /// for a while (see [`ClusterSettings::node_signal_ms`]).
+    pub fn note_node_signal(&mut self, node: &ResourceRef, ts: EventTime) {
+        let seen = self.node_signals.entry(node.clone()).or_insert(ts);
+        *seen = (*seen).max(ts);
     }
 
     /// Groups one error signal on `resource` (errors in event-time order).
@@ -170,21 +200,36 @@ impl IncidentTracker {
             .collect();
         let ts = signal.ts;
         let settings = self.settings;
+        let node_signals = &self.node_signals;
         let related = self.open.iter_mut().find(|incident| {
             incident.members.contains(resource)
                 || !incident.anchors.is_disjoint(&anchors)
-                || !incident.services_near.is_disjoint(&services)
-                || nodes.iter().any(|node| {
+                || services.iter().any(|service| {
                     incident
-                        .nodes
-                        .get(node)
-                        .is_some_and(|&seen| ts.abs_diff(seen) <= settings.same_node_ms)
+                        .services_near
+                        .get(service)
+                        .is_some_and(|&seen| ts.abs_diff(seen) <= settings.related_within_ms)
+                })
+                || nodes.iter().any(|node| {
+                    // Pods sharing a node share a cause only if the node itself shows trouble.
+                    let troubled = node_signals.get(node).is_some_and(|&seen| {
+                        seen <= ts.saturating_add(settings.related_within_ms)
+                            && ts <= seen.saturating_add(settings.node_signal_ms)
+                    });
+                    troubled
+                        && incident
+                            .nodes
+                            .get(node)
+                            .is_some_and(|&seen| ts.abs_diff(seen) <= settings.related_within_ms)
                 })
         });
         let grow = |incident: &mut OpenIncident| {
             incident.last_error = incident.last_error.max(ts);
             for service in &services {
-                incident.services_near.extend(graph.call_neighbours(service, 1));
+                for near in graph.call_neighbours(service, 1) {
+                    let seen = incident.services_near.entry(near).or_insert(ts);
+                    *seen = (*seen).max(ts);
+                }
             }
             incident.anchors.extend(anchors.iter().cloned());
             for node in &nodes {
@@ -211,7 +256,7 @@ impl IncidentTracker {
             header: header.clone(),
             members: BTreeSet::from([resource.clone()]),
             anchors: BTreeSet::new(),
-            services_near: BTreeSet::new(),
+            services_near: BTreeMap::new(),
             nodes: BTreeMap::new(),
             last_error: ts,
         };
@@ -290,5 +335,45 @@ mod tests {
         assert_eq!(tracker.open_count(), 2);
         assert!(tracker.close_until(3_000 + 60_000).is_empty());
         assert_eq!(tracker.close_until(3_000 + 2 * 60_000 + 1).len(), 2);
+    }
+
+    #[test]
+    fn pods_of_one_node_group_only_while_the_node_shows_trouble() {
+        let mut graph = graph();
+        let node = ResourceRef {
+            kind: "Node".into(),
+            namespace: String::new(),
+            name: "n1".into(),
+        };
+        for pod in ["web-1", "mail-1"] {
+            graph.apply(&TopologyChange {
+                from: r("Pod", pod),
+                to: node.clone(),
+                relation: "RUNS_ON".into(),
+                op: TopologyOp::Upsert,
+            });
+        }
+        // Unrelated services on a quiet node: two incidents.
+        let mut tracker = IncidentTracker::default();
+        tracker.observe(&graph, &r("Pod", "web-1"), &error(1_000));
+        assert!(matches!(
+            tracker.observe(&graph, &r("Pod", "mail-1"), &error(2_000)),
+            Grouping::Opened(_)
+        ));
+        // The node reported trouble just before: one.
+        let mut tracker = IncidentTracker::default();
+        tracker.note_node_signal(&node, 500);
+        tracker.observe(&graph, &r("Pod", "web-1"), &error(1_000));
+        assert!(matches!(
+            tracker.observe(&graph, &r("Pod", "mail-1"), &error(2_000)),
+            Grouping::Joined { .. }
+        ));
+        // A caller's error minutes after the last error near it opens its own.
+        let mut tracker = IncidentTracker::default();
+        tracker.observe(&graph, &r("Pod", "db-1"), &error(1_000));
+        assert!(matches!(
+            tracker.observe(&graph, &r("Pod", "api-1"), &error(100_000)),
+            Grouping::Opened(_)
+        ));
     }
 }

@@ -240,13 +240,16 @@ fn absorb(
             let onset = state.onsets.observe(&resource, &metric.metric, event.ts, metric.value);
             if let Some(signal) = onset {
                 counters.count(&counters.onsets, 1);
+                if resource.kind == "Node" {
+                    state.tracker.note_node_signal(&resource, event.ts);
+                }
                 if signal.opens_incidents() {
                     group(config, counters, &tenant, state, &resource, &signal, floor, updates);
                 }
                 push_signal(config, updates, tenant, resource, signal, at);
             } else if reports_outcome(&metric.metric) && state.onsets.elevated(&resource, &metric.metric) {
                 close(config, counters, &tenant, state, event.ts, floor, updates);
-                state.tracker.keep_open(&resource, event.ts);
+                state.tracker.keep_open(&state.graph, &resource, event.ts);
             }
         }
         EventBody::K8sEvent(_) | EventBody::Log(_) => {
@@ -255,6 +258,9 @@ fn absorb(
             };
             if !state.graph.knows(&resource) {
                 counters.count(&counters.unknown_resources, 1);
+            }
+            if resource.kind == "Node" {
+                state.tracker.note_node_signal(&resource, event.ts);
             }
             if signal.opens_incidents() {
                 group(config, counters, &tenant, state, &resource, &signal, floor, updates);
