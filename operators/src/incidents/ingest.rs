@@ -70,7 +70,14 @@ struct TenantState {
     /// Fingerprints of recent events, to drop duplicates.
     seen: HashSet<u64>,
     seen_order: VecDeque<(EventTime, u64)>,
+    /// Latency and error-rate onsets not yet sustained for [`ALERT_FOR_MS`].
+    pending_alerts: HashMap<(ResourceRef, String), Signal>,
 }
+
+/// How long a latency or error-rate series must stay far above its usual
+/// level before its onset opens or joins an incident (an alert rule's
+/// `for`): a single noisy sample is not an outage.
+const ALERT_FOR_MS: u64 = 60_000;
 
 /// How long a fingerprint is remembered (ms of event time).
 const DUPLICATE_HORIZON_MS: u64 = 5 * 60_000;
@@ -102,6 +109,7 @@ impl TenantState {
             members: HashMap::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
+            pending_alerts: HashMap::new(),
         }
     }
 
@@ -244,12 +252,31 @@ fn absorb(
                     state.tracker.note_node_signal(&resource, event.ts);
                 }
                 if signal.opens_incidents() {
-                    group(config, counters, &tenant, state, &resource, &signal, floor, updates);
+                    state
+                        .pending_alerts
+                        .insert((resource.clone(), metric.metric.to_string()), signal.clone());
                 }
                 push_signal(config, updates, tenant, resource, signal, at);
-            } else if reports_outcome(&metric.metric) && state.onsets.elevated(&resource, &metric.metric) {
-                close(config, counters, &tenant, state, event.ts, floor, updates);
-                state.tracker.keep_open(&state.graph, &resource, event.ts);
+            } else if reports_outcome(&metric.metric) {
+                let key = (resource.clone(), metric.metric.to_string());
+                if !state.onsets.elevated(&resource, &metric.metric) {
+                    state.pending_alerts.remove(&key);
+                    return;
+                }
+                match state.pending_alerts.get(&key) {
+                    Some(onset) if event.ts >= onset.ts.saturating_add(ALERT_FOR_MS) => {
+                        // Sustained: the alert fires, as of its onset.
+                        let onset = onset.clone();
+                        state.pending_alerts.remove(&key);
+                        group(config, counters, &tenant, state, &resource, &onset, floor, updates);
+                        state.tracker.keep_open(&state.graph, &resource, event.ts);
+                    }
+                    Some(_) => {}
+                    None => {
+                        close(config, counters, &tenant, state, event.ts, floor, updates);
+                        state.tracker.keep_open(&state.graph, &resource, event.ts);
+                    }
+                }
             }
         }
         EventBody::K8sEvent(_) | EventBody::Log(_) => {

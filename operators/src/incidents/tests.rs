@@ -166,6 +166,11 @@ fn a_latency_onset_opens_an_incident_that_later_errors_join() {
     }
     let onset = T0 + 1_000 + 20 * 15_000;
     events.push(log(onset + 150_000, "web-1", "error", "timeout calling db"));
+    // web-1's latency jumps for one sample only: not sustained, no incident.
+    for i in 0..30u64 {
+        let value = if i == 25 { 900.0 } else { 100.0 + (i % 3) as f64 };
+        events.push(metric(T0 + 2_000 + i * 15_000, "web-1", "latency_p99_ms", value));
+    }
     let (updates, counters) = run(vec![events]);
     let mut closed: Vec<&IncidentReport> = updates
         .iter()
