@@ -227,6 +227,13 @@ fn role(candidate: &Candidate) -> Role {
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())
         .collect();
+    // The kernel's OOM killer is reported on the Node (node-problem-detector's
+    // `OOMKilling`), but what it killed is a container: the node reports a
+    // pod's memory fault, it is not the fault. A node running out of memory
+    // as a whole says so otherwise (`SystemOOM`, memory pressure).
+    if signal.source == SignalSource::K8sEvent && reason == "oomkilling" && candidate.resource.kind == "Node" {
+        return Role::Symptom;
+    }
     if signal.source == SignalSource::K8sEvent
         && let Some((_, role)) = KNOWN_REASONS.iter().find(|(known, _)| *known == reason)
     {
@@ -302,7 +309,9 @@ fn causal(context: &IncidentContext<'_>, candidate: &Candidate, all: &[&Candidat
     // first error is usually the nearest to the cause.
     let breadth = 0.6 + 0.4 * support(candidate) / widest.max(f64::MIN_POSITIVE);
     let origin = if candidate.from_opener { 1.0 } else { 0.8 };
-    let score = prior * position * timing * (0.8 + 0.2 * proximity) * breadth * origin + evidence;
+    let reloaded = role == Role::Change && follows_configuration_change(candidate, all);
+    let consequence = if reloaded { 0.75 } else { 1.0 };
+    let score = prior * position * timing * (0.8 + 0.2 * proximity) * breadth * origin * consequence + evidence;
     let explanation = format!(
         "{} {} {}, {} ({} hops){}",
         match role {
@@ -321,8 +330,43 @@ fn causal(context: &IncidentContext<'_>, candidate: &Candidate, all: &[&Candidat
         } else {
             ""
         }
-    );
+    ) + if reloaded {
+        ", a rollout that follows a configuration change in its namespace"
+    } else {
+        ""
+    };
     (score, explanation)
+}
+
+/// Kinds that roll their pods out when their template changes.
+const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
+
+/// Kinds whose change reaches running pods only through a rollout or a reload.
+const CONFIGURATION_KINDS: [&str; 2] = ["ConfigMap", "Secret"];
+
+/// How long after a configuration change a rollout counts as its consequence, ms.
+const RELOAD_WINDOW_MS: u64 = 10 * 60_000;
+
+/// Whether `candidate` is a workload's rollout that follows a change to a
+/// ConfigMap or Secret in the same namespace that an erroring member uses
+/// directly (one step away): a config
+/// reloader or a deploy that ships both rolls the workload because the
+/// configuration changed, so the configuration change is the earlier link
+/// of the chain and the rollout its consequence.
+fn follows_configuration_change(candidate: &Candidate, all: &[&Candidate]) -> bool {
+    if !WORKLOAD_KINDS.contains(&candidate.resource.kind.as_str()) {
+        return false;
+    }
+    let ts = candidate.signal.ts;
+    all.iter().any(|other| {
+        other.signal.source == SignalSource::K8sEvent
+            && CONFIGURATION_KINDS.contains(&other.resource.kind.as_str())
+            && other.resource.namespace == candidate.resource.namespace
+            && other.hops <= 1
+            && role(other) == Role::Change
+            && other.signal.ts <= ts
+            && other.signal.ts + RELOAD_WINDOW_MS >= ts
+    })
 }
 
 #[cfg(test)]
@@ -416,6 +460,85 @@ mod tests {
         let baseline = rank(Ranker::Baseline, &context, &candidates);
         assert_eq!(baseline[0].resource, symptom, "the baseline prefers the symptom itself");
         assert!(baseline.iter().all(|c| c.confidence() <= 1.0));
+    }
+    #[test]
+    fn the_pod_beats_the_node_reporting_its_oom_kill() {
+        let symptom = r("Pod", "web-1");
+        let context = IncidentContext {
+            opened_at: 100_000,
+            symptom: &symptom,
+            lookback_ms: 900_000,
+            skew_ms: 5_000,
+        };
+        let node = Candidate {
+            resource: ResourceRef {
+                kind: "Node".into(),
+                namespace: String::new(),
+                name: "node-1".into(),
+            },
+            ..candidate(
+                r("Node", "node-1"),
+                95_000,
+                SignalSource::K8sEvent,
+                "OOMKilling",
+                Severity::Warning,
+                1,
+                1,
+            )
+        };
+        let memory = candidate(
+            r("Pod", "db-1"),
+            60_000,
+            SignalSource::Metric,
+            "container_memory_working_set_bytes",
+            Severity::Warning,
+            1,
+            1,
+        );
+        let ranked = rank(Ranker::Causal, &context, &[&node, &memory]);
+        assert_eq!(ranked[0].resource, r("Pod", "db-1"), "{ranked:#?}");
+        assert!(ranked[1].explanation.contains("symptom"), "{ranked:#?}");
+    }
+
+    #[test]
+    fn the_config_change_beats_the_rollout_it_set_off() {
+        let symptom = r("Pod", "web-1");
+        let context = IncidentContext {
+            opened_at: 200_000,
+            symptom: &symptom,
+            lookback_ms: 900_000,
+            skew_ms: 5_000,
+        };
+        let rollout = candidate(
+            r("Deployment", "web"),
+            150_000,
+            SignalSource::K8sEvent,
+            "ScalingReplicaSet",
+            Severity::Info,
+            0,
+            0,
+        );
+        let config = candidate(
+            r("ConfigMap", "web-config"),
+            140_000,
+            SignalSource::K8sEvent,
+            "Updated",
+            Severity::Info,
+            1,
+            1,
+        );
+        let ranked = rank(Ranker::Causal, &context, &[&rollout, &config]);
+        assert_eq!(ranked[0].resource, r("ConfigMap", "web-config"), "{ranked:#?}");
+        assert!(
+            ranked[1].explanation.contains("follows a configuration change"),
+            "{ranked:#?}"
+        );
+
+        // A ConfigMap of another namespace (staging's of the same name) does not count.
+        let mut elsewhere = config.clone();
+        elsewhere.resource.namespace = "staging".into();
+        let ranked = rank(Ranker::Causal, &context, &[&rollout, &elsewhere]);
+        assert_eq!(ranked[0].resource, r("Deployment", "web"), "{ranked:#?}");
     }
 }
 
